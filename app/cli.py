@@ -1,0 +1,59 @@
+"""The ``strokelens`` command line: a thin dispatcher over ``strokelens.app.commands``."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from strokelens.core.errors import StrokeLensError
+
+#: command name -> module under ``strokelens.app.commands`` (imported lazily).
+COMMANDS = {
+    "info": "info",
+    "phantom": "phantom",
+    "perfusion": "perfusion",
+}
+
+
+def _command_module(name: str):
+    return importlib.import_module(f"strokelens.app.commands.{COMMANDS[name]}")
+
+
+def build_parser(argv: list[str]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="strokelens",
+        description="Infarct-core segmentation and review for CT-perfusion scans.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    # Only the chosen command's module is imported; the others get a bare entry in --help.
+    chosen = next((a for a in argv if not a.startswith("-")), None)
+    for name in COMMANDS:
+        if name == chosen:
+            module = _command_module(name)
+            add_arguments = module.add_arguments
+            help_text = module.HELP
+        else:
+            add_arguments, help_text = None, None
+        p = sub.add_parser(name, help=help_text or f"see 'strokelens {name} --help'")
+        if add_arguments is not None:
+            add_arguments(p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(argv)
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(_command_module(args.command).run(args) or 0)
+    except StrokeLensError as exc:
+        print(f"strokelens {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

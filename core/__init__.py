@@ -1,0 +1,1 @@
+"""StrokeLens core: case data and I/O, phantom, perfusion, models, losses, metrics (no Qt)."""

@@ -1,0 +1,1 @@
+"""StrokeLens training: datasets, augmentation, trainer, cross-validation."""
