@@ -1,0 +1,92 @@
+"""Writing NIfTI files atomically: masks, probability maps and ISLES submissions.
+
+A file is written to a temporary name in the target folder, fsynced, then renamed over the
+target, so a crash never leaves a half-written mask behind.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+from strokelens.core.case import Case
+from strokelens.core.errors import DataError
+
+
+def _nifti_suffix(path: Path) -> str:
+    return ".nii.gz" if path.name.endswith(".nii.gz") else path.suffix
+
+
+def atomic_save(img: nib.spatialimages.SpatialImage, path: str | Path) -> Path:
+    """Save ``img`` to ``path`` via temporary file, fsync and rename; returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{path.name}.", suffix=f".tmp{_nifti_suffix(path)}", dir=path.parent
+    )
+    os.close(fd)
+    try:
+        img.to_filename(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+    return path
+
+
+def volume_image(
+    data_zyx: np.ndarray, affine: np.ndarray, header=None, dtype=None
+) -> nib.Nifti1Image:
+    """A NIfTI image from a ``(z, y, x)`` array (transposed back to the file's ``(i, j, k)``)."""
+    data = np.asarray(data_zyx)
+    if dtype is not None:
+        data = data.astype(dtype, copy=False)
+    hdr = header.copy() if header is not None else None
+    img = nib.Nifti1Image(np.ascontiguousarray(data.transpose(2, 1, 0)), affine, hdr)
+    img.set_data_dtype(data.dtype)
+    img.header.set_slope_inter(1.0, 0.0)
+    return img
+
+
+def _check_shape(case: Case, data: np.ndarray, what: str, path: Path) -> None:
+    if data.shape != case.shape:
+        raise DataError(path, f"{what} has shape {data.shape}, case {case.key} has {case.shape}")
+
+
+def write_mask(case: Case, mask: np.ndarray, path: str | Path) -> Path:
+    """Write a binary ``(z, y, x)`` mask as uint8 with the case's affine and header."""
+    path = Path(path)
+    _check_shape(case, mask, "mask", path)
+    binary = (np.asarray(mask) > 0).astype(np.uint8)
+    return atomic_save(volume_image(binary, case.affine, case.header, np.uint8), path)
+
+
+def write_probability(case: Case, prob: np.ndarray, path: str | Path) -> Path:
+    """Write a ``(z, y, x)`` probability map in [0, 1] as float32 with the case's geometry."""
+    path = Path(path)
+    _check_shape(case, prob, "probability map", path)
+    return atomic_save(volume_image(prob, case.affine, case.header, np.float32), path)
+
+
+def submission_name(case: Case, method: str) -> str:
+    """ISLES 2018 test-submission file name ``SMIR.<method>.<id>.nii``.
+
+    ``<id>`` is the number in the case's CT_MTT folder name.
+    """
+    if not case.submission_id:
+        raise DataError(
+            case.paths.get("MTT", case.id),
+            "no CT_MTT folder number: the case is not in the ISLES layout",
+        )
+    return f"SMIR.{method}.{case.submission_id}.nii"
