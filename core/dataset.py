@@ -1,0 +1,356 @@
+"""Finding cases on disk and loading them.
+
+Two layouts are read:
+
+* ISLES 2018: ``TRAINING/`` and ``TESTING/`` (or a folder of case folders, or one case folder);
+  each case holds ``SMIR.Brain.XX.O.<MOD>.<id>/`` folders with a ``.nii``/``.nii.gz`` named like
+  the folder and a ``.json`` sidecar.
+* Simple: one folder per case holding ``ct``, ``cbf``, ``cbv``, ``mtt``, ``tmax`` (``.nii`` or
+  ``.nii.gz``), optional ``mask`` (ground truth) and optional ``4dpwi`` (4D source).
+
+Listing a data set reads folder names and small sidecars only; voxels are read by ``load``.
+Problems that make a case unloadable are kept on its ``CaseRef`` (``errors``) so a listing of a
+partly broken data set still works; ``load`` raises them as ``DataError``.
+
+Policies: non-finite voxels in a map are set to 0 and reported in ``Case.problems``; a ground truth
+must hold only 0 and 1; maps and mask must share shape and (within ``AFFINE_TOLERANCE_MM``) affine.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from strokelens.core import isles
+from strokelens.core.case import CHANNELS, Case
+from strokelens.core.errors import DataError
+from strokelens.core.nifti import (
+    is_nifti_name,
+    load_volume,
+    open_image,
+    read_voxels,
+    spacing_zyx,
+    spatial_shape,
+)
+
+AFFINE_TOLERANCE_MM = 1e-2
+SPLITS = {"training": "training", "testing": "testing"}
+SUBJECTS_CSV = "subjects.csv"
+
+#: simple-layout file stem -> key
+_SIMPLE_STEMS = {
+    "ct": "CT",
+    "cbf": "CBF",
+    "cbv": "CBV",
+    "mtt": "MTT",
+    "tmax": "Tmax",
+    "mask": "OT",
+    "4dpwi": "4DPWI",
+}
+
+
+@dataclass
+class CaseRef:
+    """A case found on disk, before its voxels are read."""
+
+    id: str
+    split: str
+    folder: Path
+    layout: str  # "isles" or "simple"
+    files: dict[str, Path] = field(default_factory=dict)  # CT, CBF, ..., OT, 4DPWI -> file
+    patient: str = ""
+    submission_id: str | None = None
+    errors: list[str] = field(default_factory=list)  # fatal for loading
+    problems: list[str] = field(default_factory=list)  # worth telling, not fatal
+
+    @property
+    def key(self) -> str:
+        return f"{self.split}/{self.id}" if self.split else self.id
+
+    @property
+    def has_truth(self) -> bool:
+        return "OT" in self.files
+
+
+def _natural_key(name: str) -> list:
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", name)]
+
+
+def _nifti_stem(path: Path) -> str:
+    name = path.name
+    return name[: -len(".nii.gz")] if name.lower().endswith(".nii.gz") else path.stem
+
+
+def _is_simple_case_folder(folder: Path) -> bool:
+    return any(
+        p.is_file() and is_nifti_name(p) and _nifti_stem(p).lower() == "ct"
+        for p in folder.iterdir()
+    )
+
+
+def _is_case_folder(folder: Path) -> bool:
+    return folder.is_dir() and (
+        isles.is_isles_case_folder(folder) or _is_simple_case_folder(folder)
+    )
+
+
+def _split_of(folder: Path) -> str:
+    return SPLITS.get(folder.name.lower(), "")
+
+
+def _scan_isles(ref: CaseRef) -> None:
+    seen: dict[str, list[Path]] = {}
+    for sub in sorted(ref.folder.iterdir()):
+        if not sub.is_dir():
+            continue
+        parsed = isles.parse_modality_folder(sub.name)
+        if parsed is None:
+            if sub.name.startswith("SMIR."):
+                ref.problems.append(f"{sub.name}: unknown modality folder, ignored")
+            continue
+        key, number = parsed
+        seen.setdefault(key, []).append(sub)
+        if key == "MTT":
+            ref.submission_id = number
+    for key, folders in seen.items():
+        if len(folders) > 1:
+            names = ", ".join(f.name for f in folders)
+            ref.errors.append(f"two folders for modality {key}: {names}")
+            continue
+        folder = folders[0]
+        files = [p for p in folder.iterdir() if p.is_file() and is_nifti_name(p)]
+        named = [p for p in files if _nifti_stem(p) == folder.name]
+        if len(named) == 1:
+            ref.files[key] = named[0]
+        elif len(files) == 1:
+            ref.files[key] = files[0]
+        elif not files:
+            ref.errors.append(f"{folder.name}: no .nii/.nii.gz file in the folder")
+        else:
+            ref.errors.append(f"{folder.name}: several NIfTI files, cannot tell which to read")
+    truth = ref.files.get("OT")
+    if truth is not None:
+        sidecar = truth.parent / f"{_nifti_stem(truth)}.json"
+        if sidecar.exists():
+            try:
+                ref.patient = isles.patient_from_sidecar(sidecar) or ""
+            except ValueError as exc:
+                ref.problems.append(f"{sidecar.name}: {exc}")
+
+
+def _scan_simple(ref: CaseRef) -> None:
+    for p in sorted(ref.folder.iterdir()):
+        if not (p.is_file() and is_nifti_name(p)):
+            continue
+        key = _SIMPLE_STEMS.get(_nifti_stem(p).lower())
+        if key is None:
+            continue
+        if key in ref.files:
+            ref.errors.append(f"two files for {key}: {ref.files[key].name}, {p.name}")
+        else:
+            ref.files[key] = p
+
+
+def scan_case(folder: Path, split: str = "") -> CaseRef:
+    """Describe one case folder without reading voxels."""
+    layout = "isles" if isles.is_isles_case_folder(folder) else "simple"
+    ref = CaseRef(id=folder.name, split=split, folder=folder, layout=layout)
+    (_scan_isles if layout == "isles" else _scan_simple)(ref)
+    if not ref.patient:
+        ref.patient = ref.id
+    return ref
+
+
+def _read_subjects(csv_path: Path) -> dict[str, str]:
+    """``subjects.csv`` (columns ``case`` and ``patient``): case id or key -> patient id."""
+    try:
+        with open(csv_path, newline="") as f:
+            rows = list(csv.DictReader(f))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise DataError(csv_path, f"unreadable ({exc})") from exc
+    if rows and not {"case", "patient"} <= set(rows[0]):
+        raise DataError(csv_path, "needs the columns 'case' and 'patient'")
+    return {r["case"].strip(): r["patient"].strip() for r in rows if r.get("case")}
+
+
+class Dataset:
+    """The cases under a root folder (a data set, a split, or one case), listed lazily."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        if not self.root.exists():
+            raise DataError(self.root, "no such file or folder")
+        if not self.root.is_dir():
+            raise DataError(self.root, "is a file; expected a data set or case folder")
+        try:
+            self.cases: list[CaseRef] = self._discover()
+        except PermissionError as exc:
+            raise DataError(self.root, f"cannot be read ({exc.strerror})") from exc
+        if not self.cases:
+            raise DataError(
+                self.root,
+                "no cases found (expected TRAINING/ or TESTING/, case folders with "
+                "SMIR.Brain.XX.O.* folders, or case folders holding ct/cbf/cbv/mtt/tmax NIfTI files)",
+            )
+        self._apply_subjects()
+
+    def _discover(self) -> list[CaseRef]:
+        if _is_case_folder(self.root):
+            return [scan_case(self.root, _split_of(self.root.parent))]
+        split_dirs = [d for d in sorted(self.root.iterdir()) if d.is_dir() and _split_of(d)]
+        containers = split_dirs or [self.root]
+        refs = []
+        for container in containers:
+            split = _split_of(container)
+            folders = sorted(
+                (d for d in container.iterdir() if _is_case_folder(d)),
+                key=lambda d: _natural_key(d.name),
+            )
+            refs.extend(scan_case(d, split) for d in folders)
+        return refs
+
+    def _apply_subjects(self) -> None:
+        for csv_path in {self.root / SUBJECTS_CSV, *(r.folder.parent / SUBJECTS_CSV for r in self)}:
+            if csv_path.is_file():
+                mapping = _read_subjects(csv_path)
+                for ref in self:
+                    patient = mapping.get(ref.key) or mapping.get(ref.id)
+                    if patient:
+                        ref.patient = patient
+
+    def __len__(self) -> int:
+        return len(self.cases)
+
+    def __iter__(self) -> Iterator[CaseRef]:
+        return iter(self.cases)
+
+    def __getitem__(self, index: int | str) -> CaseRef:
+        if isinstance(index, int):
+            return self.cases[index]
+        for ref in self.cases:
+            if index in (ref.key, ref.id):
+                return ref
+        raise KeyError(index)
+
+    def patients(self) -> dict[str, list[CaseRef]]:
+        groups: dict[str, list[CaseRef]] = {}
+        for ref in self:
+            groups.setdefault(ref.patient, []).append(ref)
+        return groups
+
+    def load(self, index: int | str | CaseRef) -> Case:
+        ref = index if isinstance(index, CaseRef) else self[index]
+        return load_ref(ref)
+
+
+def open_dataset(path: str | Path) -> Dataset:
+    return Dataset(path)
+
+
+def load_case(folder: str | Path) -> Case:
+    """Load the single case in ``folder`` (a case folder)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(folder, "not a case folder" if folder.exists() else "no such folder")
+    if not _is_case_folder(folder) and not any(folder.iterdir()):
+        raise DataError(folder, "empty folder")
+    return load_ref(scan_case(folder, _split_of(folder.parent)))
+
+
+def _missing_map_problem(ref: CaseRef, channel: str) -> str:
+    if ref.layout == "isles":
+        token = "CT" if channel == "CT" else f"CT_{channel}"
+        return f"missing map {channel} (no folder SMIR.Brain.XX.O.{token}.<id>)"
+    return f"missing map {channel} (no file {channel.lower()}.nii or .nii.gz)"
+
+
+def _same_geometry(ref_path: Path, ref_shape, ref_affine, path: Path, img) -> None:
+    shape = spatial_shape(img)
+    if shape != ref_shape:
+        raise DataError(path, f"shape {shape} (z, y, x) differs from {ref_path.name} {ref_shape}")
+    diff = float(np.max(np.abs(img.affine - ref_affine)))
+    if diff > AFFINE_TOLERANCE_MM:
+        raise DataError(path, f"affine differs from {ref_path.name} by up to {diff:.3g} mm")
+
+
+def load_ref(ref: CaseRef) -> Case:
+    """Read a listed case's voxels, checking everything the policies above require."""
+    if ref.errors:
+        raise DataError(ref.folder, "; ".join(ref.errors))
+    present = [c for c in CHANNELS if c in ref.files]
+    if not present:
+        if "4DPWI" in ref.files:
+            raise DataError(
+                ref.folder,
+                "only the 4D perfusion source (CT_4DPWI) and no maps: compute CBF, CBV, MTT and "
+                "Tmax first with 'strokelens perfusion'",
+            )
+        raise DataError(ref.folder, "no maps found (empty case folder?)")
+    for channel in CHANNELS:
+        if channel not in ref.files:
+            raise DataError(ref.folder, _missing_map_problem(ref, channel))
+
+    problems = list(ref.problems)
+    channels: dict[str, np.ndarray] = {}
+    first = ref.files[CHANNELS[0]]
+    header = shape = affine = spacing = None
+    for channel in CHANNELS:
+        path = ref.files[channel]
+        data, img = load_volume(path)
+        if header is None:
+            header, shape, affine, spacing = img.header, data.shape, img.affine, spacing_zyx(img)
+        else:
+            _same_geometry(first, shape, affine, path, img)
+        bad = ~np.isfinite(data)
+        if bad.any():
+            n = int(bad.sum())
+            data[bad] = 0.0
+            problems.append(f"{path.name}: {n} non-finite voxels (NaN/Inf) set to 0")
+        channels[channel] = data
+
+    mask = None
+    if "OT" in ref.files:
+        path = ref.files["OT"]
+        values, img = load_volume(path)
+        _same_geometry(first, shape, affine, path, img)
+        if not np.all(np.isfinite(values)):
+            raise DataError(path, "ground truth holds NaN/Inf values")
+        if np.any((values != 0) & (values != 1)):
+            found = np.unique(values)
+            shown = ", ".join(f"{v:g}" for v in found[:8]) + (" ..." if found.size > 8 else "")
+            raise DataError(path, f"ground truth must hold only 0 and 1, found {shown}")
+        mask = values.astype(np.uint8)
+
+    loader = None
+    if "4DPWI" in ref.files:
+        path = ref.files["4DPWI"]
+        img = open_image(path)
+        if len(img.shape) != 4:
+            raise DataError(path, f"the perfusion source must be 4D, found shape {img.shape}")
+        if spatial_shape(img) != shape:
+            raise DataError(
+                path, f"shape {spatial_shape(img)} (z, y, x) differs from the maps' {shape}"
+            )
+
+        def loader(path=path):
+            return read_voxels(path, open_image(path))
+
+    return Case(
+        id=ref.id,
+        patient=ref.patient,
+        split=ref.split,
+        channels=channels,
+        affine=np.asarray(affine, dtype=np.float64),
+        spacing=spacing,
+        mask=mask,
+        paths=dict(ref.files),
+        header=header,
+        problems=problems,
+        submission_id=ref.submission_id,
+        _perfusion_loader=loader,
+    )
