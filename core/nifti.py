@@ -15,6 +15,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 from nibabel.filebasedimages import ImageFileError
+from nibabel.spatialimages import HeaderDataError
 
 from strokelens.core.errors import DataError
 
@@ -50,6 +51,8 @@ def open_image(path: str | Path) -> nib.Nifti1Image:
     except (ImageFileError, gzip.BadGzipFile, zlib.error, EOFError) as exc:
         kind = "corrupt gzip data" if path.name.lower().endswith(".gz") else "not a NIfTI file"
         raise DataError(path, f"{kind} ({exc})") from exc
+    except HeaderDataError as exc:
+        raise DataError(path, f"corrupt header ({exc})") from exc
     except (OSError, ValueError) as exc:
         raise DataError(path, f"cannot be read as NIfTI ({exc})") from exc
     if not isinstance(img, nib.Nifti1Image | nib.Nifti2Image):
