@@ -306,8 +306,8 @@ def load_ref(ref: CaseRef) -> Case:
             header, shape, affine, spacing = img.header, data.shape, img.affine, spacing_zyx(img)
         else:
             _same_geometry(first, shape, affine, path, img)
-        bad = ~np.isfinite(data)
-        if bad.any():
+        if img.get_data_dtype().kind == "f" and not np.isfinite(data).all():
+            bad = ~np.isfinite(data)
             n = int(bad.sum())
             data[bad] = 0.0
             problems.append(f"{path.name}: {n} non-finite voxels (NaN/Inf) set to 0")
@@ -316,11 +316,15 @@ def load_ref(ref: CaseRef) -> Case:
     mask = None
     if "OT" in ref.files:
         path = ref.files["OT"]
-        values, img = load_volume(path)
+        values, img = load_volume(path, dtype=None)
         _same_geometry(first, shape, affine, path, img)
-        if not np.all(np.isfinite(values)):
+        if values.dtype.kind == "f" and not np.isfinite(values).all():
             raise DataError(path, "ground truth holds NaN/Inf values")
-        if np.any((values != 0) & (values != 1)):
+        if (
+            values.max(initial=0) > 1
+            or values.min(initial=0) < 0
+            or (values.dtype.kind == "f" and np.any((values != 0) & (values != 1)))
+        ):
             found = np.unique(values)
             shown = ", ".join(f"{v:g}" for v in found[:8]) + (" ..." if found.size > 8 else "")
             raise DataError(path, f"ground truth must hold only 0 and 1, found {shown}")

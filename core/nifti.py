@@ -97,7 +97,7 @@ def spacing_zyx(img: nib.Nifti1Image) -> tuple[float, float, float]:
 
 
 def read_voxels(path: Path, img: nib.Nifti1Image, dtype=np.float32) -> np.ndarray:
-    """All voxels of an opened image, scaled, as ``dtype``, axes reversed (``(z, y, x)`` / ``(t, z, y, x)``)."""
+    """All voxels of an opened image, scaled, as ``dtype`` (None: as stored), axes reversed (``(z, y, x)`` / ``(t, z, y, x)``)."""
     try:
         raw = np.asanyarray(img.dataobj)
         # NIfTI data is Fortran-ordered on disk, so reversing the axes is a C-contiguous view.
