@@ -112,7 +112,7 @@ def load_weights(
     config, meta = read_metadata(path)
     model = build_model(config)
     try:
-        model.load_state_dict(safetensors.torch.load_file(path, device=str(device)))
+        model.load_state_dict(safetensors.torch.load_file(path))
     except Exception as e:  # truncated data or tensors not matching the stored config
         raise DataError(path, f"weights do not fit the stored configuration: {e}") from e
     return model.to(device).eval(), config, meta

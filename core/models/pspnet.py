@@ -14,7 +14,8 @@ Layout and module names follow hszhao/semseg model/pspnet.py (``ppm.features.i``
 
 ``forward`` takes ``(N, in_channels, H, W)`` of any H, W and returns logits ``(N, classes, H, W)``;
 in training mode with ``aux=True`` it returns ``(main, aux)``, both that shape, and the trainer
-adds ``AUX_LOSS_WEIGHT * loss(aux)`` (the auxiliary head is a training aid only).
+adds ``AUX_LOSS_WEIGHT * loss(aux)`` (the auxiliary head is a training aid only). Training needs
+batches of 2 or more: the pyramid's 1x1 bin leaves BN one value per channel and sample.
 
 Size handling: after the initializer the image is zero-padded (zero is the mean colour an
 ImageNet-normalised backbone expects) to ``k * output_stride + 1`` pixels, as the reference's

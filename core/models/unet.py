@@ -44,7 +44,12 @@ class UNetBase(nn.Module):
     up: nn.ModuleList
     up_conv: nn.ModuleList
     logits: nn.Module
-    multiple: int
+
+    def __init__(self, base_channels: int, depth: int):
+        super().__init__()
+        if depth < 1 or base_channels < 1:
+            raise ValueError(f"depth and base_channels must be >= 1, not {depth}, {base_channels}")
+        self.multiple = 2**depth
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = pad_to_multiple(x, self.multiple)
@@ -64,11 +69,8 @@ class UNet2D(UNetBase):
     def __init__(
         self, in_channels: int = 5, classes: int = 1, base_channels: int = 64, depth: int = 4
     ):
-        super().__init__()
-        if depth < 1 or base_channels < 1:
-            raise ValueError(f"depth and base_channels must be >= 1, not {depth}, {base_channels}")
+        super().__init__(base_channels, depth)
         widths = [base_channels * 2**i for i in range(depth + 1)]
-        self.multiple = 2**depth
         self.down = nn.ModuleList()
         cin = in_channels
         for w in widths:

@@ -28,10 +28,7 @@ class UNet3D(UNetBase):
     def __init__(
         self, in_channels: int = 5, classes: int = 1, base_channels: int = 32, depth: int = 3
     ):
-        super().__init__()
-        if depth < 1 or base_channels < 1:
-            raise ValueError(f"depth and base_channels must be >= 1, not {depth}, {base_channels}")
-        self.multiple = 2**depth
+        super().__init__(base_channels, depth)
         self.down = nn.ModuleList()
         cin = in_channels
         for i in range(depth + 1):

@@ -21,13 +21,16 @@ from strokelens.core.models.unet3d import IN_PLANE
 
 
 def _conv_bn_prelu(conv: nn.Module, channels: int) -> nn.Sequential:
+    """``conv`` (without bias: BN follows), BN, PReLU."""
     return nn.Sequential(conv, nn.BatchNorm3d(channels), nn.PReLU(channels))
 
 
 def _convs(channels: int, n: int, kernel: int) -> nn.Sequential:
     return nn.Sequential(
         *(
-            _conv_bn_prelu(nn.Conv3d(channels, channels, kernel, padding=kernel // 2), channels)
+            _conv_bn_prelu(
+                nn.Conv3d(channels, channels, kernel, padding=kernel // 2, bias=False), channels
+            )
             for _ in range(n)
         )
     )
@@ -38,7 +41,9 @@ class Down(nn.Module):
 
     def __init__(self, cin: int, n: int, kernel: int):
         super().__init__()
-        self.down = _conv_bn_prelu(nn.Conv3d(cin, 2 * cin, IN_PLANE, stride=IN_PLANE), 2 * cin)
+        self.down = _conv_bn_prelu(
+            nn.Conv3d(cin, 2 * cin, IN_PLANE, stride=IN_PLANE, bias=False), 2 * cin
+        )
         self.convs = _convs(2 * cin, n, kernel)
         self.act = nn.PReLU(2 * cin)
 
@@ -52,7 +57,7 @@ class Up(nn.Module):
 
     def __init__(self, cin: int, cout: int, n: int, kernel: int):
         super().__init__()
-        up = nn.ConvTranspose3d(cin, cout // 2, IN_PLANE, stride=IN_PLANE)
+        up = nn.ConvTranspose3d(cin, cout // 2, IN_PLANE, stride=IN_PLANE, bias=False)
         self.up = _conv_bn_prelu(up, cout // 2)
         self.convs = _convs(cout, n, kernel)
         self.act = nn.PReLU(cout)
@@ -75,7 +80,9 @@ class VNet(nn.Module):
                 f"{kernel_size}"
             )
         b, k = base_channels, kernel_size
-        self.input = nn.Sequential(nn.Conv3d(in_channels, b, 3, padding=1), nn.BatchNorm3d(b))
+        self.input = nn.Sequential(
+            nn.Conv3d(in_channels, b, 3, padding=1, bias=False), nn.BatchNorm3d(b)
+        )
         self.input_skip = nn.Conv3d(in_channels, b, 1, bias=False)
         self.input_act = nn.PReLU(b)
         self.down = nn.ModuleList(
