@@ -31,21 +31,11 @@ from torch import nn
 
 from strokelens.core.errors import DataError
 from strokelens.core.models import build_model, resolve_config
-from strokelens.core.writer import atomic_save
+from strokelens.core.writer import atomic_write_bytes
 
 #: Version of the metadata layout, stored under this key.
 FORMAT_KEY = "strokelens_weights"
 FORMAT_VERSION = "1"
-
-
-class _Blob:
-    """Bytes with the ``to_filename`` method through which ``atomic_save`` writes a file."""
-
-    def __init__(self, data: bytes):
-        self.data = data
-
-    def to_filename(self, filename: str) -> None:
-        Path(filename).write_bytes(self.data)
 
 
 def file_sha256(path: str | Path) -> str:
@@ -78,7 +68,7 @@ def save_weights(
         "meta": json.dumps(meta or {}, sort_keys=True),
     }
     blob = safetensors.torch.save(state, metadata=metadata)
-    atomic_save(_Blob(blob), path)
+    atomic_write_bytes(path, blob)
     return hashlib.sha256(blob).hexdigest()
 
 

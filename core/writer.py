@@ -1,4 +1,4 @@
-"""Writing NIfTI files atomically: masks, probability maps and ISLES submissions.
+"""Writing files atomically: masks, probability maps and ISLES submissions.
 
 A file is written to a temporary name in the target folder, fsynced, then renamed over the
 target, so a crash never leaves a half-written mask behind.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import nibabel as nib
@@ -21,8 +22,12 @@ def _nifti_suffix(path: Path) -> str:
     return ".nii.gz" if path.name.endswith(".nii.gz") else path.suffix
 
 
-def atomic_save(img: nib.spatialimages.SpatialImage, path: str | Path) -> Path:
-    """Save ``img`` to ``path`` via temporary file, fsync and rename; returns the path."""
+def atomic_write(path: str | Path, write: Callable[[str], None]) -> Path:
+    """Make ``path`` by ``write(temporary_path)``, fsync and rename; returns the path.
+
+    The temporary file sits beside the target and keeps its extension (nibabel picks the format
+    from it); on any failure it is removed and an existing target is left untouched.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(
@@ -30,7 +35,7 @@ def atomic_save(img: nib.spatialimages.SpatialImage, path: str | Path) -> Path:
     )
     os.close(fd)
     try:
-        img.to_filename(tmp)
+        write(tmp)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -43,6 +48,15 @@ def atomic_save(img: nib.spatialimages.SpatialImage, path: str | Path) -> Path:
     finally:
         os.close(dir_fd)
     return path
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    return atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
+
+
+def atomic_save(img: nib.spatialimages.SpatialImage, path: str | Path) -> Path:
+    """Save a nibabel image atomically (see ``atomic_write``)."""
+    return atomic_write(path, img.to_filename)
 
 
 def volume_image(
