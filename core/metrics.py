@@ -138,6 +138,8 @@ class SliceDice(NamedTuple):
 def slice_dice(pred: Any, truth: Any) -> SliceDice:
     """Dice of each 2D mask in a batch ``(N, H, W)`` (trailing dims flattened), numpy or torch.
 
+    Non-zero counts as lesion, so threshold probabilities first (e.g. ``logits > 0``).
+
     Torch tensors are reduced on their own device; only the N counts are copied to the host,
     which keeps validation during training cheap on a GPU.
     """
