@@ -13,6 +13,8 @@ COMMANDS = {
     "info": "info",
     "phantom": "phantom",
     "perfusion": "perfusion",
+    "predict": "predict",
+    "evaluate": "evaluate",
 }
 
 
