@@ -20,8 +20,9 @@ from strokelens.core.perfusion.deconvolution import perfusion_parameters
 
 #: baseline HU window of brain parenchyma: CSF (0-10 HU) below, bone and calcification above.
 BRAIN_HU = (15.0, 80.0)
-#: the bolus has arrived when the mean brain enhancement passes this fraction of its peak.
-ARRIVAL_FRACTION = 0.1
+#: the bolus has arrived when the mean brain enhancement passes this fraction of its peak (low:
+#: early-arriving tissue must not leak into the baseline; the brain mean is almost noise-free).
+ARRIVAL_FRACTION = 0.02
 #: voxels averaged into the AIF and the VOF.
 N_AIF = 5
 #: AIF candidates: this top fraction of brain voxels by peak enhancement.
@@ -151,7 +152,7 @@ def compute_maps(
     if not mask0.any():
         raise ValueError("no brain voxel in the HU window of the first frame")
     arrival = bolus_arrival(series[:, mask0].mean(axis=1))
-    base = series[: max(1, arrival - 1)].mean(axis=0)
+    base = series[: max(1, arrival)].mean(axis=0)
     mask = segment_brain(base, spacing) if brain_mask is None else mask0
     if not mask.any():
         raise ValueError("no brain voxel in the HU window of the baseline")

@@ -104,3 +104,66 @@ def tissue_curves(
         g = impulse_kernels(n, m[idx], d[idx], dt, residue)
         out[:, idx] = (conv @ (g * scale[idx])).astype(np.float32)
     return out.reshape((n, *shape))
+
+
+def synthetic_head(
+    shape: tuple[int, int, int] = (4, 64, 64),
+    n_frames: int = 45,
+    noise_hu: float = 0.0,
+    seed: int = 0,
+    dt: float = 1.0,
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """A minimal CT-perfusion head ``(T, z, y, x)`` HU with known maps, for tests and benchmarks.
+
+    Scalp, skull (1000 HU), grey-matter rim (CBF 55, MTT 4 s), white matter (22, 6 s), a ventricle
+    (CSF, 5 HU), a delayed low-flow lesion (15, 10 s, delay 4 s) and one artery and one vein (2x2
+    voxels, through all slices). The anatomical phantom is ``strokelens.core.phantom``; this one
+    only has to exercise masks, AIF/VOF selection and deconvolution. Returns the series and a dict
+    of truth: ``cbf``, ``mtt``, ``delay``, ``cbv`` (2D, the same in every slice), ``tissue``,
+    ``artery``, ``vein`` (2D bool) and ``aif`` (T,).
+    """
+    _, ny, nx = shape
+    t = np.arange(n_frames, dtype=np.float64) * dt
+    aif = gamma_variate(t, 8.0)
+    yy, xx = np.mgrid[:ny, :nx]
+    v, u = (yy - (ny - 1) / 2) / ny, (xx - (nx - 1) / 2) / nx  # -0.5..0.5
+    r = np.hypot(v, u)
+    base = np.full((ny, nx), -1000.0)
+    base[r < 0.47] = 40.0  # scalp
+    base[r < 0.44] = 1000.0  # skull
+    brain = r < 0.40
+    ventricle = np.hypot(v / 2, u) < 0.06
+    tissue = brain & ~ventricle
+    grey = tissue & (r > 0.32)
+    lesion = tissue & (u > 0.08) & (v < -0.05)
+    artery = (np.abs(v - 0.15) < 1.0 / ny) & (np.abs(u + 0.15) < 1.0 / nx)
+    vein = (np.abs(v - 0.34) < 1.0 / ny) & (np.abs(u) < 1.0 / nx)
+    tissue &= ~(artery | vein)
+    base[brain] = np.where(grey, 38.0, 28.0)[brain]
+    base[ventricle] = 5.0
+    base[artery | vein] = 45.0
+    cbf = np.where(grey, 55.0, 22.0)
+    mtt = np.where(grey, 4.0, 6.0)
+    delay = np.zeros((ny, nx))
+    cbf[lesion], mtt[lesion], delay[lesion] = 15.0, 10.0, 4.0
+    cbf[~tissue] = 0.0
+    curves = tissue_curves(aif, cbf, mtt, delay, dt)
+    vein_curve = gamma_variate(t, 12.0, beta=2.5, peak=200.0)
+    curves[:, artery] = aif[:, None]
+    curves[:, vein] = (vein_curve * aif.sum() / vein_curve.sum())[:, None]
+    rng = np.random.default_rng(seed)
+    series = np.empty((n_frames, *shape), dtype=np.float32)
+    series[:] = (base + curves)[:, None].astype(np.float32)
+    if noise_hu > 0:
+        series += rng.normal(0.0, noise_hu, series.shape).astype(np.float32)
+    truth = {
+        "cbf": cbf,
+        "mtt": np.where(tissue, mtt, 0.0),
+        "delay": delay,
+        "cbv": cbf * mtt / 60.0,
+        "tissue": tissue,
+        "artery": artery,
+        "vein": vein,
+        "aif": aif,
+    }
+    return series, truth
