@@ -44,6 +44,7 @@ class PerfusionMaps:
     aif: np.ndarray  # (T,) HU enhancement of the AIF used (after partial-volume scaling)
     vof: np.ndarray | None  # (T,) HU enhancement of the VOF, None when no vein was found
     aif_voxels: np.ndarray  # (n, 3) z, y, x indices averaged into the AIF
+    baseline: np.ndarray | None = None  # (z, y, x) HU, mean of the pre-bolus frames
 
 
 def segment_brain(baseline: np.ndarray, spacing=(5.0, 1.0, 1.0)) -> np.ndarray:
@@ -178,7 +179,9 @@ def compute_maps(
         m = np.zeros(mask.shape, dtype=np.float32)
         m[idx] = getattr(params, name)
         maps[name] = m
-    return PerfusionMaps(**maps, brain_mask=mask, aif=aif, vof=vof, aif_voxels=aif_voxels)
+    return PerfusionMaps(
+        **maps, brain_mask=mask, aif=aif, vof=vof, aif_voxels=aif_voxels, baseline=base
+    )
 
 
 def load_series_maps(case, **kwargs) -> PerfusionMaps:

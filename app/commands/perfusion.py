@@ -1,0 +1,144 @@
+"""``strokelens perfusion PATH``: CBF/CBV/MTT/Tmax maps from the 4D CT-perfusion source.
+
+Every case under PATH that has a 4D source (ISLES ``CT_4DPWI`` or simple-layout ``4dpwi``) gets a
+folder ``<out>/<case key>/`` holding ``ct`` (the pre-bolus baseline), ``cbf``, ``cbv``, ``mtt``,
+``tmax`` (``.nii.gz``, float32, the source's geometry), ``mask`` when the case has a ground truth,
+and ``perfusion.json`` (frame interval, AIF voxels and curve). ``<out>`` is then a simple-layout
+data set that every other command reads. The default ``<out>`` is ``<PATH>-maps`` beside PATH,
+so source data are never written into.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+HELP = "compute CBF, CBV, MTT and Tmax maps from the 4D perfusion source of a data set or case"
+
+#: NIfTI time units -> seconds
+_TIME_UNITS = {"sec": 1.0, "msec": 1e-3, "usec": 1e-6}
+#: a frame interval in the header outside this range (s) is not trusted
+_DT_RANGE = (0.1, 10.0)
+MAP_FILES = ("ct", "cbf", "cbv", "mtt", "tmax")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("path", help="data set root, split folder or case folder")
+    parser.add_argument("--out", type=Path, help="output folder (default: <PATH>-maps)")
+    parser.add_argument(
+        "--dt", type=float, help="frame interval in s (default: from the 4D header, else 1 s)"
+    )
+    parser.add_argument(
+        "--smooth-mm", type=float, default=2.0, help="in-plane Gaussian sigma in mm (default 2)"
+    )
+    parser.add_argument(
+        "--bsvd",
+        type=float,
+        metavar="THRESHOLD",
+        help="fixed-threshold bSVD (fraction of the largest singular value) instead of oSVD",
+    )
+    parser.add_argument("--force", action="store_true", help="recompute cases already written")
+
+
+def frame_interval(img) -> float | None:
+    """Seconds between frames from a 4D NIfTI header, or None when absent or implausible."""
+    zooms = img.header.get_zooms()
+    unit = _TIME_UNITS.get(img.header.get_xyzt_units()[1], 1.0)
+    dt = float(zooms[3]) * unit if len(zooms) > 3 else 0.0
+    return dt if _DT_RANGE[0] <= dt <= _DT_RANGE[1] else None
+
+
+def process_case(ref, out_dir: Path, args: argparse.Namespace) -> str:
+    """Compute and write one case's maps; returns a one-line summary."""
+    import numpy as np
+
+    from strokelens.core.errors import DataError
+    from strokelens.core.nifti import load_volume, open_image, read_voxels, spacing_zyx
+    from strokelens.core.perfusion.analysis import compute_maps
+    from strokelens.core.writer import atomic_save, volume_image
+
+    path = ref.files["4DPWI"]
+    img = open_image(path)
+    if len(img.shape) != 4:
+        raise DataError(path, f"the perfusion source must be 4D, found shape {img.shape}")
+    series = read_voxels(path, img)
+    dt = args.dt or frame_interval(img) or 1.0
+    start = time.perf_counter()
+    try:
+        maps = compute_maps(
+            series,
+            dt=dt,
+            spacing=spacing_zyx(img),
+            smooth_mm=args.smooth_mm,
+            svd_threshold=args.bsvd or 0.1,
+            oi_target=None if args.bsvd else 0.095,
+        )
+    except ValueError as exc:
+        raise DataError(path, str(exc)) from exc
+    seconds = time.perf_counter() - start
+    header = img.header
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name in MAP_FILES:
+        data = maps.baseline if name == "ct" else getattr(maps, name)
+        atomic_save(volume_image(data, img.affine, header, np.float32), out_dir / f"{name}.nii.gz")
+    if "OT" in ref.files:
+        truth, _ = load_volume(ref.files["OT"], dtype=np.uint8)
+        if truth.shape != maps.cbf.shape:
+            raise DataError(ref.files["OT"], f"shape {truth.shape} differs from {path.name}")
+        atomic_save(volume_image(truth, img.affine, header, np.uint8), out_dir / "mask.nii.gz")
+    info = {
+        "source": str(path),
+        "dt_s": dt,
+        "frames": int(series.shape[0]),
+        "smooth_mm": args.smooth_mm,
+        "deconvolution": f"bSVD {args.bsvd}" if args.bsvd else "oSVD (oscillation index 0.095)",
+        "brain_voxels": int(maps.brain_mask.sum()),
+        "aif_voxels_zyx": maps.aif_voxels.tolist(),
+        "aif_hu": [round(float(v), 2) for v in maps.aif],
+        "vof_found": maps.vof is not None,
+    }
+    (out_dir / "perfusion.json").write_text(json.dumps(info, indent=1))
+    return (
+        f"{ref.key}: {series.shape[0]} frames x {series.shape[1]} slices, dt {dt:g} s, "
+        f"{info['brain_voxels']} brain voxels, AIF peak {maps.aif.max():.0f} HU, "
+        f"{seconds:.1f} s -> {out_dir}"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from strokelens.core.dataset import open_dataset
+    from strokelens.core.errors import DataError
+
+    root = Path(args.path)
+    dataset = open_dataset(root)
+    out = args.out or root.resolve().with_name(root.resolve().name + "-maps")
+    sources = [ref for ref in dataset if "4DPWI" in ref.files]
+    if not sources:
+        print(
+            f"strokelens perfusion: error: {root}: no case has a 4D perfusion source (CT_4DPWI)",
+            file=sys.stderr,
+        )
+        return 1
+    failed = present = 0
+    for ref in sources:
+        case_out = out / ref.key
+        if not args.force and all((case_out / f"{n}.nii.gz").exists() for n in MAP_FILES):
+            present += 1
+            print(f"{ref.key}: already in {case_out} (--force recomputes)")
+            continue
+        try:
+            print(process_case(ref, case_out, args), flush=True)
+        except DataError as exc:
+            failed += 1
+            print(f"{ref.key}: error: {exc}", file=sys.stderr, flush=True)
+    skipped = len(dataset) - len(sources)
+    print(
+        f"{len(sources) - failed - present} of {len(sources)} cases computed"
+        + (f", {present} already there" if present else "")
+        + (f", {failed} failed" if failed else "")
+        + (f"; {skipped} without a 4D source skipped" if skipped else "")
+    )
+    return 1 if failed else 0
