@@ -15,6 +15,8 @@ COMMANDS = {
     "perfusion": "perfusion",
     "predict": "predict",
     "evaluate": "evaluate",
+    "cv": "cv",
+    "report": "report",
 }
 
 

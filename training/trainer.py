@@ -267,6 +267,10 @@ class Trainer:
         sums = torch.tensor([total, count], dtype=torch.float64, device=self.device)
         if self.world > 1:
             dist.all_reduce(sums)
+            # Each rank's last forward moved its own BatchNorm statistics; validate and save
+            # with rank 0's on every rank.
+            for buffer in self.model.buffers():
+                dist.broadcast(buffer, 0)
         return float(sums[0] / sums[1].clamp(min=1))
 
     @torch.inference_mode()

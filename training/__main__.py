@@ -1,0 +1,7 @@
+"""``python -m strokelens.training cv ...``: the entry point ``torchrun`` launches per process."""
+
+import sys
+
+from strokelens.app.cli import main
+
+sys.exit(main())

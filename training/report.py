@@ -1,0 +1,99 @@
+"""The paper's Table 1 (per-fold DSC, focal vs cross entropy) and a Fig. 3-style bar chart.
+
+Reads the ``cv.json`` of one or more cross-validation runs (one architecture each).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+LOSS_LABELS = {"focal": "Focal loss", "ce": "Cross entropy", "wce": "Weighted CE"}
+LOSS_COLOURS = {"focal": "#d62728", "ce": "#1f77b4", "wce": "#2ca02c"}  # red / blue as Fig. 3
+
+
+def read_run(run: str | Path) -> dict:
+    path = Path(run) / "cv.json"
+    data = json.loads(path.read_text())
+    data["run"] = str(run)
+    return data
+
+
+def _fold_table(run: dict) -> tuple[list[str], list[int], dict[str, dict[int, float]]]:
+    losses = sorted({r["loss"] for r in run["runs"]}, key=list(LOSS_LABELS).index)
+    folds = sorted({r["fold"] for r in run["runs"]})
+    dsc = {loss: {r["fold"]: r["dsc"] for r in run["runs"] if r["loss"] == loss} for loss in losses}
+    return losses, folds, dsc
+
+
+def mean_sd(values: list[float]) -> tuple[float, float]:
+    v = np.asarray(values, dtype=float)
+    return float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else float("nan")
+
+
+def table1(run: dict) -> str:
+    """Markdown table: DSC per validation fold and loss, then mean +- sd over folds."""
+    losses, folds, dsc = _fold_table(run)
+    lines = [
+        f"DSC per cross-validation fold, {run['arch']} ({run['run']})",
+        "",
+        "| Fold | " + " | ".join(LOSS_LABELS.get(x, x) for x in losses) + " |",
+        "|---|" + "---|" * len(losses),
+    ]
+    for fold in folds:
+        cells = [f"{dsc[x][fold]:.2f}" if fold in dsc[x] else "-" for x in losses]
+        lines.append(f"| {fold} | " + " | ".join(cells) + " |")
+    totals = []
+    for x in losses:
+        m, sd = mean_sd(list(dsc[x].values()))
+        totals.append(f"{m:.2f} ± {sd:.2f}")
+    lines.append("| Total | " + " | ".join(totals) + " |")
+    return "\n".join(lines)
+
+
+def bar_chart(runs: list[dict], path: str | Path) -> Path:
+    """Mean DSC over folds per architecture and loss, with the fold SD as error bars."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    losses = sorted({r["loss"] for run in runs for r in run["runs"]}, key=list(LOSS_LABELS).index)
+    width = 0.8 / len(losses)
+    fig, ax = plt.subplots(figsize=(1.8 + 1.6 * len(runs), 3.6), dpi=120)
+    for i, loss in enumerate(losses):
+        stats = [
+            mean_sd(list(_fold_table(run)[2].get(loss, {}).values()) or [np.nan]) for run in runs
+        ]
+        x = np.arange(len(runs)) + (i - (len(losses) - 1) / 2) * width
+        ax.bar(
+            x,
+            [m for m, _ in stats],
+            width,
+            yerr=[0 if np.isnan(sd) else sd for _, sd in stats],
+            capsize=3,
+            color=LOSS_COLOURS.get(loss),
+            label=LOSS_LABELS.get(loss, loss),
+        )
+    ax.set_xticks(np.arange(len(runs)), [run["arch"] for run in runs])
+    ax.set_ylabel("DSC (5-fold CV)")
+    ax.set_ylim(0, 1)
+    ax.legend(frameon=False)
+    ax.spines[["top", "right"]].set_visible(False)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def write_report(runs: list[str | Path], out: str | Path) -> tuple[Path, Path]:
+    """``report.md`` (one Table 1 per run) and ``fig3.png`` in ``out``."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    data = [read_run(r) for r in runs]
+    md = out / "report.md"
+    md.write_text("\n\n".join(table1(run) for run in data) + "\n")
+    return md, bar_chart(data, out / "fig3.png")
