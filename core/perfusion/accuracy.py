@@ -14,6 +14,8 @@ delay, and ``deconvolution.residue_onset`` estimates that time). Run
 
 from __future__ import annotations
 
+import argparse
+
 import numpy as np
 
 from strokelens.core.perfusion.analysis import N_AIF, compute_maps
@@ -116,10 +118,14 @@ def markdown(tables: dict[str, list[dict[str, float]]], by: str = "delay") -> st
     return "\n".join(lines)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Perfusion-map accuracy on the Kudo-style grid.")
+    parser.add_argument("--frames", type=int, default=60, help="frames of 1 s (default 60)")
+    frames = parser.parse_args(argv).frames
     noises = {"none": 0.0, f"{REALISTIC_NOISE_HU:g} HU": REALISTIC_NOISE_HU}
     for by in ("delay", "mtt"):
-        print(markdown({k: accuracy_table(v, by=by) for k, v in noises.items()}, by), end="\n\n")
+        tables = {k: accuracy_table(v, frames, by=by) for k, v in noises.items()}
+        print(markdown(tables, by), end="\n\n")
 
 
 if __name__ == "__main__":
