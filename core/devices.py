@@ -1,0 +1,56 @@
+"""Where inference runs: device choice, thread count and out-of-memory detection.
+
+``select_device("auto")`` takes CUDA, then Apple's MPS, then the CPU, so one command line works on
+a workstation GPU, a Mac and a laptop alike. The engine falls back from an accelerator to the
+CPU when memory runs out (``is_out_of_memory``).
+"""
+
+from __future__ import annotations
+
+import torch
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+def _mps_available() -> bool:
+    mps = getattr(torch.backends, "mps", None)
+    return bool(mps is not None and mps.is_available())
+
+
+def select_device(name: str | None = "auto") -> torch.device:
+    """``name`` as a device; ``"auto"``/None picks CUDA, then MPS, then CPU.
+
+    Raises ValueError for an unknown name or an accelerator this machine does not have.
+    """
+    name = (name or "auto").lower()
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        return torch.device("mps" if _mps_available() else "cpu")
+    kind = name.split(":")[0]
+    if kind not in DEVICES:
+        raise ValueError(f"device must be one of {DEVICES} (or cuda:N), not {name!r}")
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' asked for, but this torch build sees no CUDA GPU")
+    if kind == "mps" and not _mps_available():
+        raise ValueError("device 'mps' asked for, but MPS is not available here")
+    return torch.device(name)
+
+
+def set_threads(threads: int | None) -> None:
+    """Set torch's intra-op CPU thread count (process-wide); None keeps torch's default."""
+    if threads is None:
+        return
+    if threads < 1:
+        raise ValueError(f"threads must be >= 1, not {threads}")
+    torch.set_num_threads(threads)
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` is an accelerator (or CPU allocator) running out of memory."""
+    if isinstance(exc, torch.OutOfMemoryError):
+        return True
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError) and (
+        "out of memory" in text or "can't allocate memory" in text
+    )

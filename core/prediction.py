@@ -1,0 +1,130 @@
+"""An ensemble's answer for one case: every member's probabilities, the means and uncertainty.
+
+Numpy only (no torch), so a viewer or a report can hold and read predictions without the models.
+The engine fills a ``Prediction`` slice by slice (``update``); ``done`` says which slices hold
+results, the others are 0 until then, so a partial prediction can be drawn as it grows.
+
+Sources: ``"all"`` is the mean over all members, ``"focal"`` / ``"ce"`` (/ ``"wce"``) the mean over
+the members trained with that loss; the two losses stay comparable on the very same case.
+
+Uncertainty (``uncertainty``): the population standard deviation of the members' probabilities
+per voxel, in [0, 0.5]; 0 where all members agree, high where they disagree (model uncertainty).
+``entropy(source)`` gives the binary entropy of a mean probability in bits, in [0, 1]: high where
+the mean itself is near 0.5, whether the members agree on it or not.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import ndimage
+
+from strokelens.core.metrics import volume_ml
+
+#: Mean probability at or above which a voxel is lesion.
+THRESHOLD = 0.5
+
+#: 3D connectivity for small-component removal: 26 neighbours, so a lesion touching itself across
+#: a slice diagonally (5 mm slices, oblique borders) stays one component.
+_CONNECTIVITY = np.ones((3, 3, 3), dtype=bool)
+
+
+@dataclass
+class Prediction:
+    """Per-member probabilities ``(M, z, y, x)``, per-source means and uncertainty ``(z, y, x)``."""
+
+    case_key: str
+    spacing: tuple[float, float, float]  # mm, (z, y, x)
+    member_names: list[str]
+    member_losses: list[str]
+    members: np.ndarray  # float32 (M, z, y, x), sigmoid of each member's logit
+    means: dict[str, np.ndarray]  # source -> float32 (z, y, x)
+    uncertainty: np.ndarray  # float32 (z, y, x), member std
+    done: np.ndarray  # bool (z,), slices holding results
+    min_component_ml: float = 0.0  # components smaller than this are dropped from masks
+    timing: dict[str, float] = field(
+        default_factory=dict
+    )  # seconds: preprocess, first_slice, total
+    device: str = "cpu"
+
+    @classmethod
+    def empty(
+        cls,
+        case_key: str,
+        shape: tuple[int, int, int],
+        spacing: tuple[float, float, float],
+        member_names: list[str],
+        member_losses: list[str],
+        min_component_ml: float = 0.0,
+    ) -> Prediction:
+        """A prediction with no slice done yet (all zeros)."""
+        if len(member_names) != len(member_losses) or not member_names:
+            raise ValueError("need one loss per member and at least one member")
+        sources = ["all", *dict.fromkeys(member_losses)]
+        return cls(
+            case_key=case_key,
+            spacing=tuple(float(s) for s in spacing),  # type: ignore[arg-type]
+            member_names=list(member_names),
+            member_losses=list(member_losses),
+            members=np.zeros((len(member_names), *shape), np.float32),
+            means={s: np.zeros(shape, np.float32) for s in sources},
+            uncertainty=np.zeros(shape, np.float32),
+            done=np.zeros(shape[0], bool),
+            min_component_ml=min_component_ml,
+        )
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return self.uncertainty.shape  # type: ignore[return-value]
+
+    @property
+    def sources(self) -> list[str]:
+        return list(self.means)
+
+    @property
+    def complete(self) -> bool:
+        return bool(self.done.all())
+
+    def member_indices(self, source: str) -> list[int]:
+        if source == "all":
+            return list(range(len(self.member_names)))
+        found = [i for i, loss in enumerate(self.member_losses) if loss == source]
+        if not found:
+            raise ValueError(f"no {source!r} members; sources are {self.sources}")
+        return found
+
+    def update(self, slices: list[int] | np.ndarray, probabilities: np.ndarray) -> None:
+        """Store all members' probabilities ``(M, n, y, x)`` of ``slices`` and derive the rest."""
+        z = np.asarray(slices, dtype=np.intp)
+        self.members[:, z] = probabilities
+        for source, mean in self.means.items():
+            mean[z] = probabilities[self.member_indices(source)].mean(axis=0)
+        self.uncertainty[z] = probabilities.std(axis=0)
+        self.done[z] = True
+
+    def mean(self, source: str = "all") -> np.ndarray:
+        """Mean probability ``(z, y, x)`` of the members of ``source``."""
+        if source not in self.means:
+            raise ValueError(f"no {source!r} members; sources are {self.sources}")
+        return self.means[source]
+
+    def entropy(self, source: str = "all") -> np.ndarray:
+        """Binary entropy (bits) of the ``source`` mean probability, ``(z, y, x)`` in [0, 1]."""
+        p = np.clip(self.mean(source).astype(np.float64), 1e-12, 1 - 1e-12)
+        return (-(p * np.log2(p) + (1 - p) * np.log2(1 - p))).astype(np.float32)
+
+    def mask(self, source: str = "all") -> np.ndarray:
+        """uint8 ``(z, y, x)``: mean >= 0.5, minus components under ``min_component_ml``."""
+        binary = self.mean(source) >= THRESHOLD
+        if self.min_component_ml > 0 and binary.any():
+            labels, n = ndimage.label(binary, structure=_CONNECTIVITY)
+            sizes = np.bincount(labels.ravel(), minlength=n + 1) * np.prod(self.spacing) / 1e3
+            keep = sizes >= self.min_component_ml
+            keep[0] = False
+            binary = keep[labels]
+        return binary.astype(np.uint8)
+
+    def volumes_ml(self) -> dict[str, float]:
+        """Lesion volume (mL) of each source's mask."""
+        return {s: volume_ml(self.mask(s), self.spacing) for s in self.sources}
