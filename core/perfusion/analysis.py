@@ -90,10 +90,8 @@ def _curve_shape(curves: np.ndarray, arrival: int) -> tuple[np.ndarray, np.ndarr
     return peak, ttp, fwhm
 
 
-def select_aif(
-    smoothed: np.ndarray, raw: np.ndarray, arrival: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """AIF from brain curves ``(T, N)``: indices of the ``N_AIF`` best and their mean raw curve.
+def select_aif(smoothed: np.ndarray, arrival: int) -> np.ndarray:
+    """Indices of the ``N_AIF`` most arterial brain curves ``(T, N)``, best first.
 
     Candidates are the top ``AIF_PEAK_FRACTION`` by peak of the smoothed curves that wash out
     (last frames below half the peak); score = peak / (time to peak * FWHM).
@@ -105,26 +103,14 @@ def select_aif(
     if candidates.size == 0:
         candidates = np.flatnonzero(peak >= cut)
     score = peak[candidates] / (ttp[candidates] * fwhm[candidates])
-    best = candidates[np.argsort(score)[::-1][:N_AIF]]
-    return best, raw[:, best].mean(axis=1)
+    return candidates[np.argsort(score)[::-1][:N_AIF]]
 
 
-def select_vof(
-    smoothed: np.ndarray, raw: np.ndarray, arrival: int, aif: np.ndarray
-) -> np.ndarray | None:
-    """Venous output: the ``N_AIF`` largest-area curves peaking ``VOF_LAG_FRAMES`` after the AIF.
-
-    Returns their mean raw curve, or None when none holds ``VOF_MIN_AREA`` of the AIF's area (no
-    vein in the field of view).
-    """
-    aif_ttp = int(np.argmax(aif))
-    late = np.flatnonzero(np.argmax(smoothed, axis=0) >= aif_ttp + VOF_LAG_FRAMES)
-    if late.size == 0:
-        return None
+def select_vof(smoothed: np.ndarray, aif_peak_frame: int) -> np.ndarray:
+    """Indices of the ``N_AIF`` largest-area curves peaking ``VOF_LAG_FRAMES`` after the AIF."""
+    late = np.flatnonzero(np.argmax(smoothed, axis=0) >= aif_peak_frame + VOF_LAG_FRAMES)
     area = smoothed[:, late].sum(axis=0)
-    best = late[np.argsort(area)[::-1][:N_AIF]]
-    vof = raw[:, best].mean(axis=1)
-    return vof if vof.sum() >= VOF_MIN_AREA * aif.sum() else None
+    return late[np.argsort(area)[::-1][:N_AIF]]
 
 
 def compute_maps(
@@ -164,12 +150,17 @@ def compute_maps(
     curves = smoothed[(slice(None), *idx)]
     vof = None
     if aif is None:
-        raw = enh[(slice(None), *idx)]
-        best, aif = select_aif(curves, raw, arrival)
+        # AIF/VOF curves from the unsmoothed enhancement: smoothing would dilute a small vessel
+        best = select_aif(curves, arrival)
         aif_voxels = np.stack([i[best] for i in idx], axis=1)
-        vof = select_vof(curves, raw, arrival, aif)
+        aif = enh[(slice(None), *aif_voxels.T)].mean(axis=1)
+        veins = select_vof(curves, int(np.argmax(aif)))
+        if veins.size:
+            vof = enh[(slice(None), *(i[veins] for i in idx))].mean(axis=1)
+            if vof.sum() < VOF_MIN_AREA * aif.sum():
+                vof = None  # late tissue, not a vein: no vein in the field of view
         if vof is not None and vof.sum() > aif.sum():
-            aif = aif * (vof.sum() / aif.sum())
+            aif = aif * (vof.sum() / aif.sum())  # partial volume: venous and arterial areas match
     else:
         aif_voxels = np.zeros((0, 3), dtype=np.int64)
     aif = np.asarray(aif, dtype=np.float32)
