@@ -87,8 +87,9 @@ def _nifti_stem(path: Path) -> str:
 
 
 def _is_simple_case_folder(folder: Path) -> bool:
+    """Holds ``ct`` or, for a case whose maps are still to be computed, ``4dpwi``."""
     return any(
-        p.is_file() and is_nifti_name(p) and _nifti_stem(p).lower() == "ct"
+        p.is_file() and is_nifti_name(p) and _nifti_stem(p).lower() in ("ct", "4dpwi")
         for p in folder.iterdir()
     )
 

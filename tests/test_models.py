@@ -240,3 +240,18 @@ def test_padding_round_trip():
     assert torch.equal(crop_like(padded, x), x)
     assert pad_to_multiple(x, 1) is x
     assert pad_to_multiple(torch.zeros(1, 1, 16, 17), 16).shape == (1, 1, 16, 32)
+
+
+def test_width_scales_every_channel_count():
+    narrow = build_model({"arch": "pspnet", "backbone": "resnet18", "width": 16, "aux": True})
+    full = build_model({"arch": "pspnet", "backbone": "resnet18", "aux": True})
+    assert narrow.backbone.channels == (64, 128) and full.backbone.channels == (256, 512)
+    assert narrow.cls[0].out_channels == 128 and narrow.aux[0].out_channels == 64
+    n_narrow = sum(p.numel() for p in narrow.parameters())
+    n_full = sum(p.numel() for p in full.parameters())
+    assert 10 < n_full / n_narrow < 20  # channels / 4 -> parameters / ~16
+    narrow.eval()
+    with torch.no_grad():
+        assert narrow(torch.rand(1, 5, 33, 47)).shape == (1, 1, 33, 47)
+    with pytest.raises(ValueError, match="width"):
+        build_model({"arch": "pspnet", "width": 12})

@@ -123,3 +123,14 @@ def test_3d_model_and_weighted_ce(cache, tmp_path):
     result = _trainer(cache, tmp_path, config, loss="wce").fit()
     assert result.epochs == 1 and 0.0 <= result.best_dice <= 1.0
     assert load_weights(result.weights)[1]["arch"] == "unet3d"
+
+
+def test_batches_respect_limit_ranks_and_singletons():
+    from strokelens.training.trainer import _batches
+
+    g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    assert sum(map(len, _batches(100, 8, g(), 0, 1, limit=20))) == 20
+    whole = _batches(17, 8, g(), 0, 1)
+    assert [len(b) for b in whole] == [8, 9]  # no batch of one slice
+    r0, r1 = _batches(20, 4, g(), 0, 2), _batches(20, 4, g(), 1, 2)
+    assert len(r0) == len(r1) and not {i for b in r0 for i in b} & {i for b in r1 for i in b}

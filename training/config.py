@@ -31,6 +31,7 @@ from strokelens.training.augment import AugmentConfig
 class Schedule:
     batch_size: int = 8  # 2D slices per batch; 3D models always take one volume
     max_epochs: int = 200
+    samples_per_epoch: int = 0  # 2D: slices drawn per epoch (0 = every slice once)
     stage1_epochs: int = 5  # new layers only (with pretrained weights); 0 = skip stage 1
     lr_stage1: float = 1e-2
     lr: float = 1e-4

@@ -87,12 +87,17 @@ def _seed(config: TrainConfig, epoch: int, stream: int) -> int:
     return config.schedule.seed * 1_000_003 + epoch * 101 + stream
 
 
-def _batches(n: int, batch_size: int, g: torch.Generator, rank: int, world: int) -> list[list[int]]:
-    """This rank's batches of one epoch; every rank gets the same number of batches.
+def _batches(
+    n: int, batch_size: int, g: torch.Generator, rank: int, world: int, limit: int = 0
+) -> list[list[int]]:
+    """This rank's batches of one epoch (of ``limit`` samples if set); ranks get equal counts.
 
     In 2D a last batch of a single slice joins the one before (BatchNorm needs two samples).
     """
     order = torch.randperm(n, generator=g).tolist()
+    if limit:
+        order = order[:limit]
+    n = len(order)
     per_rank = n // world if world > 1 else n
     mine = order[rank * per_rank : (rank + 1) * per_rank]
     batches = [mine[i : i + batch_size] for i in range(0, len(mine), batch_size)]
@@ -236,8 +241,10 @@ class Trainer:
         torch.manual_seed(_seed(self.config, epoch, 0))  # dropout
         shuffle = torch.Generator().manual_seed(_seed(self.config, epoch, 1))
         aug = torch.Generator(device=self.device).manual_seed(_seed(self.config, epoch, 2))
-        size = 1 if self.volumetric else self.config.schedule.batch_size
-        batches = _batches(len(self.data), size, shuffle, self.rank, self.world)
+        size, limit = 1, 0
+        if not self.volumetric:
+            size, limit = self.config.schedule.batch_size, self.config.schedule.samples_per_epoch
+        batches = _batches(len(self.data), size, shuffle, self.rank, self.world, limit)
         self._set_train_mode()
         total, count = 0.0, 0
         bar = _progress(len(batches), f"epoch {epoch + 1}", progress and self.rank == 0)

@@ -11,6 +11,9 @@ Layout and module names follow hszhao/semseg model/pspnet.py (``ppm.features.i``
   backbone features (2C channels).
 - ``cls``: 3x3 conv 2C -> 512, BN, ReLU, Dropout2d(0.1), 1x1 conv -> ``classes``.
 - ``aux`` (only with ``aux=True``): the same on layer3 with 256 channels.
+- ``width`` (64 = the reference) scales every channel count: the backbone's stem and stages and
+  the two heads (8 x width and 4 x width). ``width=16`` gives a CPU-sized PSPNet (about 1/16 of
+  the compute); only width 64 takes ImageNet/VOC checkpoints.
 
 ``forward`` takes ``(N, in_channels, H, W)`` of any H, W and returns logits ``(N, classes, H, W)``;
 in training mode with ``aux=True`` it returns ``(main, aux)``, both that shape, and the trainer
@@ -87,17 +90,18 @@ class PSPNet(nn.Module):
         deep_stem: bool = False,
         aux: bool = False,
         dropout: float = 0.1,
+        width: int = 64,
     ):
         super().__init__()
         self.initializer = nn.Sequential(
             nn.BatchNorm2d(in_channels), nn.Conv2d(in_channels, 3, 1, bias=False)
         )
-        self.backbone = ResNet(backbone, output_stride, deep_stem)
+        self.backbone = ResNet(backbone, output_stride, deep_stem, width)
         self.output_stride = output_stride
         c3, c4 = self.backbone.channels
         self.ppm = PyramidPooling(c4)
-        self.cls = _head(2 * c4, 512, classes, dropout)
-        self.aux = _head(c3, 256, classes, dropout) if aux else None
+        self.cls = _head(2 * c4, 8 * width, classes, dropout)
+        self.aux = _head(c3, 4 * width, classes, dropout) if aux else None
         self.aux_weight = AUX_LOSS_WEIGHT
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:

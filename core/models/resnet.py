@@ -100,35 +100,46 @@ _STAGES = {8: ((1, 2, 1, 1), (1, 1, 2, 4)), 16: ((1, 2, 2, 1), (1, 1, 1, 2))}
 class ResNet(nn.Module):
     """A dilated ResNet returning the layer3 and layer4 feature maps."""
 
-    def __init__(self, name: str = "resnet50", output_stride: int = 8, deep_stem: bool = False):
+    def __init__(
+        self,
+        name: str = "resnet50",
+        output_stride: int = 8,
+        deep_stem: bool = False,
+        width: int = 64,
+    ):
         super().__init__()
+        if width < 8 or width % 8:
+            raise ValueError(
+                f"width must be a multiple of 8 (64 = the standard ResNet), not {width}"
+            )
         if name not in ARCHITECTURES:
             raise ValueError(f"unknown backbone {name!r}; choose one of {sorted(ARCHITECTURES)}")
         if output_stride not in _STAGES:
             raise ValueError(f"output_stride must be one of {sorted(_STAGES)}, not {output_stride}")
         block, blocks = ARCHITECTURES[name]
         self.deep_stem = deep_stem
+        w = width
         if deep_stem:
-            self.conv1 = _conv3x3(3, 64, stride=2)
-            self.bn1 = nn.BatchNorm2d(64)
-            self.conv2 = _conv3x3(64, 64)
-            self.bn2 = nn.BatchNorm2d(64)
-            self.conv3 = _conv3x3(64, 128)
-            self.bn3 = nn.BatchNorm2d(128)
-            self.inplanes = 128
+            self.conv1 = _conv3x3(3, w, stride=2)
+            self.bn1 = nn.BatchNorm2d(w)
+            self.conv2 = _conv3x3(w, w)
+            self.bn2 = nn.BatchNorm2d(w)
+            self.conv3 = _conv3x3(w, 2 * w)
+            self.bn3 = nn.BatchNorm2d(2 * w)
+            self.inplanes = 2 * w
         else:
-            self.conv1 = nn.Conv2d(3, 64, 7, stride=2, padding=3, bias=False)
-            self.bn1 = nn.BatchNorm2d(64)
-            self.inplanes = 64
+            self.conv1 = nn.Conv2d(3, w, 7, stride=2, padding=3, bias=False)
+            self.bn1 = nn.BatchNorm2d(w)
+            self.inplanes = w
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
         strides, dilations = _STAGES[output_stride]
-        self.layer1 = self._make_layer(block, 64, blocks[0], strides[0], dilations[0])
-        self.layer2 = self._make_layer(block, 128, blocks[1], strides[1], dilations[1])
-        self.layer3 = self._make_layer(block, 256, blocks[2], strides[2], dilations[2])
-        self.layer4 = self._make_layer(block, 512, blocks[3], strides[3], dilations[3])
+        self.layer1 = self._make_layer(block, w, blocks[0], strides[0], dilations[0])
+        self.layer2 = self._make_layer(block, 2 * w, blocks[1], strides[1], dilations[1])
+        self.layer3 = self._make_layer(block, 4 * w, blocks[2], strides[2], dilations[2])
+        self.layer4 = self._make_layer(block, 8 * w, blocks[3], strides[3], dilations[3])
         #: Channels of the layer3 and layer4 outputs (what the heads are sized from).
-        self.channels = (256 * block.expansion, 512 * block.expansion)
+        self.channels = (4 * w * block.expansion, 8 * w * block.expansion)
 
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
