@@ -1,0 +1,177 @@
+"""``strokelens predict INPUT --out DIR --ensemble MANIFEST``: segment a case or a data set.
+
+Per case, in DIR: the final mask (all-member mean >= 0.5), named as an ISLES 2018 submission
+``SMIR.<method>.<id>.nii`` when the case has a CT_MTT folder number, else ``<case>_mask.nii.gz``;
+in ``DIR/maps/`` the mean probability maps (all members, focal members, cross-entropy members),
+the member std (uncertainty) and with ``--members`` each member's probabilities. When case names
+repeat across splits (ISLES' TRAINING and TESTING both hold case_1), each split gets a folder.
+``predictions.csv`` / ``predictions.json`` hold per case the lesion volumes of the all/focal/ce
+masks and, where a ground truth exists, their ISLES metrics, plus the summary over cases.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import time
+from pathlib import Path
+
+from tqdm import tqdm
+
+from strokelens.app.commands.evaluate import format_table, write_csv, write_json
+from strokelens.core.case import Case
+from strokelens.core.dataset import open_dataset
+from strokelens.core.devices import DEVICES
+from strokelens.core.engine import PRECISIONS, Engine
+from strokelens.core.errors import DataError
+from strokelens.core.manifest import read_manifest
+from strokelens.core.metrics import METRICS, case_metrics, summarize
+from strokelens.core.prediction import Prediction
+from strokelens.core.writer import submission_name, write_mask, write_probability
+from strokelens.resources import resource_path
+
+HELP = "segment the infarct core of a case or data set with an ensemble (masks, maps, volumes)"
+
+#: The bundled demo ensemble, used when no --ensemble is given (once it is shipped).
+DEMO_MANIFEST = resource_path("demo", "ensemble.json")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("input", help="case folder, split folder or data set root")
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--ensemble", help="ensemble manifest (JSON) naming the member weights")
+    parser.add_argument(
+        "--method", default="strokelens", help="method name in ISLES submission file names"
+    )
+    parser.add_argument(
+        "--members", action="store_true", help="also write every member's probabilities"
+    )
+    parser.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's)")
+    parser.add_argument("--device", choices=DEVICES, default="auto", help="default: auto")
+    parser.add_argument("--batch-size", type=int, help="slices per batch (default by device)")
+    parser.add_argument(
+        "--precision", choices=PRECISIONS, default="auto", help="auto: bf16 on CUDA, else fp32"
+    )
+    parser.add_argument(
+        "--min-component-ml",
+        type=float,
+        default=0.0,
+        help="drop mask components smaller than this many mL (default 0: keep all)",
+    )
+
+
+def manifest_path(given: str | None) -> Path:
+    """``--ensemble``, else the bundled demo ensemble if it is installed."""
+    if given:
+        return Path(given)
+    if not DEMO_MANIFEST.is_file():
+        raise DataError(
+            DEMO_MANIFEST,
+            "no --ensemble MANIFEST given and no bundled demo ensemble installed here",
+        )
+    return DEMO_MANIFEST
+
+
+def mask_name(case: Case, method: str) -> str:
+    return submission_name(case, method) if case.submission_id else f"{case.id}_mask.nii.gz"
+
+
+def write_outputs(case: Case, prediction: Prediction, folder: Path, method: str, members: bool):
+    """The case's mask and maps; returns the mask path."""
+    maps = folder / "maps"
+    for source in prediction.sources:
+        suffix = "" if source == "all" else f"_{source}"
+        write_probability(case, prediction.mean(source), maps / f"{case.id}_prob{suffix}.nii.gz")
+    write_probability(case, prediction.uncertainty, maps / f"{case.id}_uncertainty.nii.gz")
+    if members:
+        for name, probabilities in zip(prediction.member_names, prediction.members, strict=True):
+            write_probability(case, probabilities, maps / f"{case.id}_member_{name}.nii.gz")
+    return write_mask(case, prediction.mask(), folder / mask_name(case, method))
+
+
+def case_row(case: Case, prediction: Prediction, mask_path: Path, out: Path) -> dict:
+    """The flat CSV row: volumes per source and, with a ground truth, metrics per source."""
+    row: dict = {
+        "key": case.key,
+        "id": case.id,
+        "split": case.split,
+        "submission_id": case.submission_id or "",
+        "mask": str(mask_path.relative_to(out)),
+        "seconds": round(prediction.timing["total"], 3),
+        "truth_ml": case.lesion_ml(),
+    }
+    row |= {f"{s}_ml": v for s, v in prediction.volumes_ml().items()}
+    if case.mask is not None:
+        for source in prediction.sources:
+            scores = case_metrics(prediction.mask(source), case.mask, case.spacing)
+            row |= {f"{source}_{k}": v for k, v in scores.items()}
+    return row
+
+
+def run(args: argparse.Namespace) -> int:
+    if not re.fullmatch(r"[A-Za-z0-9_-]+", args.method):
+        raise DataError(Path(args.out), f"--method {args.method!r}: use letters, digits, _ and -")
+    manifest = read_manifest(manifest_path(args.ensemble))
+    dataset = open_dataset(args.input)
+    engine = Engine(
+        manifest,
+        device=args.device,
+        threads=args.threads,
+        batch_size=args.batch_size,
+        precision=args.precision,
+        min_component_ml=args.min_component_ml,
+    )
+    out = Path(args.out)
+    ids = [ref.id for ref in dataset]
+    per_split = len(set(ids)) < len(ids)
+    rows, failed = [], []
+    for n, ref in enumerate(dataset, 1):
+        try:
+            case = dataset.load(ref)
+        except DataError as exc:
+            failed.append({"key": ref.key, "error": str(exc)})
+            tqdm.write(f"{ref.key}: skipped: {exc}", file=sys.stderr)
+            continue
+        total = len(engine.models) * case.n_slices
+        with tqdm(total=total, desc=f"{ref.key} ({n}/{len(dataset)})", unit="slice") as bar:
+
+            def progress(done: int, _total: int, bar=bar) -> None:
+                bar.update(done - bar.n)
+
+            prediction = engine.predict(case, progress=progress)
+        folder = out / case.split if per_split and case.split else out
+        mask_path = write_outputs(case, prediction, folder, args.method, args.members)
+        rows.append(case_row(case, prediction, mask_path, out))
+    sources = ["all", *dict.fromkeys(m.loss for m in manifest.members)]
+    scored = [r for r in rows if "all_dsc" in r]
+    per_source = {s: [{k: r[f"{s}_{k}"] for k in METRICS} for r in scored] for s in sources}
+    summary = {s: summarize(metrics) for s, metrics in per_source.items()} if scored else {}
+    if rows:
+        write_csv(rows, out / "predictions.csv")
+    write_json(
+        {
+            "ensemble": {
+                "name": manifest.name,
+                "manifest": str(manifest.path),
+                "members": [
+                    {"name": m.name, "loss": m.loss, "fold": m.fold, "sha256": m.sha256}
+                    for m in manifest.members
+                ],
+            },
+            "method": args.method,
+            "device": engine.device.type,
+            "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "cases": rows,
+            "summary": summary,
+            "failed": failed,
+        },
+        out / "predictions.json",
+    )
+    if scored:
+        print(format_table(per_source["all"], summary["all"], [r["key"] for r in scored], METRICS))
+        for source in sources[1:]:
+            dsc = summary[source]["dsc"]
+            print(f"{source} members only: DSC {dsc['mean']:.3f} +- {dsc['sd']:.3f}")
+    print(f"{len(rows)} cases predicted, {len(failed)} failed; results in {out}")
+    return 1 if failed else 0
