@@ -204,7 +204,8 @@ def _sidecar(plan: CasePlan, modality: str, split: str, seed: int, result: Phant
         meta["frame_s"] = 1.0
         meta["frames"] = int(result.series.shape[0])
     if modality == "CT":
-        meta["source"] = f"mean of the {result.bolus.pre_bolus_frames} pre-bolus frames"
+        meta["source"] = "mean of the pre-bolus frames of CT_4DPWI"
+        meta["pre_bolus_frames"] = result.bolus.pre_bolus_frames
     if modality == "OT":
         lesion = result.patient.lesion
         meta["source"] = "follow-up DWI infarct (simulated), resampled to the CT slab"
