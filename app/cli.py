@@ -17,6 +17,7 @@ COMMANDS = {
     "evaluate": "evaluate",
     "cv": "cv",
     "report": "report",
+    "export": "export",
 }
 
 

@@ -1,0 +1,38 @@
+"""Export a cross-validation ensemble for deployment: inference-only members, optionally fp16.
+
+Exported members drop the auxiliary head (a training aid) and may store float16 tensors (half
+the size; loading casts back to float32). The bundled demo ensemble is made this way.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from strokelens.core.manifest import Manifest, Member, read_manifest
+from strokelens.core.models import build_model
+from strokelens.core.weights import load_weights, save_weights
+
+
+def export_ensemble(manifest_path: str | Path, out: str | Path, half: bool = True) -> Path:
+    """Write ``out/ensemble.json`` and ``out/<member>.safetensors``; returns the manifest path."""
+    source = read_manifest(manifest_path)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    members = []
+    for m in source.members:
+        model, config, meta = load_weights(source.weights_path(m), sha256=m.sha256)
+        config = {**config, "aux": False} if "aux" in config else config
+        slim = build_model(config)
+        state = {k: v for k, v in model.state_dict().items() if not k.startswith("aux.")}
+        slim.load_state_dict(state)
+        if half:
+            slim = slim.to(torch.float16)
+        name = f"{m.name}.safetensors"
+        sha = save_weights(slim, out / name, config, {**meta, "exported_from": m.weights})
+        members.append(Member(m.name, m.loss, m.fold, name, sha, m.val_dice))
+    meta = {**source.meta, "exported_from": str(Path(manifest_path).resolve()), "fp16": half}
+    return Manifest(source.name, members, source.preprocessing, meta=meta).save(
+        out / "ensemble.json"
+    )
