@@ -24,10 +24,12 @@ TERRITORIES = ("ACA", "MCA", "PCA")
 TERRITORY_WEIGHTS = (0.12, 0.73, 0.15)
 #: infarct-core volume: log-normal, median and log-sd (mL, whole brain)
 CORE_MEDIAN_ML = 30.0
-CORE_LOG_SD = 1.1
-CORE_RANGE_ML = (0.5, 180.0)
+CORE_LOG_SD = 1.3
+CORE_RANGE_ML = (0.3, 200.0)
 #: MNI z range (mm) of lesion centres: basal ganglia to the centrum semiovale
 CENTRE_Z = (-15.0, 38.0)
+#: follow-up lesion border vs the core's (mm): mean and sd of the growth, sd of the irregularity
+FOLLOWUP_SHIFT_MM = (0.5, 1.5, 2.5)
 CORE_RCBF = 0.3  # core = CBF below 30 % of the healthy side
 HYPO_DELAY_S = 6.0  # hypoperfused = Tmax above 6 s
 
@@ -64,10 +66,9 @@ class Lesion:
     core_ml: float  # in the subject (template volume times the head's volume factor)
     hypo_ml: float
     severity: np.ndarray  # float32, 0-1
-    followup: np.ndarray  # float32, the follow-up (DWI) lesion field
+    followup: np.ndarray  # float32, the follow-up (DWI) lesion field, thresholded at t_core
     t_core: float
     t_hypo: float
-    t_followup: float
     rcbf_hypo_edge: float  # relative CBF where the hypoperfused region starts
     rcbv_penumbra: float  # relative CBV in the penumbra (autoregulation raises it)
     delay_core: float  # bolus delay (s) at the core's border
@@ -156,10 +157,12 @@ def random_lesion(rng: np.random.Generator, volume_factor: float = 1.0) -> Lesio
     t_hypo = _threshold_for_volume(severity, tissue, round(hypo_ml / voxel_ml))
     t_core = _threshold_for_volume(severity, tissue, round(core_ml / voxel_ml))
     t_core = max(t_core, t_hypo + 1e-3)
-    # follow-up: the core grown or shrunk a little, with its border moved irregularly
-    followup = severity * np.exp(0.3 * smooth_noise(rng, r2.shape, 2.5))
-    # growth stays within half of the penumbra (severity is not linear in distance)
-    t_followup = max(t_core * float(np.exp(rng.normal(-0.05, 0.15))), 0.5 * (t_core + t_hypo))
+    # follow-up: the core's border moved outwards or inwards by a few mm, irregularly (the
+    # severity gradient turns a displacement in mm into a change of severity)
+    gradient = np.linalg.norm(np.gradient(severity, float(COARSE)), axis=0)
+    shift_mm = rng.normal(FOLLOWUP_SHIFT_MM[0], FOLLOWUP_SHIFT_MM[1])
+    shift_mm = shift_mm + FOLLOWUP_SHIFT_MM[2] * smooth_noise(rng, r2.shape, 3.0)
+    followup = severity + shift_mm * gradient
     return Lesion(
         territory=TERRITORIES[territory - 1],
         side=side,
@@ -170,7 +173,6 @@ def random_lesion(rng: np.random.Generator, volume_factor: float = 1.0) -> Lesio
         followup=followup.astype(np.float32),
         t_core=t_core,
         t_hypo=t_hypo,
-        t_followup=t_followup,
         rcbf_hypo_edge=float(rng.uniform(0.55, 0.75)),
         rcbv_penumbra=float(rng.uniform(1.0, 1.3)),
         delay_core=float(rng.uniform(8.0, 11.0)),

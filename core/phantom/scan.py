@@ -215,7 +215,7 @@ def _followup_mask(lesion: Lesion, patient: Patient, slab: Slab, anat: Anatomy) 
     """The lesion a follow-up DWI shows, as it would be drawn and resampled onto the slab."""
     t = load_template()
     field = sample(lesion.followup, COARSE, t.origin, patient.pose, slab)
-    inside = (field > lesion.t_followup) & (anat.parenchyma_sub > 0.5)
+    inside = (field > lesion.t_core) & (anat.parenchyma_sub > 0.5)
     fraction = inside.mean(axis=1, dtype=np.float32)
     fraction = ndi.gaussian_filter(fraction, (0, 1.0, 1.0))
     return (fraction >= 0.5).astype(np.uint8)
