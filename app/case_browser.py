@@ -1,0 +1,191 @@
+"""The case list: id, patient, split, slices, review status and predicted core, sortable and filterable.
+
+A ``QAbstractTableModel`` over ``Model.entries`` (refreshed by the model's events) behind a
+``QSortFilterProxyModel``; sorting uses raw values (``SORT_ROLE``) so numbers sort as numbers.
+Next/previous case follow the rows as shown (sorted and filtered).
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import (
+    QAbstractTableModel,
+    QModelIndex,
+    QPersistentModelIndex,
+    QSortFilterProxyModel,
+    Qt,
+    Signal,
+)
+from PySide6.QtGui import QColor, QFont
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHeaderView,
+    QLineEdit,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from strokelens.app.model import Model, Status
+from strokelens.app.theme import ACCENT, OK_COLOR, WARN_COLOR
+
+COLUMNS = ("Case", "Patient", "Split", "Slices", "Status", "Core (mL)")
+SORT_ROLE = Qt.ItemDataRole.UserRole + 1
+STATUS_COLORS = {
+    Status.NEW: "#9aa0a8",
+    Status.PREDICTED: ACCENT,
+    Status.IN_REVIEW: WARN_COLOR,
+    Status.CORRECTED: "#c58af0",
+    Status.APPROVED: OK_COLOR,
+}
+
+
+class CaseTableModel(QAbstractTableModel):
+    def __init__(self, model: Model):
+        super().__init__()
+        self.model = model
+        self._current = -1
+        model.dataset_changed.connect(self._reset)
+        model.entry_changed.connect(self._row_changed)
+        model.case_changed.connect(self._current_changed)
+
+    def rowCount(self, parent=QModelIndex()) -> int:  # noqa: B008, N802 (Qt API)
+        return 0 if parent.isValid() else len(self.model.entries)
+
+    def columnCount(self, parent=QModelIndex()) -> int:  # noqa: B008, N802 (Qt API)
+        return 0 if parent.isValid() else len(COLUMNS)
+
+    def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):  # noqa: N802
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+            return COLUMNS[section]
+        return None
+
+    def data(self, index: QModelIndex | QPersistentModelIndex, role=Qt.ItemDataRole.DisplayRole):
+        entry = self.model.entries[index.row()]
+        column = index.column()
+        values = (
+            entry.ref.id,
+            entry.ref.patient,
+            entry.ref.split,
+            entry.n_slices,
+            entry.status.value,
+            entry.core_ml,
+        )
+        value = values[column]
+        if role == Qt.ItemDataRole.DisplayRole:
+            if value is None:
+                return ""
+            return f"{value:.1f}" if isinstance(value, float) else str(value)
+        if role == SORT_ROLE:
+            if column == 0:
+                return index.row()  # data-set order is natural order (case_2 before case_10)
+            return -1.0 if value is None else value
+        if role == Qt.ItemDataRole.ForegroundRole and column == 4:
+            return QColor(STATUS_COLORS[entry.status])
+        if role == Qt.ItemDataRole.FontRole and index.row() == self._current:
+            font = QFont()
+            font.setBold(True)
+            return font
+        if role == Qt.ItemDataRole.TextAlignmentRole and column in (3, 5):
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        if role == Qt.ItemDataRole.ToolTipRole:
+            problems = entry.ref.errors + entry.ref.problems
+            return "\n".join(problems) if problems else str(entry.ref.folder)
+        return None
+
+    def _reset(self) -> None:
+        self.beginResetModel()
+        self._current = -1
+        self.endResetModel()
+
+    def _row_changed(self, row: int) -> None:
+        self.dataChanged.emit(self.index(row, 0), self.index(row, len(COLUMNS) - 1))
+
+    def _current_changed(self) -> None:
+        previous, self._current = self._current, self.model.index
+        for row in {previous, self._current} - {-1}:
+            self._row_changed(row)
+
+
+class CaseBrowser(QWidget):
+    """Filter box + table; ``case_activated(entry index)`` when the user picks a row."""
+
+    case_activated = Signal(int)
+
+    def __init__(self, model: Model, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.model = model
+        self._syncing = False
+        self.table_model = CaseTableModel(model)
+        self.proxy = QSortFilterProxyModel(self)
+        self.proxy.setSourceModel(self.table_model)
+        self.proxy.setSortRole(SORT_ROLE)
+        self.proxy.setFilterKeyColumn(-1)
+        self.proxy.setFilterCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+
+        self.filter = QLineEdit()
+        self.filter.setPlaceholderText("Filter cases (id, patient, status)…  Ctrl+F")
+        self.filter.setClearButtonEnabled(True)
+        self.filter.textChanged.connect(self.proxy.setFilterFixedString)
+
+        self.table = QTableView()
+        self.table.setModel(self.proxy)
+        self.table.setSortingEnabled(True)
+        self.table.sortByColumn(0, Qt.SortOrder.AscendingOrder)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setAlternatingRowColors(True)
+        self.table.verticalHeader().hide()
+        self.table.verticalHeader().setDefaultSectionSize(22)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setStretchLastSection(True)
+        self.table.selectionModel().currentRowChanged.connect(self._on_current_row)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(self.filter)
+        layout.addWidget(self.table)
+        model.case_changed.connect(self._select_current)
+        model.dataset_changed.connect(self._show_columns)
+
+    def _show_columns(self) -> None:
+        """The split column only when the data set has more than one split."""
+        splits = {entry.ref.split for entry in self.model.entries}
+        self.table.setColumnHidden(COLUMNS.index("Split"), len(splits) < 2)
+
+    def visible_indices(self) -> list[int]:
+        """Entry indices in the order shown (sorted, filtered)."""
+        return [
+            self.proxy.mapToSource(self.proxy.index(row, 0)).row()
+            for row in range(self.proxy.rowCount())
+        ]
+
+    def neighbour(self, step: int) -> int | None:
+        """The entry ``step`` rows after the current case in the shown order (None at an end)."""
+        shown = self.visible_indices()
+        if not shown:
+            return None
+        if self.model.index not in shown:
+            return shown[0] if step > 0 else shown[-1]
+        position = shown.index(self.model.index) + step
+        return shown[position] if 0 <= position < len(shown) else None
+
+    def _on_current_row(self, current: QModelIndex, _previous: QModelIndex) -> None:
+        if current.isValid() and not self._syncing:
+            row = self.proxy.mapToSource(current).row()
+            if row != self.model.index:
+                self.case_activated.emit(row)
+
+    def _select_current(self) -> None:
+        if self.model.index < 0:
+            return
+        proxy_index = self.proxy.mapFromSource(self.table_model.index(self.model.index, 0))
+        if not proxy_index.isValid():
+            return
+        self._syncing = True
+        try:
+            self.table.setCurrentIndex(proxy_index)
+        finally:
+            self._syncing = False
+        self.table.scrollTo(proxy_index)

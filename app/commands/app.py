@@ -1,0 +1,25 @@
+"""``strokelens app [PATH]``: the review workstation (PySide6) on a data set."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "open the review workstation on a data set (ISLES or simple layout)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("path", nargs="?", help="data set root, split folder or case folder")
+    parser.add_argument(
+        "--screenshot",
+        metavar="FILE.png",
+        help="open PATH, show its first case, save a PNG of the window and exit",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from strokelens.app.launch import run_gui
+
+    if args.screenshot and not args.path:
+        print("strokelens app: error: --screenshot needs a PATH to open")
+        return 2
+    return run_gui(args.path, screenshot=args.screenshot)

@@ -1,0 +1,470 @@
+"""The main window: view/controller over the Qt-free ``Model``.
+
+Everything slow (listing a data set, reading a case, the 4D series, the demo phantom) runs in a
+thread pool through the asyncio loop (qasync in the app); results come back to the GUI thread,
+where the model is updated and its events redraw the views. A newer case request supersedes an
+older one still loading (generation counter), and the cases around the current one are read
+ahead, so stepping through a data set rarely waits for the disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections import OrderedDict
+from collections.abc import Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QSettings, Qt
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QMenu,
+    QMessageBox,
+    QWidget,
+)
+
+from strokelens.app.case_browser import CaseBrowser
+from strokelens.app.curve_dock import CurvePanel
+from strokelens.app.layers_panel import LayersPanel
+from strokelens.app.model import (
+    CT_PRESETS,
+    UNITS,
+    Model,
+    PreparedCase,
+    RecentList,
+    load_perfusion,
+    prepare_case,
+)
+from strokelens.app.shortcuts_dialog import ShortcutsDialog
+from strokelens.app.slice_view import SliceView
+from strokelens.app.stroke_panel import StrokePanel
+from strokelens.core.case import CHANNELS
+from strokelens.core.errors import DataError, StrokeLensError
+
+#: Cases kept in memory (the current one, the ones read ahead, a few recent).
+CACHED_CASES = 4
+DEFAULT_SIZE = (1600, 960)
+
+
+def scan_dataset(path: str | Path):
+    """The data set under ``path`` and each case's slice count from its CT header (worker)."""
+    from strokelens.core.dataset import open_dataset
+    from strokelens.core.nifti import open_image, spatial_shape
+
+    dataset = open_dataset(path)
+    slices = {}
+    for ref in dataset:
+        if "CT" in ref.files:
+            try:
+                slices[ref.key] = spatial_shape(open_image(ref.files["CT"]))[0]
+            except DataError:
+                pass  # the case shows its error when opened
+    return dataset, slices
+
+
+def read_case(ref) -> PreparedCase:
+    """Load and prepare one case (worker)."""
+    from strokelens.core.dataset import load_ref
+
+    return prepare_case(load_ref(ref))
+
+
+def format_cursor(model: Model) -> str:
+    """Status-bar text: voxel index (x, y, z), scanner mm and the five channel values."""
+    if model.cursor is None or model.case is None:
+        return ""
+    y, x = model.cursor
+    mm = model.cursor_mm()
+    values = model.cursor_values()
+    parts = [f"{c} {_value(values[c], UNITS[c])}" for c in CHANNELS]
+    position = f"({mm[0]:.1f}, {mm[1]:.1f}, {mm[2]:.1f}) mm" if mm else ""
+    return f"x {x}  y {y}  z {model.slice}   {position}   " + "   ".join(parts)
+
+
+def _value(value: float, unit: str) -> str:
+    if unit == "s":
+        return f"{value:.1f} s"
+    return f"{value:.0f} HU" if unit == "HU" else f"{value:.4g}"
+
+
+class MainWindow(QMainWindow):
+    def __init__(
+        self,
+        model: Model | None = None,
+        settings: QSettings | None = None,
+        loop: asyncio.AbstractEventLoop | None = None,
+    ):
+        super().__init__()
+        self.model = model or Model()
+        self.settings = settings or QSettings()
+        self._loop = loop or asyncio.get_event_loop()
+        self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="strokelens")
+        self._tasks: set[asyncio.Task] = set()
+        self._cases: OrderedDict[str, asyncio.Future] = OrderedDict()
+        self._generation = 0
+        self._perfusion_loading: str | None = None
+        self.recent = RecentList([str(p) for p in self._setting_list("recent")])
+        self.closed = self._loop.create_future()
+
+        self.setWindowTitle("StrokeLens")
+        self.setAcceptDrops(True)
+        self.view = SliceView(self.model)
+        self.setCentralWidget(self.view)
+        self.browser = CaseBrowser(self.model)
+        self.browser.case_activated.connect(lambda i: self.spawn(self.show_case(i)))
+        self.layers = LayersPanel(self.model)
+        self.stroke = StrokePanel(self.model)
+        self.curve = CurvePanel(self.model)
+        self.docks = {
+            "cases": self._dock("Cases", self.browser, Qt.DockWidgetArea.LeftDockWidgetArea),
+            "stroke": self._dock("Stroke team", self.stroke, Qt.DockWidgetArea.RightDockWidgetArea),
+            "layers": self._dock("Layers", self.layers, Qt.DockWidgetArea.RightDockWidgetArea),
+            "curve": self._dock(
+                "Time-density curve", self.curve, Qt.DockWidgetArea.RightDockWidgetArea
+            ),
+        }
+        self.docks["curve"].visibilityChanged.connect(lambda _on: self._want_perfusion())
+        self.cursor_label = QLabel()
+        self.statusBar().addPermanentWidget(self.cursor_label)
+        self.actions_in_order: list[QAction] = []
+        self._make_menus()
+
+        self.model.cursor_changed.connect(self._show_cursor)
+        self.model.slice_changed.connect(lambda _z: self._show_cursor())
+        self.model.case_changed.connect(self._on_case)
+        self._restore()
+
+    # -- construction --------------------------------------------------------------------------
+    def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(f"dock-{title}")
+        dock.setWidget(widget)
+        self.addDockWidget(area, dock)
+        return dock
+
+    def _action(
+        self,
+        menu: QMenu,
+        text: str,
+        slot: Callable[[], Any],
+        keys: tuple[str | QKeySequence.StandardKey, ...] = (),
+        checkable: bool = False,
+    ) -> QAction:
+        action = QAction(text, self)
+        action.setShortcuts([QKeySequence(k) for k in keys])
+        action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+        action.setCheckable(checkable)
+        action.triggered.connect(lambda _checked=False: slot())
+        menu.addAction(action)
+        self.addAction(action)  # shortcuts work with the menu bar hidden too
+        self.actions_in_order.append(action)
+        return action
+
+    def _make_menus(self) -> None:
+        bar = self.menuBar()
+        file_menu = bar.addMenu("&File")
+        self._action(file_menu, "&Open data set…", self.choose_dataset, ("Ctrl+O",))
+        self.recent_menu = file_menu.addMenu("Open &recent")
+        self._fill_recent()
+        self._action(file_menu, "Save &screenshot…", self.choose_screenshot, ("Ctrl+Shift+S",))
+        file_menu.addSeparator()
+        self._action(file_menu, "&Quit", self.close, ("Ctrl+Q",))
+
+        case_menu = bar.addMenu("&Case")
+        self._action(case_menu, "&Next case", lambda: self.step_case(1), ("PgDown", "Ctrl+Down"))
+        self._action(case_menu, "&Previous case", lambda: self.step_case(-1), ("PgUp", "Ctrl+Up"))
+        self._action(case_menu, "&Filter cases", self._focus_filter, ("Ctrl+F",))
+
+        view_menu = bar.addMenu("&View")
+        model = self.model
+        self._action(view_menu, "Next slice", lambda: model.step_slice(1), ("Up",))
+        self._action(view_menu, "Previous slice", lambda: model.step_slice(-1), ("Down",))
+        self._action(view_menu, "First slice", lambda: model.set_slice(0), ("Home",))
+        self._action(view_menu, "Last slice", lambda: model.set_slice(10**6), ("End",))
+        view_menu.addSeparator()
+        self._action(view_menu, "&Reset zoom and pan", self.view.reset_view, ("R",))
+        self._action(view_menu, "Reset &window/level", model.reset_windows, ("W",))
+        presets = view_menu.addMenu("CT window presets")
+        for n, (name, (width, level)) in enumerate(CT_PRESETS.items(), start=1):
+            self._action(
+                presets,
+                f"CT {name} (W {width:g} L {level:g})",
+                lambda w=width, c=level: model.set_window("CT", w, c),
+                (f"Alt+{n}",),
+            )
+        view_menu.addSeparator()
+        for dock in self.docks.values():
+            view_menu.addAction(dock.toggleViewAction())
+
+        layer_menu = bar.addMenu("&Layers")
+        for n, (name, layer) in enumerate(model.layers.items(), start=1):
+            self._action(
+                layer_menu,
+                f"Toggle {layer.title.lower()}",
+                lambda n=name: model.set_layer(n, visible=not model.layers[n].visible),
+                (str(n),),
+            )
+        layer_menu.addSeparator()
+        self._action(layer_menu, "Filled / contour (all layers)", self.toggle_contours, ("C",))
+        self._action(layer_menu, "More opaque", lambda: self.change_opacity(0.1), ("=", "+"))
+        self._action(layer_menu, "More transparent", lambda: self.change_opacity(-0.1), ("-",))
+
+        help_menu = bar.addMenu("&Help")
+        self._action(help_menu, "&Keyboard shortcuts", self.show_shortcuts, ("F1", "Ctrl+/"))
+
+    # -- settings ------------------------------------------------------------------------------
+    def _setting_list(self, key: str) -> list[str]:
+        value = self.settings.value(key, [])
+        if isinstance(value, str):  # QSettings returns a lone string for one-element lists
+            return [value]
+        return list(value or [])
+
+    def _restore(self) -> None:
+        geometry = self.settings.value("window/geometry")
+        if geometry is None or not self.restoreGeometry(geometry):
+            self.resize(*DEFAULT_SIZE)
+        state = self.settings.value("window/state")
+        if state is None or not self.restoreState(state):
+            docks = self.docks
+            self.resizeDocks(
+                [docks["cases"], docks["stroke"]], [370, 330], Qt.Orientation.Horizontal
+            )
+            self.resizeDocks(
+                [docks["stroke"], docks["layers"], docks["curve"]],
+                [300, 230, 300],
+                Qt.Orientation.Vertical,
+            )
+
+    def _fill_recent(self) -> None:
+        self.recent_menu.clear()
+        for path in self.recent.paths:
+            action = self.recent_menu.addAction(path)
+            action.triggered.connect(lambda _c=False, p=path: self.spawn(self.open_dataset(p)))
+        self.recent_menu.setEnabled(bool(self.recent.paths))
+
+    def closeEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        self.settings.setValue("window/geometry", self.saveGeometry())
+        self.settings.setValue("window/state", self.saveState())
+        self.settings.setValue("recent", self.recent.paths)
+        self.settings.sync()
+        for task in list(self._tasks):
+            task.cancel()
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        if not self.closed.done():
+            self.closed.set_result(True)
+        super().closeEvent(event)
+
+    # -- tasks ---------------------------------------------------------------------------------
+    def spawn(self, coroutine: Coroutine[Any, Any, Any]) -> asyncio.Task:
+        """Run a coroutine on the loop; its failure is reported, never silently dropped."""
+        task = self._loop.create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task) -> None:
+        self._tasks.discard(task)
+        if task.cancelled() or task.exception() is None:
+            return
+        exc = task.exception()
+        self.report_error(exc)
+        if not isinstance(exc, StrokeLensError):
+            sys.excepthook(type(exc), exc, exc.__traceback__)
+
+    async def idle(self) -> None:
+        """Wait until every task started so far has finished (tests, screenshots)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    def run_in_worker(self, function: Callable[..., Any], *args: Any) -> asyncio.Future:
+        return self._loop.run_in_executor(self._executor, function, *args)
+
+    def report_error(self, exc: BaseException) -> None:
+        self.statusBar().showMessage(f"Error: {exc}", 15000)
+        box = QMessageBox(QMessageBox.Icon.Warning, "StrokeLens", str(exc), parent=self)
+        box.open()  # not exec(): never block the loop
+
+    # -- data set and cases --------------------------------------------------------------------
+    def choose_dataset(self) -> None:
+        start = self.recent.paths[0] if self.recent.paths else str(Path.home())
+        path = QFileDialog.getExistingDirectory(self, "Open data set", start)
+        if path:
+            self.spawn(self.open_dataset(path))
+
+    async def open_dataset(self, path: str | Path) -> bool:
+        """List the data set in a worker, then show its first case; False if it cannot be read."""
+        path = str(Path(path).expanduser().resolve())
+        self.statusBar().showMessage(f"Opening {path}…")
+        try:
+            dataset, slices = await self.run_in_worker(scan_dataset, path)
+        except DataError as exc:
+            self.report_error(exc)
+            return False
+        self._cases.clear()
+        self._generation += 1
+        self.model.set_dataset(dataset, slices)
+        self.recent.add(path)
+        self.settings.setValue("recent", self.recent.paths)
+        self._fill_recent()
+        self.statusBar().showMessage(f"{len(dataset)} cases in {path}", 5000)
+        shown = self.browser.visible_indices()
+        return await self.show_case(shown[0]) if shown else True
+
+    def _case_future(self, index: int) -> asyncio.Future:
+        """The (possibly still running) load of entry ``index``; kept in a small LRU."""
+        entry = self.model.entries[index]
+        future = self._cases.get(entry.key)
+        if future is None or (future.done() and future.exception() is not None):
+            future = self.run_in_worker(read_case, entry.ref)
+            future.add_done_callback(lambda f: f.cancelled() or f.exception())  # mark retrieved
+            self._cases[entry.key] = future
+        self._cases.move_to_end(entry.key)
+        while len(self._cases) > CACHED_CASES:  # the current case and read-aheads are newest
+            self._cases.popitem(last=False)
+        return future
+
+    async def show_case(self, index: int) -> bool:
+        """Show entry ``index``; a later request wins over this one if it is still loading."""
+        self._generation += 1
+        generation = self._generation
+        entry = self.model.entries[index]
+        future = self._case_future(index)
+        if not future.done():
+            self.statusBar().showMessage(f"Loading {entry.key}…")
+        try:
+            prepared = await future
+        except DataError as exc:
+            if generation == self._generation:
+                self.report_error(exc)
+            return False
+        if generation != self._generation:
+            return False
+        self.model.set_case(index, prepared)
+        self.statusBar().clearMessage()
+        for step in (1, -1):  # read ahead while the reviewer looks at this one
+            neighbour = self.browser.neighbour(step)
+            if neighbour is not None:
+                self._case_future(neighbour)
+        return True
+
+    def step_case(self, step: int) -> None:
+        index = self.browser.neighbour(step)
+        if index is not None:
+            self.spawn(self.show_case(index))
+
+    def _on_case(self) -> None:
+        case = self.model.case
+        dataset = self.model.dataset
+        if case is None:
+            self.setWindowTitle("StrokeLens" + (f" — {dataset.root.name}" if dataset else ""))
+            return
+        name = dataset.root.name if dataset else ""
+        self.setWindowTitle(f"StrokeLens — {name} — {case.key} (patient {case.patient})")
+        if case.problems:
+            self.statusBar().showMessage("; ".join(case.problems), 10000)
+        if not case.has_perfusion:
+            self.curve.set_message("This case has no 4D source (CT_4DPWI): no curves.")
+        self._want_perfusion()
+
+    # -- 4D series -----------------------------------------------------------------------------
+    def _want_perfusion(self) -> None:
+        case = self.model.case
+        if (
+            case is not None
+            and case.has_perfusion
+            and self.docks["curve"].isVisible()
+            and self.model.perfusion is None
+            and self._perfusion_loading != case.key
+        ):
+            self.spawn(self._load_perfusion(case))
+
+    async def _load_perfusion(self, case) -> None:
+        self._perfusion_loading = case.key
+        self.curve.set_message(f"Reading the 4D series of {case.key}…")
+        try:
+            series = await self.run_in_worker(load_perfusion, case)
+        except (DataError, ValueError, OSError) as exc:
+            self.curve.set_message(f"4D series unusable: {exc}")
+            return
+        finally:
+            if self._perfusion_loading == case.key:
+                self._perfusion_loading = None
+        self.model.set_perfusion(series)  # dropped by the model if the case changed meanwhile
+
+    # -- demo ----------------------------------------------------------------------------------
+    async def open_demo(self, folder: Path) -> bool:
+        """Open the demo data set, generating it first (in a worker, with progress) if missing."""
+        from strokelens.app.commands.demo import DEMO_CASES, demo_ready, generate_demo
+
+        if not demo_ready(folder):
+            done = 0
+
+            def progress(_path: Path) -> None:
+                self._loop.call_soon_threadsafe(step)
+
+            def step() -> None:
+                nonlocal done
+                done += 1
+                self.statusBar().showMessage(
+                    f"Generating the demo data set in {folder}: {done} / {DEMO_CASES} cases…"
+                )
+
+            self.statusBar().showMessage(f"Generating the demo data set in {folder}…")
+            await self.run_in_worker(generate_demo, folder, progress)
+        return await self.open_dataset(folder)
+
+    # -- small actions -------------------------------------------------------------------------
+    def _show_cursor(self) -> None:
+        self.cursor_label.setText(format_cursor(self.model))
+
+    def _focus_filter(self) -> None:
+        self.docks["cases"].show()
+        self.browser.filter.setFocus()
+        self.browser.filter.selectAll()
+
+    def toggle_contours(self) -> None:
+        contour = not all(layer.contour for layer in self.model.layers.values())
+        for name in self.model.layers:
+            self.model.set_layer(name, contour=contour)
+
+    def change_opacity(self, delta: float) -> None:
+        for name, layer in self.model.layers.items():
+            self.model.set_layer(name, opacity=layer.opacity + delta)
+
+    def show_shortcuts(self) -> None:
+        ShortcutsDialog(self.actions_in_order, self).open()
+
+    def save_screenshot(self, path: str | Path) -> bool:
+        """PNG (or any Qt image format by suffix) of the whole window."""
+        return bool(self.grab().save(str(path)))
+
+    def choose_screenshot(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Save screenshot", "strokelens.png", "PNG (*.png)"
+        )
+        if path:
+            self.save_screenshot(path)
+
+    # -- drag and drop -------------------------------------------------------------------------
+    @staticmethod
+    def _dropped_folder(mime) -> str | None:
+        for url in mime.urls() if mime.hasUrls() else []:
+            if url.isLocalFile() and Path(url.toLocalFile()).is_dir():
+                return url.toLocalFile()
+        return None
+
+    def dragEnterEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        if self._dropped_folder(event.mimeData()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        folder = self._dropped_folder(event.mimeData())
+        if folder:
+            event.acceptProposedAction()
+            self.spawn(self.open_dataset(folder))

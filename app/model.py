@@ -1,0 +1,459 @@
+"""The viewer's state, free of Qt: one ``Model`` with plain-callback events that Qt views subscribe to.
+
+The model never reads files and never blocks: the main window runs ``prepare_case`` and
+``load_perfusion`` (the slow, Qt-free parts) in worker threads and hands the results to the model
+on the GUI thread, which then tells its views through events.
+
+Overlay layers are named sources, so the inference engine plugs in later without view changes:
+``truth`` (the case's ground truth), ``focal`` / ``ce`` (masks of the focal and cross-entropy
+members' mean), ``mean`` (all-member mean probability), ``corrected`` (the reviewer's mask) and
+``uncertainty`` (member standard deviation); see :meth:`Model.set_prediction`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from strokelens.core.case import CHANNELS, Case
+from strokelens.core.metrics import volume_ml
+from strokelens.core.mismatch import Mismatch, hypoperfusion_mask, mismatch_from_volumes
+
+if TYPE_CHECKING:
+    from strokelens.core.dataset import CaseRef, Dataset
+    from strokelens.core.prediction import Prediction
+
+#: Units shown beside each channel's values (CBF/CBV as stored in the files).
+UNITS = {"CT": "HU", "CBF": "mL/100g/min", "CBV": "mL/100g", "MTT": "s", "Tmax": "s"}
+
+#: Fixed default windows (width, level): CT brain window; MTT and Tmax in seconds, Tmax centred
+#: on the 6 s hypoperfusion threshold. CBF and CBV have no common scale across sources, so their
+#: default window is taken from each case (``auto_window``).
+FIXED_WINDOWS: dict[str, tuple[float, float]] = {
+    "CT": (80.0, 40.0),
+    "MTT": (16.0, 8.0),
+    "Tmax": (12.0, 6.0),
+}
+#: CT window presets (width, level) offered in the View menu.
+CT_PRESETS: dict[str, tuple[float, float]] = {
+    "Brain": (80.0, 40.0),
+    "Stroke": (40.0, 35.0),
+    "Subdural": (200.0, 80.0),
+    "Bone": (2000.0, 500.0),
+}
+#: Maps' auto window tops out at this percentile of the positive voxels: high enough for grey
+#: matter, low enough that vessels (a few % of voxels, several times brighter) do not set it.
+AUTO_PERCENTILE = 95.0
+
+
+class Event:
+    """Callbacks called in connection order on ``emit`` (same thread, no queueing)."""
+
+    def __init__(self) -> None:
+        self._callbacks: list[Callable[..., object]] = []
+
+    def connect(self, callback: Callable[..., object]) -> None:
+        self._callbacks.append(callback)
+
+    def disconnect(self, callback: Callable[..., object]) -> None:
+        self._callbacks.remove(callback)
+
+    def emit(self, *args: object) -> None:
+        for callback in list(self._callbacks):
+            callback(*args)
+
+
+class Status(StrEnum):
+    """Review state of a case; this part reaches only NEW and PREDICTED."""
+
+    NEW = "new"
+    PREDICTED = "predicted"
+    IN_REVIEW = "in review"
+    CORRECTED = "corrected"
+    APPROVED = "approved"
+
+
+@dataclass
+class Entry:
+    """One case of the open data set as the browser lists it."""
+
+    ref: CaseRef
+    n_slices: int | None = None
+    status: Status = Status.NEW
+    core_ml: float | None = None  # predicted core (ensemble mask), None until predicted
+
+    @property
+    def key(self) -> str:
+        return self.ref.key
+
+
+@dataclass
+class Layer:
+    """An overlay source and how it is drawn.
+
+    ``kind`` "mask" draws voxels != 0 in ``color``; "heat" draws values in ``[0, vmax]`` with
+    ``lut`` (or ``color`` with alpha growing with the value) and its contour at ``threshold``.
+    """
+
+    name: str
+    title: str
+    color: tuple[int, int, int]
+    kind: str = "mask"
+    visible: bool = True
+    opacity: float = 0.8
+    contour: bool = True
+    vmax: float = 1.0
+    threshold: float = 0.5
+    lut: str = ""
+
+
+#: Fig. 4 of the paper: ground truth orange, focal loss red, cross entropy cyan.
+LAYERS: tuple[Layer, ...] = (
+    Layer("truth", "Ground truth", (255, 150, 0)),
+    Layer("focal", "Focal ensemble", (235, 35, 35)),
+    Layer("ce", "Cross-entropy ensemble", (0, 225, 235)),
+    Layer("mean", "All-member mean", (255, 235, 60), kind="heat", visible=False, contour=False),
+    Layer("corrected", "Corrected mask", (70, 230, 90), contour=False, opacity=0.5),
+    Layer(
+        "uncertainty", "Uncertainty", (255, 255, 255), kind="heat", visible=False,
+        contour=False, vmax=0.5, threshold=0.2, lut="hot", opacity=0.7,
+    ),
+)  # fmt: skip
+
+
+@dataclass
+class PreparedCase:
+    """A loaded case plus what the viewer derives from it once (computed in a worker)."""
+
+    case: Case
+    windows: dict[str, tuple[float, float]]
+    hypoperfused_ml: float
+    start_slice: int
+    start_cursor: tuple[int, int]  # (y, x): the ground truth's centre there, else the image's
+
+
+@dataclass
+class PerfusionSeries:
+    """The 4D source of the current case and its arterial input function."""
+
+    case_key: str
+    series: np.ndarray  # float32 (t, z, y, x) HU
+    dt: float  # s between frames
+    aif: np.ndarray  # (t,) HU enhancement
+    aif_voxels: np.ndarray  # (n, 3) z, y, x
+
+    @property
+    def times(self) -> np.ndarray:
+        return np.arange(self.series.shape[0], dtype=np.float32) * self.dt
+
+
+def auto_window(image: np.ndarray) -> tuple[float, float]:
+    """Window from 0 to the ``AUTO_PERCENTILE`` of the positive voxels (maps are 0 off-brain)."""
+    positive = image[image > 0]
+    top = float(np.percentile(positive, AUTO_PERCENTILE)) if positive.size else 1.0
+    top = top if top > 0 else 1.0
+    return top, top / 2.0
+
+
+def default_windows(case: Case) -> dict[str, tuple[float, float]]:
+    return {c: FIXED_WINDOWS.get(c) or auto_window(case.channels[c]) for c in CHANNELS}
+
+
+def prepare_case(case: Case) -> PreparedCase:
+    """Windows, ``Tmax > 6 s`` volume, and where to start: the slice with the most ground truth
+    and the lesion's centre on it (else the middle slice and the image centre)."""
+    hypo = hypoperfusion_mask(case.channels["Tmax"], case.channels["CT"])
+    _, ny, nx = case.shape
+    start, cursor = case.n_slices // 2, (ny // 2, nx // 2)
+    if case.mask is not None and case.mask.any():
+        start = int(np.argmax(case.mask.reshape(case.n_slices, -1).sum(axis=1)))
+        rows, cols = np.nonzero(case.mask[start])
+        cursor = (int(np.median(rows)), int(np.median(cols)))
+    hypo_ml = volume_ml(hypo, case.spacing)
+    return PreparedCase(case, default_windows(case), hypo_ml, start, cursor)
+
+
+def load_perfusion(case: Case) -> PerfusionSeries:
+    """The 4D series, its frame interval and the AIF that ``compute_maps`` would select.
+
+    Mirrors the AIF stage of ``perfusion.analysis.compute_maps`` (brain mask, bolus arrival,
+    baseline, masked in-plane smoothing, ``select_aif``) without the deconvolution it does not need.
+    """
+    from strokelens.app.commands.perfusion import frame_interval
+    from strokelens.core.nifti import open_image
+    from strokelens.core.perfusion import analysis
+
+    series = case.perfusion()
+    dt = frame_interval(open_image(case.paths["4DPWI"])) or 1.0
+    mask = analysis.segment_brain(series[0], case.spacing)
+    if not mask.any():
+        empty = np.zeros(series.shape[0], np.float32)
+        return PerfusionSeries(case.key, series, dt, empty, np.zeros((0, 3), np.int64))
+    arrival = analysis.bolus_arrival(series[:, mask].mean(axis=1))
+    enh = series - series[: max(1, arrival)].mean(axis=0)
+    sigma_mm = 2.0
+    smoothed = analysis._smooth(enh, mask, (sigma_mm / case.spacing[1], sigma_mm / case.spacing[2]))
+    idx = np.nonzero(mask)
+    best = analysis.select_aif(smoothed[(slice(None), *idx)], arrival)
+    voxels = np.stack([i[best] for i in idx], axis=1)
+    aif = enh[(slice(None), *voxels.T)].mean(axis=1).astype(np.float32)
+    return PerfusionSeries(case.key, series, dt, aif, voxels)
+
+
+class Model:
+    """Data set, current case, slice, cursor, windows, overlay layers, predictions and masks.
+
+    Events (arguments): ``dataset_changed()``, ``entry_changed(index)``, ``case_changed()``,
+    ``slice_changed(z)``, ``cursor_changed()``, ``window_changed(channel)``,
+    ``layer_changed(name)`` (display settings), ``layer_data_changed(name)`` (the current case's
+    array for that layer), ``mask_changed()`` (the best core mask of the current case),
+    ``perfusion_changed()``.
+    """
+
+    def __init__(self) -> None:
+        self.dataset: Dataset | None = None
+        self.entries: list[Entry] = []
+        self.index = -1
+        self.prepared: PreparedCase | None = None
+        self.slice = 0
+        self.cursor: tuple[int, int] | None = None  # (y, x) on the current slice
+        self.windows: dict[str, tuple[float, float]] = {}
+        self._user_windows: set[str] = set()
+        self.layers: dict[str, Layer] = {layer.name: replace(layer) for layer in LAYERS}
+        self.predictions: dict[str, Prediction] = {}
+        self.corrected: dict[str, np.ndarray] = {}
+        self.perfusion: PerfusionSeries | None = None
+        self._derived: dict[tuple[str, str], np.ndarray | None] = {}
+        names = (
+            "dataset_changed entry_changed case_changed slice_changed cursor_changed "
+            "window_changed layer_changed layer_data_changed mask_changed perfusion_changed"
+        )
+        for name in names.split():
+            setattr(self, name, Event())
+
+    # -- data set and case -------------------------------------------------------------------
+    @property
+    def case(self) -> Case | None:
+        return None if self.prepared is None else self.prepared.case
+
+    def set_dataset(self, dataset: Dataset, n_slices: dict[str, int] | None = None) -> None:
+        """Replace the data set; ``n_slices`` (key -> slices) fills the browser's column."""
+        n_slices = n_slices or {}
+        self.dataset = dataset
+        self.entries = [Entry(ref, n_slices.get(ref.key)) for ref in dataset]
+        self.index, self.prepared, self.perfusion, self.cursor = -1, None, None, None
+        self.predictions.clear()
+        self.corrected.clear()
+        self._derived.clear()
+        self.dataset_changed.emit()
+        self.case_changed.emit()
+
+    def index_of(self, key: str) -> int:
+        return next(i for i, e in enumerate(self.entries) if e.key == key)
+
+    def set_case(self, index: int, prepared: PreparedCase) -> None:
+        """Show ``prepared`` (the loaded case of entry ``index``)."""
+        case = prepared.case
+        entry = self.entries[index]
+        if case.key != entry.key:
+            raise ValueError(f"case {case.key} is not entry {index} ({entry.key})")
+        self.index, self.prepared, self.perfusion = index, prepared, None
+        self.slice = min(max(prepared.start_slice, 0), case.n_slices - 1)
+        self.cursor = prepared.start_cursor
+        for channel, window in prepared.windows.items():
+            if channel not in self._user_windows:
+                self.windows[channel] = window
+        if entry.n_slices != case.n_slices:
+            entry.n_slices = case.n_slices
+            self.entry_changed.emit(index)
+        self.case_changed.emit()
+        self.cursor_changed.emit()
+        self.mask_changed.emit()
+
+    # -- slice, cursor, window -----------------------------------------------------------------
+    def set_slice(self, z: int) -> None:
+        if self.case is None:
+            return
+        z = min(max(int(z), 0), self.case.n_slices - 1)
+        if z != self.slice:
+            self.slice = z
+            self.slice_changed.emit(z)
+
+    def step_slice(self, step: int) -> None:
+        self.set_slice(self.slice + step)
+
+    def set_cursor(self, yx: tuple[int, int] | None) -> None:
+        """Cursor at row ``y``, column ``x`` of the current slice (None: off the image)."""
+        case = self.case
+        if yx is not None and case is not None:
+            y, x = int(yx[0]), int(yx[1])
+            inside = 0 <= y < case.shape[1] and 0 <= x < case.shape[2]
+            yx = (y, x) if inside else None
+        if yx != self.cursor:
+            self.cursor = yx
+            self.cursor_changed.emit()
+
+    def cursor_values(self) -> dict[str, float]:
+        """Each channel's value under the cursor (empty off the image)."""
+        if self.case is None or self.cursor is None:
+            return {}
+        y, x = self.cursor
+        return {c: float(self.case.channels[c][self.slice, y, x]) for c in CHANNELS}
+
+    def cursor_mm(self) -> tuple[float, float, float] | None:
+        """Scanner position (mm) of the cursor voxel through the affine (voxel i, j, k = x, y, z)."""
+        if self.case is None or self.cursor is None:
+            return None
+        y, x = self.cursor
+        point = self.case.affine @ np.array([x, y, self.slice, 1.0])
+        return float(point[0]), float(point[1]), float(point[2])
+
+    def set_window(self, channel: str, width: float, level: float) -> None:
+        """A user window: kept across cases until ``reset_windows``."""
+        window = (max(float(width), 1e-6), float(level))
+        self._user_windows.add(channel)
+        if self.windows.get(channel) != window:
+            self.windows[channel] = window
+            self.window_changed.emit(channel)
+
+    def reset_windows(self) -> None:
+        self._user_windows.clear()
+        if self.prepared is None:
+            return
+        for channel, window in self.prepared.windows.items():
+            self.windows[channel] = window
+            self.window_changed.emit(channel)
+
+    # -- layers --------------------------------------------------------------------------------
+    def set_layer(
+        self,
+        name: str,
+        *,
+        visible: bool | None = None,
+        opacity: float | None = None,
+        contour: bool | None = None,
+    ) -> None:
+        layer = self.layers[name]
+        changes = {"visible": visible, "opacity": opacity, "contour": contour}
+        changes = {k: v for k, v in changes.items() if v is not None}
+        if "opacity" in changes:
+            changes["opacity"] = min(max(float(changes["opacity"]), 0.0), 1.0)
+        if any(getattr(layer, k) != v for k, v in changes.items()):
+            self.layers[name] = replace(layer, **changes)
+            self.layer_changed.emit(name)
+
+    def layer_data(self, name: str) -> np.ndarray | None:
+        """The current case's ``(z, y, x)`` array for layer ``name``, None when it has none."""
+        case = self.case
+        if case is None:
+            return None
+        if name == "truth":
+            return case.mask
+        if name == "corrected":
+            return self.corrected.get(case.key)
+        cache_key = (case.key, name)
+        if cache_key not in self._derived:
+            self._derived[cache_key] = self._prediction_layer(case.key, name)
+        return self._derived[cache_key]
+
+    def _prediction_layer(self, key: str, name: str) -> np.ndarray | None:
+        prediction = self.predictions.get(key)
+        if prediction is None:
+            return None
+        if name in ("focal", "ce"):
+            return prediction.mask(name) if name in prediction.sources else None
+        if name == "mean":
+            return prediction.mean("all")
+        if name == "uncertainty":
+            return prediction.uncertainty
+        raise KeyError(name)
+
+    # -- predictions and masks (the seam for inference and editing) ----------------------------
+    def set_prediction(self, case_key: str, prediction: Prediction) -> None:
+        """Store (or refresh, for a prediction still filling) the ensemble's answer for a case.
+
+        ``prediction`` is a :class:`strokelens.core.prediction.Prediction`: ``mask(source)``,
+        ``mean(source)``, ``sources`` and ``uncertainty``, all ``(z, y, x)``.
+        """
+        index = self.index_of(case_key)
+        case = self.case
+        if case is not None and case.key == case_key and prediction.shape != case.shape:
+            raise ValueError(f"prediction shape {prediction.shape} differs from {case.shape}")
+        self.predictions[case_key] = prediction
+        for name in ("focal", "ce", "mean", "uncertainty"):
+            self._derived.pop((case_key, name), None)
+        entry = self.entries[index]
+        entry.core_ml = volume_ml(prediction.mask("all"), prediction.spacing)
+        if entry.status is Status.NEW:
+            entry.status = Status.PREDICTED
+        self.entry_changed.emit(index)
+        if case is not None and case.key == case_key:
+            for name in ("focal", "ce", "mean", "uncertainty"):
+                self.layer_data_changed.emit(name)
+            self.mask_changed.emit()
+
+    def set_corrected(self, case_key: str, mask: np.ndarray | None) -> None:
+        """The reviewer's mask of a case (None removes it); it outranks every other mask."""
+        if mask is None:
+            self.corrected.pop(case_key, None)
+        else:
+            self.corrected[case_key] = np.asarray(mask, dtype=np.uint8)
+        case = self.case
+        if case is not None and case.key == case_key:
+            self.layer_data_changed.emit("corrected")
+            self.mask_changed.emit()
+
+    def best_mask(self) -> tuple[str, np.ndarray | None]:
+        """The core mask to report and where it comes from: corrected > ensemble > ground truth."""
+        case = self.case
+        if case is None:
+            return "none", None
+        if case.key in self.corrected:
+            return "corrected mask", self.corrected[case.key]
+        prediction = self.predictions.get(case.key)
+        if prediction is not None:
+            return "ensemble mask", prediction.mask("all")
+        if case.mask is not None:
+            return "ground truth", case.mask
+        return "none", None
+
+    def stroke_numbers(self) -> tuple[Mismatch, str] | None:
+        """Core / ``Tmax > 6 s`` mismatch of the current case and the core mask's source."""
+        if self.prepared is None:
+            return None
+        source, mask = self.best_mask()
+        core_ml = 0.0 if mask is None else volume_ml(mask, self.prepared.case.spacing)
+        return mismatch_from_volumes(core_ml, self.prepared.hypoperfused_ml), source
+
+    # -- 4D series -----------------------------------------------------------------------------
+    def set_perfusion(self, series: PerfusionSeries) -> None:
+        """Keep the 4D series of the current case only (a stale one is dropped)."""
+        if self.case is not None and series.case_key == self.case.key:
+            self.perfusion = series
+            self.perfusion_changed.emit()
+
+    def curve_at_cursor(self, radius: int = 2) -> np.ndarray | None:
+        """Mean time-density curve (HU) of the ``2 radius + 1`` square around the cursor: one
+        low-dose CTP voxel is too noisy to read a curve from."""
+        if self.perfusion is None or self.cursor is None:
+            return None
+        y, x = self.cursor
+        patch = self.perfusion.series[
+            :, self.slice, max(y - radius, 0) : y + radius + 1, max(x - radius, 0) : x + radius + 1
+        ]
+        return patch.mean(axis=(1, 2))
+
+
+@dataclass
+class RecentList:
+    """Most-recent-first unique paths, at most ``limit`` (kept in QSettings by the window)."""
+
+    paths: list[str] = field(default_factory=list)
+    limit: int = 8
+
+    def add(self, path: str) -> None:
+        self.paths = [path, *(p for p in self.paths if p != path)][: self.limit]

@@ -1,0 +1,344 @@
+"""Five linked panes (CT, CBF, CBV, MTT, Tmax) on the same slice, with overlays and a crosshair.
+
+The panes sit side by side in one row when the view is wide enough, else on a 3 + 2 (or 2 + 2 + 1)
+grid: whichever makes the panes largest for the current size (a 1-pixel contour must not vanish
+in a downscaled pane).
+
+Mouse: wheel = slice, Ctrl+wheel = zoom, left drag = pan, right drag = window/level (right-left:
+width, up-down: level), hover = cursor. All panes are linked to the first pane's ViewBox (one
+master: linking every pair makes the views fight).
+
+Orientation: pane x = array column, pane y = array row (pixel centres at +0.5), so view
+coordinates are voxel indices. The affine decides the flips: anterior up (rows are flipped when
+the affine's j axis points posterior) and radiological left/right (the patient's right on the
+screen's left: columns are flipped when the i axis points to the patient's right, i.e. +x in RAS).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QRectF, Qt
+from PySide6.QtWidgets import QLabel, QSlider, QStackedLayout, QVBoxLayout, QWidget
+
+from strokelens.app import colormaps
+from strokelens.app.model import UNITS, Model
+from strokelens.core.case import CHANNELS
+
+#: Screen pixels of right-drag that double the window width / move the level by one width.
+WIDTH_DRAG_PX = 150.0
+LEVEL_DRAG_PX = 300.0
+CROSSHAIR_PEN = (255, 255, 120, 120)
+#: Height of a pane's title and colour bar, for choosing the grid.
+PANE_DECORATION_PX = 70.0
+
+
+class PaneViewBox(pg.ViewBox):
+    """A pane's ViewBox: wheel steps slices, Ctrl+wheel zooms, right drag sets window/level."""
+
+    def __init__(self, view: SliceView, channel: str):
+        super().__init__(enableMenu=False, lockAspect=True, defaultPadding=0.0)
+        self.view = view
+        self.channel = channel
+        self._drag_start: tuple[float, float] | None = None
+
+    def wheelEvent(self, ev, axis=None):  # noqa: N802 (Qt override)
+        if ev.modifiers() & Qt.KeyboardModifier.ControlModifier:
+            super().wheelEvent(ev, axis)
+            return
+        ev.accept()
+        delta = ev.delta()
+        if delta:
+            self.view.model.step_slice(1 if delta > 0 else -1)
+
+    def mouseDragEvent(self, ev, axis=None):  # noqa: N802 (Qt override)
+        if ev.button() != Qt.MouseButton.RightButton:
+            super().mouseDragEvent(ev, axis)
+            return
+        ev.accept()
+        model = self.view.model
+        if ev.isStart() or self._drag_start is None:
+            self._drag_start = model.windows.get(self.channel, (1.0, 0.5))
+        width0, level0 = self._drag_start
+        moved = ev.screenPos() - ev.buttonDownScreenPos()
+        width = width0 * 2.0 ** (moved.x() / WIDTH_DRAG_PX)
+        level = level0 + moved.y() / LEVEL_DRAG_PX * width0
+        model.set_window(self.channel, width, level)
+        if ev.isFinish():
+            self._drag_start = None
+
+
+@dataclass
+class Pane:
+    channel: str
+    box: PaneViewBox
+    image: pg.ImageItem
+    title: pg.LabelItem
+    bar: pg.ColorBarItem
+    crosshair: tuple[pg.InfiniteLine, pg.InfiniteLine]
+    overlays: dict[str, pg.ImageItem] = field(default_factory=dict)
+
+
+def _color_map(lut_name: str) -> pg.ColorMap:
+    lut = colormaps.LUTS[lut_name]
+    return pg.ColorMap(np.linspace(0.0, 1.0, len(lut)), lut)
+
+
+class SliceView(QWidget):
+    """The central widget: five panes, a slice slider, and a placeholder when nothing is open."""
+
+    def __init__(self, model: Model, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.model = model
+        self._cache: dict[tuple[str, int, bool], np.ndarray | None] = {}  # (layer, z, contour)
+
+        self.graphics = pg.GraphicsLayoutWidget()
+        self.graphics.ci.setSpacing(4)
+        self.graphics.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.panes: list[Pane] = [self._make_pane(ch) for ch in CHANNELS]
+        self.columns = 0
+        self.arrange(len(self.panes))
+        master = self.panes[0].box
+        for pane in self.panes[1:]:
+            # followers mirror the master's ranges; locking their aspect too would let each
+            # widen the shared range in turn (the panes are equal cells, so none is distorted)
+            pane.box.setAspectLocked(False)
+            pane.box.setXLink(master)
+            pane.box.setYLink(master)
+        self.graphics.scene().sigMouseMoved.connect(self._on_mouse_moved)
+
+        self.slider = QSlider(Qt.Orientation.Horizontal)
+        self.slider.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.slider.valueChanged.connect(model.set_slice)
+        self.slice_label = QLabel()
+        self.slice_label.setMinimumWidth(150)
+        bottom = QWidget()
+        row = pg.QtWidgets.QHBoxLayout(bottom)
+        row.setContentsMargins(8, 2, 8, 4)
+        row.addWidget(self.slice_label)
+        row.addWidget(self.slider, 1)
+
+        viewer = QWidget()
+        column = QVBoxLayout(viewer)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.setSpacing(0)
+        column.addWidget(self.graphics, 1)
+        column.addWidget(bottom)
+        self.placeholder = QLabel(
+            "No data set open.\n\nFile ▸ Open data set… (Ctrl+O), or drop a folder here."
+        )
+        self.placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.placeholder.setStyleSheet("color: #8a9099; font-size: 15px;")
+        self._stack = QStackedLayout(self)
+        self._stack.addWidget(self.placeholder)
+        self._stack.addWidget(viewer)
+
+        model.case_changed.connect(self._on_case)
+        model.slice_changed.connect(self._on_slice)
+        model.window_changed.connect(self._on_window)
+        model.cursor_changed.connect(self._on_cursor)
+        model.layer_changed.connect(self._on_layer)
+        model.layer_data_changed.connect(self._on_layer_data)
+
+    # -- construction --------------------------------------------------------------------------
+    def _make_pane(self, channel: str) -> Pane:
+        title = pg.LabelItem(channel, size="10pt")
+        box = PaneViewBox(self, channel)
+        image = pg.ImageItem(axisOrder="row-major")
+        image.setLookupTable(colormaps.LUTS[colormaps.CHANNEL_LUTS[channel]])
+        box.addItem(image)
+        overlays = {}
+        for z_value, name in enumerate(self.model.layers, start=10):
+            item = pg.ImageItem(axisOrder="row-major")
+            item.setZValue(z_value)
+            item.setVisible(False)
+            box.addItem(item)
+            overlays[name] = item
+        pen = pg.mkPen(CROSSHAIR_PEN, width=1)
+        crosshair = (pg.InfiniteLine(angle=90, pen=pen), pg.InfiniteLine(angle=0, pen=pen))
+        for line in crosshair:
+            line.setZValue(100)
+            line.setVisible(False)
+            box.addItem(line, ignoreBounds=True)
+        bar = pg.ColorBarItem(
+            values=(0.0, 1.0),
+            width=8,
+            colorMap=_color_map(colormaps.CHANNEL_LUTS[channel]),
+            label=UNITS[channel],
+            interactive=False,
+            orientation="horizontal",
+            colorMapMenu=False,
+        )
+        return Pane(channel, box, image, title, bar, crosshair, overlays)
+
+    def best_columns(self, width: float, height: float) -> int:
+        """Columns (5 = one row, 3 = 3 + 2, 2 = 2 + 2 + 1) that give the largest square panes."""
+        n = len(self.panes)
+
+        def pane_size(columns: int) -> float:
+            rows = -(-n // columns)
+            return min(width / columns, (height - rows * PANE_DECORATION_PX) / rows)
+
+        return max((5, 3, 2), key=pane_size)
+
+    def arrange(self, columns: int) -> None:
+        """Place the panes on a grid ``columns`` wide (title, image and colour bar per pane)."""
+        if columns == self.columns:
+            return
+        layout = self.graphics.ci
+        for pane in self.panes:
+            for item in (pane.title, pane.box, pane.bar):
+                if item in layout.items:
+                    layout.removeItem(item)
+        for i, pane in enumerate(self.panes):
+            row, col = divmod(i, columns)
+            layout.addItem(pane.title, row=3 * row, col=col)
+            layout.addItem(pane.box, row=3 * row + 1, col=col)
+            layout.addItem(pane.bar, row=3 * row + 2, col=col)
+        self.columns = columns
+        self.reset_view()
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        super().resizeEvent(event)
+        size = self.graphics.size()
+        self.arrange(self.best_columns(size.width(), size.height()))
+
+    # -- model events --------------------------------------------------------------------------
+    def _on_case(self) -> None:
+        case = self.model.case
+        self._cache.clear()
+        if case is None:
+            self._stack.setCurrentIndex(0)
+            return
+        self._stack.setCurrentIndex(1)
+        flip_x = bool(case.affine[0, 0] > 0)  # i toward the patient's right: flip to radiological
+        flip_y = bool(case.affine[1, 1] < 0)  # j toward posterior: flip so anterior is up
+        for pane in self.panes:
+            pane.box.invertX(flip_x)
+            pane.box.invertY(flip_y)
+            self._apply_window(pane)
+        self.slider.blockSignals(True)
+        self.slider.setRange(0, case.n_slices - 1)
+        self.slider.setValue(self.model.slice)
+        self.slider.blockSignals(False)
+        self.reset_view()
+        self._on_slice(self.model.slice)
+        self._on_cursor()
+
+    def _on_slice(self, z: int) -> None:
+        case = self.model.case
+        if case is None:
+            return
+        for pane in self.panes:
+            pane.image.setImage(case.channels[pane.channel][z], autoLevels=False)
+        for name in self.model.layers:
+            self._draw_layer(name)
+        if self.slider.value() != z:
+            self.slider.blockSignals(True)
+            self.slider.setValue(z)
+            self.slider.blockSignals(False)
+        z_mm = float((case.affine @ np.array([0.0, 0.0, z, 1.0]))[2])
+        self.slice_label.setText(
+            f"Slice {z + 1} / {case.n_slices}   (z {z_mm:.1f} mm)   "
+            "<span style='color:#8a9099'>anterior up · patient's right on the left</span>"
+        )
+
+    def _on_window(self, channel: str) -> None:
+        for pane in self.panes:
+            if pane.channel == channel:
+                self._apply_window(pane)
+
+    def _apply_window(self, pane: Pane) -> None:
+        width, level = self.model.windows.get(pane.channel, (1.0, 0.5))
+        low, high = level - width / 2.0, level + width / 2.0
+        pane.image.setLevels((low, high))
+        pane.bar.setLevels((low, high))
+        pane.title.setText(
+            f"<b>{pane.channel}</b>&nbsp;&nbsp;<span style='color:#8a9099'>"
+            f"W {_short(width)} L {_short(level)}</span>"
+        )
+
+    def _on_cursor(self) -> None:
+        cursor = self.model.cursor
+        for pane in self.panes:
+            vline, hline = pane.crosshair
+            if cursor is None:
+                vline.setVisible(False)
+                hline.setVisible(False)
+                continue
+            vline.setPos(cursor[1] + 0.5)
+            hline.setPos(cursor[0] + 0.5)
+            vline.setVisible(True)
+            hline.setVisible(True)
+
+    def _on_layer(self, name: str) -> None:
+        self._draw_layer(name)
+
+    def _on_layer_data(self, name: str) -> None:
+        self._forget(name)
+        self._draw_layer(name)
+
+    # -- overlays ------------------------------------------------------------------------------
+    def _forget(self, name: str) -> None:
+        for key in [k for k in self._cache if k[0] == name]:
+            del self._cache[key]
+
+    def overlay_rgba(self, name: str, z: int) -> np.ndarray | None:
+        """The RGBA of layer ``name`` on slice ``z`` (cached until its data or style changes)."""
+        layer = self.model.layers[name]
+        key = (name, z, layer.contour)
+        if key not in self._cache:
+            data = self.model.layer_data(name)
+            if data is None:
+                rgba = None
+            elif layer.kind == "heat":
+                rgba = colormaps.heat_rgba(
+                    data[z], layer.vmax, layer.color, layer.lut, layer.contour, layer.threshold
+                )
+            else:
+                rgba = colormaps.mask_rgba(data[z], layer.color, layer.contour)
+            self._cache[key] = rgba
+        return self._cache[key]
+
+    def _draw_layer(self, name: str) -> None:
+        layer = self.model.layers[name]
+        rgba = None
+        if layer.visible and self.model.case is not None:
+            rgba = self.overlay_rgba(name, self.model.slice)
+        for pane in self.panes:
+            item = pane.overlays[name]
+            if rgba is None:
+                item.setVisible(False)
+                continue
+            if item.image is not rgba:
+                item.setImage(rgba, autoLevels=False)
+            item.setOpacity(layer.opacity)
+            item.setVisible(True)
+
+    # -- interaction ---------------------------------------------------------------------------
+    def _on_mouse_moved(self, scene_pos) -> None:
+        for pane in self.panes:
+            if pane.box.sceneBoundingRect().contains(scene_pos):
+                point = pane.box.mapSceneToView(scene_pos)
+                self.model.set_cursor((math.floor(point.y()), math.floor(point.x())))
+                return
+
+    def reset_view(self) -> None:
+        """Fit the slice in the panes (zoom and pan back to the start)."""
+        case = self.model.case
+        if case is None:
+            return
+        _, ny, nx = case.shape
+        self.panes[0].box.setRange(QRectF(0, 0, nx, ny), padding=0.0)
+
+    def pane_scene_point(self, channel: str, y: int, x: int):
+        """Scene position of voxel centre (y, x) in a pane (for tests and tools)."""
+        pane = next(p for p in self.panes if p.channel == channel)
+        return pane.box.mapViewToScene(pg.Point(x + 0.5, y + 0.5))
+
+
+def _short(value: float) -> str:
+    return f"{value:.0f}" if abs(value) >= 10 else f"{value:.3g}"
