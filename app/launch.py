@@ -16,13 +16,15 @@ from pathlib import Path
 SCREENSHOT_SIZE = (1600, 960)
 
 
-def guard_bool_refcounts() -> None:
-    """Make ``True``/``False`` effectively immortal under PySide6 6.12.0 on Python < 3.12.
+def guard_singleton_refcounts() -> None:
+    """Make ``None``, ``True`` and ``False`` effectively immortal under PySide6 6.12.0 on Python
+    before 3.12.
 
-    PySide6 6.12.0's ``SignalInstance.emit`` returns ``True`` without taking a reference, so
-    every emit drops one; after a few thousand (seconds of using pyqtgraph) CPython deallocates
-    ``True`` and aborts ("bool_dealloc"). 6.11.3 is fine and Python 3.12 makes bools immortal;
-    elsewhere this adds 2**40 references, which no session can use up.
+    PySide6 6.12.0 returns these singletons from C++ without taking a reference (every
+    ``QLabel.setText``, ``setVisible``, ``Signal.emit``, ... drops one), which is harmless where
+    they are immortal (Python >= 3.12) but on 3.11 deallocates ``None`` or ``True`` after a few
+    thousand calls, i.e. seconds of use, and aborts ("none_dealloc" / "bool_dealloc").
+    6.11.3 is fine. Elsewhere this adds 2**40 references, which no session can use up.
     """
     import ctypes
 
@@ -30,7 +32,7 @@ def guard_bool_refcounts() -> None:
 
     if sys.version_info >= (3, 12) or PySide6.__version__ != "6.12.0":
         return
-    for value in (True, False):
+    for value in (None, True, False):
         ctypes.c_ssize_t.from_address(id(value)).value += 1 << 40  # ob_refcnt, first field
 
 
@@ -42,7 +44,7 @@ def make_app():
 
     from strokelens.app.theme import apply_dark, configure_pyqtgraph
 
-    guard_bool_refcounts()
+    guard_singleton_refcounts()
     app = QApplication.instance()
     if app is None:
         QGuiApplication.setHighDpiScaleFactorRoundingPolicy(

@@ -429,7 +429,7 @@ class MainWindow(QMainWindow):
         self.browser.filter.selectAll()
 
     def toggle_contours(self) -> None:
-        contour = not all(layer.contour for layer in self.model.layers.values())
+        contour = not any(layer.contour for layer in self.model.layers.values())
         for name in self.model.layers:
             self.model.set_layer(name, contour=contour)
 

@@ -1,0 +1,207 @@
+"""The viewer's Qt-free parts: model state and events, overlay rendering, demo folder rules."""
+
+import numpy as np
+import pytest
+
+from strokelens.app import colormaps
+from strokelens.app.commands.demo import demo_ready, generate_demo
+from strokelens.app.model import (
+    FIXED_WINDOWS,
+    Model,
+    RecentList,
+    Status,
+    auto_window,
+    prepare_case,
+)
+from strokelens.core.case import CHANNELS, Case
+from strokelens.core.errors import DataError
+from strokelens.core.mismatch import mismatch
+from strokelens.core.prediction import Prediction
+
+SHAPE = (3, 12, 10)
+SPACING = (5.0, 1.0, 2.0)
+
+
+class FakeRef:
+    def __init__(self, key):
+        self.id = self.key = key
+        self.split, self.patient = "", key
+
+
+class FakeDataset(list):
+    root = None
+
+
+def make_case(key="c1", truth=True, seed=0) -> Case:
+    rng = np.random.default_rng(seed)
+    channels = {c: rng.uniform(0, 50, SHAPE).astype(np.float32) for c in CHANNELS}
+    channels["CT"][:] = 35.0  # brain HU everywhere
+    channels["Tmax"][:, :6, :] = 9.0  # hypoperfused upper half: 3*6*10 voxels
+    channels["Tmax"][:, 6:, :] = 1.0
+    mask = None
+    if truth:
+        mask = np.zeros(SHAPE, np.uint8)
+        mask[1, 2:5, 3:6] = 1  # 9 voxels on slice 1
+        mask[2, 2:3, 3:4] = 1
+    affine = np.diag([-2.0, 1.0, 5.0, 1.0])
+    affine[:3, 3] = (10.0, -20.0, 30.0)
+    return Case(key, key, "", channels, affine, SPACING, mask)
+
+
+def make_prediction(case: Case, focal_box, ce_box) -> Prediction:
+    prediction = Prediction.empty(
+        case.key, case.shape, case.spacing, ["f1", "f2", "c1"], ["focal", "focal", "ce"]
+    )
+    probabilities = np.zeros((3, *case.shape), np.float32)
+    probabilities[(slice(0, 2), *focal_box)] = 0.9
+    probabilities[(2, *ce_box)] = 0.8
+    prediction.update(list(range(case.shape[0])), probabilities)
+    return prediction
+
+
+@pytest.fixture
+def model():
+    m = Model()
+    cases = [make_case("c1"), make_case("c2", truth=False, seed=1)]
+    m.set_dataset(FakeDataset(FakeRef(c.key) for c in cases), {"c1": 3})
+    m.set_case(0, prepare_case(cases[0]))
+    return m
+
+
+def record(event):
+    calls = []
+    event.connect(lambda *args: calls.append(args))
+    return calls
+
+
+def test_prepare_case_starts_on_the_largest_lesion_slice_and_centre():
+    prepared = prepare_case(make_case())
+    assert prepared.start_slice == 1
+    assert prepared.start_cursor == (3, 4)
+    assert prepared.hypoperfused_ml == pytest.approx(3 * 6 * 10 * 10 / 1000)
+    assert prepared.windows["CT"] == FIXED_WINDOWS["CT"]
+    no_truth = prepare_case(make_case(truth=False))
+    assert (no_truth.start_slice, no_truth.start_cursor) == (1, (6, 5))
+
+
+def test_auto_window_ignores_zero_background_and_vessels():
+    image = np.zeros((1, 10, 100), np.float32)
+    image[0, :, :97] = 50.0
+    image[0, :, 97:] = 900.0  # 3 % "vessels"
+    width, level = auto_window(image)
+    assert width == pytest.approx(50.0) and level == pytest.approx(25.0)
+
+
+def test_slice_and_cursor_events_and_values(model):
+    slices, cursors = record(model.slice_changed), record(model.cursor_changed)
+    model.set_slice(99)
+    assert model.slice == 2 and slices == [(2,)]
+    model.step_slice(1)  # already at the end: no event
+    assert slices == [(2,)]
+    model.set_cursor((4, 7))
+    values = model.cursor_values()
+    assert values == {c: float(model.case.channels[c][2, 4, 7]) for c in CHANNELS}
+    x_mm, y_mm, z_mm = model.cursor_mm()
+    assert (x_mm, y_mm, z_mm) == (10.0 - 2 * 7, -20.0 + 4, 30.0 + 5 * 2)
+    model.set_cursor((40, 7))  # off the image
+    assert model.cursor is None and model.cursor_values() == {}
+    assert len(cursors) == 2
+
+
+def test_user_window_survives_case_change_until_reset(model):
+    changed = record(model.window_changed)
+    model.set_window("CBF", 100.0, 60.0)
+    assert changed == [("CBF",)]
+    model.set_case(1, prepare_case(make_case("c2", truth=False, seed=1)))
+    assert model.windows["CBF"] == (100.0, 60.0)
+    model.reset_windows()
+    assert model.windows["CBF"] == model.prepared.windows["CBF"] != (100.0, 60.0)
+
+
+def test_layer_settings_emit_only_on_change(model):
+    changed = record(model.layer_changed)
+    model.set_layer("truth", visible=False, opacity=2.0)
+    model.set_layer("truth", visible=False)
+    assert changed == [("truth",)]
+    assert model.layers["truth"].opacity == 1.0 and not model.layers["truth"].visible
+
+
+def test_prediction_seam_layers_status_and_core_volume(model):
+    case = model.case
+    data_events, entry_events = record(model.layer_data_changed), record(model.entry_changed)
+    assert model.layer_data("focal") is None and model.best_mask()[0] == "ground truth"
+    prediction = make_prediction(case, (1, slice(0, 4), slice(0, 5)), (1, slice(0, 2), slice(0, 2)))
+    model.set_prediction(case.key, prediction)
+    entry = model.entries[0]
+    assert entry.status is Status.PREDICTED
+    assert entry.core_ml == pytest.approx(20 * 0.01)  # the all-member mean >= 0.5: focal box
+    assert {name for (name,) in data_events} == {"focal", "ce", "mean", "uncertainty"}
+    assert entry_events[-1] == (0,)
+    assert model.layer_data("focal").sum() == 20 and model.layer_data("ce").sum() == 4
+    assert model.layer_data("uncertainty").max() > 0
+    assert model.best_mask()[0] == "ensemble mask"
+    with pytest.raises(ValueError, match="shape"):
+        model.set_prediction(
+            case.key, Prediction.empty(case.key, (1, 2, 2), SPACING, ["a"], ["ce"])
+        )
+
+
+def test_best_mask_prefers_corrected_and_stroke_numbers_follow_core_mismatch(model):
+    case = model.case
+    masks = record(model.mask_changed)
+    corrected = np.zeros(SHAPE, np.uint8)
+    corrected[0, :5, :] = 1  # 50 voxels = 0.5 mL
+    model.set_corrected(case.key, corrected)
+    assert masks and model.best_mask()[0] == "corrected mask"
+    numbers, source = model.stroke_numbers()
+    expected = mismatch(corrected, case.channels["Tmax"], case.spacing, case.channels["CT"])
+    assert source == "corrected mask" and numbers == expected
+    model.set_corrected(case.key, None)
+    assert model.stroke_numbers()[0] == mismatch(
+        case.mask, case.channels["Tmax"], case.spacing, case.channels["CT"]
+    )
+
+
+def test_mask_rgba_filled_contour_and_empty():
+    mask = np.zeros((7, 7), np.uint8)
+    mask[1:6, 1:6] = 1
+    filled = colormaps.mask_rgba(mask, (255, 150, 0))
+    assert (filled[..., 3] > 0).sum() == 25 and tuple(filled[3, 3]) == (255, 150, 0, 255)
+    outline = colormaps.mask_rgba(mask, (255, 150, 0), outline=True)
+    assert (outline[..., 3] > 0).sum() == 16 and outline[3, 3, 3] == 0
+    assert colormaps.mask_rgba(np.zeros((4, 4)), (1, 2, 3)) is None
+
+
+def test_heat_rgba_alpha_grows_with_value():
+    values = np.array([[0.0, 0.25, 0.5]], np.float32)
+    rgba = colormaps.heat_rgba(values, 0.5, (255, 255, 255), lut="hot")
+    assert rgba[0, :, 3].tolist() == [0, 127, 255]
+    assert tuple(rgba[0, 2, :3]) == tuple(colormaps.LUTS["hot"][255])
+    outline = colormaps.heat_rgba(values, 0.5, (9, 9, 9), outline=True, threshold=0.25)
+    assert outline[0, :, 3].tolist() == [0, 255, 255]
+
+
+def test_luts_are_256_uint8_and_maps_start_black():
+    for name, lut in colormaps.LUTS.items():
+        assert lut.shape == (256, 3) and lut.dtype == np.uint8, name
+    assert colormaps.LUTS["turbo-map"][0].tolist() == [0, 0, 0]
+    assert colormaps.LUTS["turbo"][0].tolist() != [0, 0, 0]
+
+
+def test_recent_list_is_unique_and_bounded():
+    recent = RecentList(limit=3)
+    for path in ("a", "b", "c", "a", "d"):
+        recent.add(path)
+    assert recent.paths == ["d", "a", "c"]
+
+
+def test_demo_never_touches_a_foreign_folder(tmp_path):
+    folder = tmp_path / "demo"
+    folder.mkdir()
+    (folder / "mine.txt").write_text("user data")
+    with pytest.raises(DataError, match="no complete demo"):
+        generate_demo(folder)
+    assert (folder / "mine.txt").exists() and not demo_ready(folder)
+    (folder / "TRAINING").mkdir()
+    (folder / "TESTING").mkdir()
+    assert demo_ready(folder)

@@ -1,0 +1,323 @@
+"""The workstation window, headless (pytest-qt, offscreen): opening, navigating, overlays, W/L,
+status bar, stroke panel, curves, settings, screenshots."""
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import asyncio
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import qasync
+from helpers import write_isles_case
+from PySide6.QtCore import QMimeData, QPoint, QPointF, QSettings, Qt, QUrl
+from PySide6.QtGui import QDropEvent, QImage, QMouseEvent, QWheelEvent
+from PySide6.QtWidgets import QApplication
+
+from strokelens.app.launch import make_app
+from strokelens.app.main_window import DEFAULT_SIZE, MainWindow
+from strokelens.app.model import Model
+from strokelens.app.shortcuts_dialog import MOUSE, ShortcutsDialog
+from strokelens.core.mismatch import mismatch
+from strokelens.core.prediction import Prediction
+
+SHAPE_XYZ = (24, 20, 4)  # case arrays are (4, 20, 24)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    """Three tiny ISLES cases; the second has 4 slices more and no truth, the third a 4D series."""
+    root = tmp_path_factory.mktemp("isles")
+    write_isles_case(root / "TRAINING" / "case_1", SHAPE_XYZ, seed=1)
+    write_isles_case(root / "TRAINING" / "case_2", (24, 20, 8), truth=False, seed=2)
+    write_isles_case(root / "TRAINING" / "case_3", SHAPE_XYZ, frames=12, seed=3)
+    return root
+
+
+@pytest.fixture(scope="module")
+def loop():
+    app = make_app()
+    event_loop = qasync.QEventLoop(app)
+    asyncio.set_event_loop(event_loop)
+    yield event_loop
+    asyncio.set_event_loop(None)
+
+
+@pytest.fixture
+def settings(tmp_path):
+    return QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+
+
+@pytest.fixture
+def window(qtbot, loop, settings):
+    win = MainWindow(Model(), settings, loop)
+    qtbot.addWidget(win)
+    win.resize(1500, 900)
+    win.show()
+    qtbot.waitExposed(win)
+    win.activateWindow()
+    return win
+
+
+def shows(item, array) -> bool:
+    """The image item draws this very slice (no copy)."""
+    return np.shares_memory(item.image, array) and np.array_equal(item.image, array)
+
+
+def run(loop, coroutine):
+    return loop.run_until_complete(coroutine)
+
+
+def opened(loop, window, dataset):
+    assert run(loop, window.open_dataset(dataset))
+    return window.model
+
+
+def press(qtbot, loop, window, key, modifier=Qt.KeyboardModifier.NoModifier):
+    qtbot.keyClick(window.view.graphics, key, modifier)
+    run(loop, window.idle())
+
+
+def send_mouse(widget, kind, point, button, buttons):
+    event = QMouseEvent(
+        kind, QPointF(point), widget.mapToGlobal(QPointF(point)), button, buttons,
+        Qt.KeyboardModifier.NoModifier,
+    )  # fmt: skip
+    QApplication.sendEvent(widget, event)
+
+
+def voxel_point(window, channel, y, x) -> QPoint:
+    """Viewport position of voxel (y, x) in a pane."""
+    graphics = window.view.graphics
+    return graphics.mapFromScene(window.view.pane_scene_point(channel, y, x))
+
+
+def test_open_shows_first_case_browser_and_title(loop, window, dataset, settings):
+    model = opened(loop, window, dataset)
+    assert [e.key for e in model.entries] == [f"training/case_{i}" for i in (1, 2, 3)]
+    assert [e.n_slices for e in model.entries] == [4, 8, 4]  # from headers, before loading
+    assert model.index == 0 and model.case.shape == (4, 20, 24)
+    browser = window.browser
+    assert browser.proxy.rowCount() == 3
+    assert browser.table.isColumnHidden(2)  # one split only
+    assert "case_1" in window.windowTitle()
+    assert settings.value("recent") in (str(dataset), [str(dataset)])
+    pane = window.view.panes[0]
+    assert shows(pane.image, model.case.channels["CT"][model.slice])
+    assert tuple(pane.image.levels) == (0.0, 80.0)  # brain window W 80 L 40
+
+
+def test_slice_navigation_keys_wheel_and_slider(qtbot, loop, window, dataset):
+    model = opened(loop, window, dataset)
+    model.set_slice(1)
+    press(qtbot, loop, window, Qt.Key.Key_Up)
+    assert model.slice == 2
+    press(qtbot, loop, window, Qt.Key.Key_Down)
+    press(qtbot, loop, window, Qt.Key.Key_Down)
+    assert model.slice == 0
+    press(qtbot, loop, window, Qt.Key.Key_End)
+    assert model.slice == 3 and window.view.slider.value() == 3
+    press(qtbot, loop, window, Qt.Key.Key_Home)
+    assert model.slice == 0
+    graphics = window.view.graphics
+    point = QPointF(voxel_point(window, "MTT", 10, 10))
+    wheel = QWheelEvent(
+        point, graphics.mapToGlobal(point), QPoint(), QPoint(0, 120), Qt.MouseButton.NoButton,
+        Qt.KeyboardModifier.NoModifier, Qt.ScrollPhase.NoScrollPhase, False,
+    )  # fmt: skip
+    QApplication.sendEvent(graphics.viewport(), wheel)
+    assert model.slice == 1
+    window.view.slider.setValue(2)
+    assert model.slice == 2
+    for pane in window.view.panes:
+        assert shows(pane.image, model.case.channels[pane.channel][2])
+
+
+def test_case_navigation_follows_sorted_filtered_rows(qtbot, loop, window, dataset):
+    model = opened(loop, window, dataset)
+    press(qtbot, loop, window, Qt.Key.Key_PageDown)
+    assert model.index == 1 and model.case.n_slices == 8
+    press(qtbot, loop, window, Qt.Key.Key_Up, Qt.KeyboardModifier.ControlModifier)
+    assert model.index == 0
+    window.browser.table.sortByColumn(3, Qt.SortOrder.DescendingOrder)  # slices: case_2 first
+    assert window.browser.visible_indices()[0] == 1
+    window.browser.filter.setText("case_3")
+    assert window.browser.visible_indices() == [2]
+    press(qtbot, loop, window, Qt.Key.Key_Down, Qt.KeyboardModifier.ControlModifier)
+    assert model.index == 2
+    window.browser.filter.setText("")
+    row = window.browser.proxy.mapFromSource(window.browser.table_model.index(1, 0))
+    window.browser.table.setCurrentIndex(row)  # clicking a row opens it
+    run(loop, window.idle())
+    assert model.index == 1
+
+
+def test_status_bar_shows_the_values_under_the_cursor(loop, window, dataset):
+    model = opened(loop, window, dataset)
+    graphics = window.view.graphics
+    send_mouse(
+        graphics.viewport(), QMouseEvent.Type.MouseMove, voxel_point(window, "CBF", 7, 13),
+        Qt.MouseButton.NoButton, Qt.MouseButton.NoButton,
+    )  # fmt: skip
+    assert model.cursor == (7, 13)
+    text = window.cursor_label.text()
+    z = model.slice
+    case = model.case
+    assert f"x 13  y 7  z {z}" in text
+    assert f"CT {case.channels['CT'][z, 7, 13]:.0f} HU" in text
+    assert f"CBV {case.channels['CBV'][z, 7, 13]:.4g}" in text
+    assert f"Tmax {case.channels['Tmax'][z, 7, 13]:.1f} s" in text
+    x_mm, y_mm, z_mm = (case.affine @ [13, 7, z, 1])[:3]
+    assert f"({x_mm:.1f}, {y_mm:.1f}, {z_mm:.1f}) mm" in text
+    for pane in window.view.panes:  # linked crosshair
+        assert pane.crosshair[0].value() == 13.5 and pane.crosshair[1].value() == 7.5
+
+
+def test_right_drag_sets_window_level_of_that_pane(loop, window, dataset):
+    model = opened(loop, window, dataset)
+    viewport = window.view.graphics.viewport()
+    start = voxel_point(window, "CT", 10, 12)
+    right = Qt.MouseButton.RightButton
+    send_mouse(viewport, QMouseEvent.Type.MouseButtonPress, start, right, right)
+    for dx in (10, 40, 75):
+        send_mouse(viewport, QMouseEvent.Type.MouseMove, start + QPoint(dx, 0), right, right)
+    send_mouse(viewport, QMouseEvent.Type.MouseButtonRelease, start + QPoint(75, 0), right, right)
+    width, level = model.windows["CT"]
+    assert width > 80.0 * 1.3 and level == pytest.approx(40.0)
+    assert model.windows["CBF"] == model.prepared.windows["CBF"]  # other panes untouched
+    ct = window.view.panes[0]
+    assert tuple(ct.image.levels) == pytest.approx((40 - width / 2, 40 + width / 2))
+    window.model.set_window("CT", 2000, 500)  # the bone preset
+    assert tuple(ct.image.levels) == (-500, 1500)
+
+
+def test_overlays_toggle_style_and_prediction_layers(qtbot, loop, window, dataset):
+    model = opened(loop, window, dataset)
+    case, z = model.case, model.slice
+    truth_items = [pane.overlays["truth"] for pane in window.view.panes]
+    assert all(item.isVisible() for item in truth_items)
+    rgba = truth_items[0].image
+    contour = rgba[..., 3] > 0
+    assert contour.sum() < case.mask[z].sum() and not (contour & (case.mask[z] == 0)).any()
+    press(qtbot, loop, window, Qt.Key.Key_C)  # all layers filled
+    filled = truth_items[0].image[..., 3] > 0
+    assert np.array_equal(filled, case.mask[z] == 1)
+    press(qtbot, loop, window, Qt.Key.Key_1)
+    assert not model.layers["truth"].visible and not any(i.isVisible() for i in truth_items)
+    assert not window.layers.checks["truth"].isChecked()
+
+    focal_items = [pane.overlays["focal"] for pane in window.view.panes]
+    assert not window.layers.checks["focal"].isEnabled()
+    members = np.zeros((2, *case.shape), np.float32)
+    members[0, z, 2:9, 3:12] = 0.95  # focal member: 63 voxels
+    members[1, z, 2:4, 3:5] = 0.9
+    prediction = Prediction.empty(case.key, case.shape, case.spacing, ["f", "c"], ["focal", "ce"])
+    prediction.update(list(range(case.shape[0])), members)
+    model.set_prediction(case.key, prediction)
+    assert window.layers.checks["focal"].isEnabled()
+    assert all(item.isVisible() for item in focal_items)
+    drawn = focal_items[0].image
+    assert drawn[..., 3].astype(bool).sum() == 63 and tuple(drawn[3, 3]) == (235, 35, 35, 255)
+    window.layers.opacity["focal"].setValue(30)
+    assert all(item.opacity() == pytest.approx(0.3) for item in focal_items)
+    window.layers.checks["uncertainty"].setChecked(True)
+    heat = window.view.panes[4].overlays["uncertainty"]
+    assert heat.isVisible() and heat.image[2, 3, 3] > 0  # members disagree there
+    row = window.browser.table_model.index(0, 4)
+    assert window.browser.table_model.data(row) == "predicted"
+
+
+def test_stroke_panel_numbers_follow_the_best_mask(loop, window, dataset):
+    model = opened(loop, window, dataset)
+    case = model.case
+    ct, tmax = case.channels["CT"], case.channels["Tmax"]
+    truth = mismatch(case.mask, tmax, case.spacing, ct)
+    panel = window.stroke
+    assert panel.core.text() == f"{truth.core_ml:.1f} mL"
+    assert panel.core_source.text() == "from the ground truth"
+    assert panel.hypo.text() == f"{truth.hypoperfused_ml:.1f} mL"
+    corrected = np.zeros(case.shape, np.uint8)
+    corrected[:, :10, :] = 1
+    model.set_corrected(case.key, corrected)
+    expected = mismatch(corrected, tmax, case.spacing, ct)
+    assert panel.core.text() == f"{expected.core_ml:.1f} mL" != f"{truth.core_ml:.1f} mL"
+    assert panel.core_source.text() == "from the corrected mask"
+    assert panel.mismatch.text() == f"{expected.mismatch_ml:.1f} mL"
+    assert panel.verdict.text() == ("TARGET MISMATCH" if expected.target else "no target mismatch")
+
+
+def test_curve_dock_loads_the_4d_series_of_the_current_case(qtbot, loop, window, dataset):
+    model = opened(loop, window, dataset)
+    assert model.perfusion is None and "no 4D source" in window.curve.message.text()
+    run(loop, window.show_case(2))
+    qtbot.waitUntil(lambda: model.perfusion is not None, timeout=5000)
+    series = model.perfusion
+    assert series.series.shape == (12, 4, 20, 24) and series.aif.shape == (12,)
+    model.set_cursor((6, 9))
+    x, y = window.curve.tissue.getData()
+    z = model.slice
+    assert np.allclose(y, series.series[:, z, 4:9, 7:12].mean(axis=(1, 2)))
+    assert np.allclose(x, np.arange(12) * series.dt)
+    run(loop, window.show_case(0))
+    assert model.perfusion is None  # cached for the current case only
+
+
+def test_geometry_recent_and_drop(qtbot, loop, dataset, settings, window):
+    window.docks["curve"].hide()
+    window.close()
+    again = MainWindow(Model(), settings, loop)
+    qtbot.addWidget(again)
+    again.show()
+    # the offscreen screen (800 x 600) clamps a restored geometry, so check that one was
+    # restored (not the default size) and that the dock layout came back
+    assert (again.width(), again.height()) != DEFAULT_SIZE
+    assert again.docks["cases"].isVisible() and not again.docks["curve"].isVisible()
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(dataset / "TRAINING"))])
+    drop = QDropEvent(
+        QPointF(50, 50), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+    )  # fmt: skip
+    again.dropEvent(drop)
+    run(loop, again.idle())
+    assert again.model.dataset is not None and again.model.dataset.root.name == "TRAINING"
+    assert again.recent.paths[0] == str(dataset / "TRAINING")
+    assert [a.text() for a in again.recent_menu.actions()][0] == str(dataset / "TRAINING")
+
+
+def test_bad_folder_reports_an_error_and_keeps_running(loop, window, tmp_path):
+    assert not run(loop, window.open_dataset(tmp_path))
+    assert "no cases found" in window.statusBar().currentMessage()
+    assert window.model.dataset is None
+
+
+def test_shortcuts_dialog_lists_the_window_actions(window):
+    window.show_shortcuts()
+    dialog = window.findChildren(ShortcutsDialog)[-1]
+    table = dialog.table
+    rows = [(table.item(r, 0).text(), table.item(r, 1).text()) for r in range(table.rowCount())]
+    assert ("PgDown, Ctrl+Down", "Next case") in rows and ("Ctrl+O", "Open data set") in rows
+    assert ("Alt+1", "CT Brain (W 80 L 40)") in rows
+    assert any(keys == "Right drag" and "level" in text for keys, text in rows)
+    shortcut_actions = [a for a in window.actions_in_order if a.shortcuts()]
+    assert len(rows) == len(shortcut_actions) + len(MOUSE)
+
+
+def test_screenshot_command_writes_a_png_without_importing_torch(dataset, tmp_path):
+    png = tmp_path / "shot.png"
+    code = (
+        "import sys, argparse\n"
+        "from strokelens.app.commands import app\n"
+        "parser = argparse.ArgumentParser(); app.add_arguments(parser)\n"
+        f"status = app.run(parser.parse_args([{str(dataset)!r}, '--screenshot', {str(png)!r}]))\n"
+        "assert 'torch' not in sys.modules, 'the app imported torch'\n"
+        "sys.exit(status)\n"
+    )
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, timeout=60)
+    assert done.returncode == 0, done.stderr.decode()
+    image = QImage(str(png))
+    assert (image.width(), image.height()) == (1600, 960)
