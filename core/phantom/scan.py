@@ -124,10 +124,11 @@ class Bolus:
     venous_dispersion: float  # widening of the venous curve (area kept)
 
     def aif(self, t: np.ndarray, delay=0.0) -> np.ndarray:
-        t0 = self.t0 + np.asarray(delay)
-        first = simulate.gamma_variate(t, t0, self.alpha, self.beta, self.peak)
+        """Arterial enhancement (HU) at times ``t`` (s), arriving ``delay`` s late (broadcast)."""
+        late = np.asarray(t, dtype=np.float64) - np.asarray(delay, dtype=np.float64)
+        first = simulate.gamma_variate(late, self.t0, self.alpha, self.beta, self.peak)
         second = simulate.gamma_variate(
-            t, t0 + self.recirculation_lag, self.alpha, 2.5 * self.beta,
+            late, self.t0 + self.recirculation_lag, self.alpha, 2.5 * self.beta,
             self.recirculation * self.peak,
         )  # fmt: skip
         return first + second
