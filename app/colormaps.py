@@ -8,7 +8,6 @@ change after the first visit costs a dictionary lookup, not a render.
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage
 
 N = 256
 
@@ -70,8 +69,17 @@ CHANNEL_LUTS = {
 
 
 def contour(mask: np.ndarray) -> np.ndarray:
-    """Border pixels of a 2D bool mask: the mask XOR its erosion (the image edge counts as border)."""
-    return mask ^ ndimage.binary_erosion(mask)
+    """Border pixels of a 2D bool mask: the mask XOR its erosion by the 4-neighbour cross, the
+    image edge counting as outside (numpy only: no scipy import on the GUI thread)."""
+    padded = np.pad(mask, 1)
+    eroded = (
+        mask
+        & padded[:-2, 1:-1]  # pixel above
+        & padded[2:, 1:-1]
+        & padded[1:-1, :-2]
+        & padded[1:-1, 2:]
+    )
+    return mask ^ eroded
 
 
 def mask_rgba(
@@ -107,3 +115,36 @@ def heat_rgba(
     rgba[..., :3] = LUTS[lut][scaled] if lut else np.asarray(color, np.uint8)
     rgba[..., 3] = scaled
     return rgba
+
+
+def composite(layers: list[tuple[np.ndarray, float]]) -> np.ndarray | None:
+    """Straight-alpha RGBA of ``(rgba, opacity)`` layers drawn in order, each over the ones
+    before; None when nothing is drawn. One image per pane then replaces one per layer
+    (pyqtgraph's ``drawImage`` per item per paint costs more than this blend). The blend runs
+    only inside the bounding box of the drawn pixels, which for masks is the lesion's."""
+    if not layers:
+        return None
+    drawn = np.zeros(layers[0][0].shape[:2], bool)
+    for rgba, _ in layers:
+        drawn |= rgba[..., 3] > 0
+    rows, cols = np.flatnonzero(drawn.any(axis=1)), np.flatnonzero(drawn.any(axis=0))
+    if rows.size == 0:
+        return None
+    box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+    shape = (rows[-1] + 1 - rows[0], cols[-1] + 1 - cols[0])
+    color = np.zeros((*shape, 3), np.float32)  # premultiplied by alpha
+    alpha = np.zeros(shape, np.float32)
+    a, keep = np.empty(shape, np.float32), np.empty(shape, np.float32)
+    for rgba, opacity in layers:
+        part = rgba[box]
+        np.multiply(part[..., 3], np.float32(opacity / 255.0), out=a)
+        np.subtract(1.0, a, out=keep)
+        color *= keep[..., None]
+        color += part[..., :3] * a[..., None]
+        alpha *= keep
+        alpha += a
+    color /= np.maximum(alpha, 1e-6)[..., None]
+    out = np.zeros((*drawn.shape, 4), np.uint8)
+    out[box][..., :3] = color + 0.5
+    out[box][..., 3] = alpha * 255.0 + 0.5
+    return out

@@ -1,6 +1,7 @@
 """Time-density curve under the cursor and the arterial input function (AIF).
 
-The curve under the cursor (absolute HU, mean of a 5 x 5 patch, left axis) and the AIF (enhancement over baseline, right axis:
+The curve under the cursor (absolute HU, mean of a 5 x 5 patch, left axis, fixed to the brain's
+range per case) and the AIF (enhancement over baseline, right axis:
 arterial peaks are ten times the tissue's) share the time axis. The 4D series is loaded by the
 main window in a worker when this dock is shown; the model keeps it for the current case only.
 """
@@ -8,6 +9,7 @@ main window in a worker when this dock is shown; the model keeps it for the curr
 from __future__ import annotations
 
 import pyqtgraph as pg
+from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from strokelens.app.model import Model
@@ -22,6 +24,10 @@ class CurvePanel(QWidget):
         self.model = model
         self.message = QLabel()
         self.message.setStyleSheet("color: #8a9099; padding: 2px 6px;")
+        self.message.setWordWrap(True)
+        self.readout = QLabel()
+        self.readout.setStyleSheet("padding: 0px 6px;")
+        self._update_pending = False
         self.plot = pg.PlotWidget()
         item = self.plot.getPlotItem()
         item.setLabel("bottom", "time", units="s")
@@ -47,10 +53,11 @@ class CurvePanel(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
         layout.addWidget(self.message)
+        layout.addWidget(self.readout)
         layout.addWidget(self.plot, 1)
         model.perfusion_changed.connect(self._on_perfusion)
-        model.cursor_changed.connect(self._on_cursor)
-        model.slice_changed.connect(lambda _z: self._on_cursor())
+        model.cursor_changed.connect(self._schedule)
+        model.slice_changed.connect(lambda _z: self._schedule())
         model.case_changed.connect(self._on_perfusion)
 
     def _sync_geometry(self) -> None:
@@ -64,24 +71,37 @@ class CurvePanel(QWidget):
         if series is None:
             self.aif.setData([], [])
             self.tissue.setData([], [])
+            self.readout.clear()
             return
         self.aif.setData(series.times, series.aif)
-        self.plot.getPlotItem().setXRange(0.0, float(series.times[-1]), padding=0.02)
+        item = self.plot.getPlotItem()
+        item.setXRange(0.0, float(series.times[-1]), padding=0.02)
+        # a fixed tissue range: re-scaling the axes on every cursor move costs more than the
+        # whole image repaint; the plot's "A" button auto-scales on demand
+        item.setYRange(*series.tissue_hu, padding=0.05)
         self.set_message(
             f"{series.series.shape[0]} frames, {series.dt:g} s apart; AIF from "
             f"{len(series.aif_voxels)} voxels. Move the cursor over the images."
         )
-        self._on_cursor()
+        self.update_curve()
 
-    def _on_cursor(self) -> None:
+    def _schedule(self) -> None:
+        """Redraw once per event-loop turn, however many cursor/slice events came in it."""
+        if not self._update_pending:
+            self._update_pending = True
+            QTimer.singleShot(0, self.update_curve)
+
+    def showEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        super().showEvent(event)
+        self.update_curve()
+
+    def update_curve(self) -> None:
+        self._update_pending = False
         curve = self.model.curve_at_cursor()
         series = self.model.perfusion
-        if curve is None or series is None:
+        if curve is None or series is None or not self.isVisible():
             return
         self.tissue.setData(series.times, curve)
         y, x = self.model.cursor  # type: ignore[misc]
-        values = self.model.cursor_values()
-        self.plot.getPlotItem().setTitle(
-            f"voxel x {x}  y {y}  z {self.model.slice}   Tmax {values.get('Tmax', 0):.1f} s",
-            size="9pt",
-        )
+        tmax = self.model.cursor_values().get("Tmax", 0.0)
+        self.readout.setText(f"cursor x {x}  y {y}  z {self.model.slice}    Tmax {tmax:.1f} s")

@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QDockWidget,
@@ -50,6 +50,8 @@ from strokelens.core.errors import DataError, StrokeLensError
 #: Cases kept in memory (the current one, the ones read ahead, a few recent).
 CACHED_CASES = 4
 DEFAULT_SIZE = (1600, 960)
+#: The 4D series of a case is read once the case has been on screen this long.
+SERIES_DELAY_MS = 300
 
 
 def scan_dataset(path: str | Path):
@@ -105,6 +107,8 @@ class MainWindow(QMainWindow):
         self.settings = settings or QSettings()
         self._loop = loop or asyncio.get_event_loop()
         self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="strokelens")
+        # the 4D series has its own thread, so a slow series never delays the next case
+        self._series_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="series")
         self._tasks: set[asyncio.Task] = set()
         self._cases: OrderedDict[str, asyncio.Future] = OrderedDict()
         self._generation = 0
@@ -255,7 +259,8 @@ class MainWindow(QMainWindow):
         self.settings.sync()
         for task in list(self._tasks):
             task.cancel()
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        for executor in (self._executor, self._series_executor):
+            executor.shutdown(wait=False, cancel_futures=True)
         if not self.closed.done():
             self.closed.set_result(True)
         super().closeEvent(event)
@@ -374,13 +379,19 @@ class MainWindow(QMainWindow):
 
     # -- 4D series -----------------------------------------------------------------------------
     def _want_perfusion(self) -> None:
+        """Read the series once the reviewer stays on a case (not while paging through)."""
+        case = self.model.case
+        if case is not None and case.has_perfusion:
+            QTimer.singleShot(SERIES_DELAY_MS, lambda key=case.key: self._start_perfusion(key))
+
+    def _start_perfusion(self, key: str) -> None:
         case = self.model.case
         if (
             case is not None
-            and case.has_perfusion
+            and case.key == key
             and self.docks["curve"].isVisible()
             and self.model.perfusion is None
-            and self._perfusion_loading != case.key
+            and self._perfusion_loading != key
         ):
             self.spawn(self._load_perfusion(case))
 
@@ -388,7 +399,7 @@ class MainWindow(QMainWindow):
         self._perfusion_loading = case.key
         self.curve.set_message(f"Reading the 4D series of {case.key}…")
         try:
-            series = await self.run_in_worker(load_perfusion, case)
+            series = await self._loop.run_in_executor(self._series_executor, load_perfusion, case)
         except (DataError, ValueError, OSError) as exc:
             self.curve.set_message(f"4D series unusable: {exc}")
             return

@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from strokelens.core.case import CHANNELS, Case
-from strokelens.core.metrics import volume_ml
 from strokelens.core.mismatch import Mismatch, hypoperfusion_mask, mismatch_from_volumes
 
 if TYPE_CHECKING:
@@ -145,10 +144,18 @@ class PerfusionSeries:
     dt: float  # s between frames
     aif: np.ndarray  # (t,) HU enhancement
     aif_voxels: np.ndarray  # (n, 3) z, y, x
+    tissue_hu: tuple[float, float]  # HU range of brain curves (0.5-99.5 %), the plot's y range
 
     @property
     def times(self) -> np.ndarray:
         return np.arange(self.series.shape[0], dtype=np.float32) * self.dt
+
+
+def _volume_ml(mask: np.ndarray, spacing) -> float:
+    # imported on first use: core.metrics pulls in scipy.spatial (~0.4 s), too slow for start-up
+    from strokelens.core.metrics import volume_ml
+
+    return volume_ml(mask, spacing)
 
 
 def auto_window(image: np.ndarray) -> tuple[float, float]:
@@ -173,7 +180,7 @@ def prepare_case(case: Case) -> PreparedCase:
         start = int(np.argmax(case.mask.reshape(case.n_slices, -1).sum(axis=1)))
         rows, cols = np.nonzero(case.mask[start])
         cursor = (int(np.median(rows)), int(np.median(cols)))
-    hypo_ml = volume_ml(hypo, case.spacing)
+    hypo_ml = _volume_ml(hypo, case.spacing)
     return PreparedCase(case, default_windows(case), hypo_ml, start, cursor)
 
 
@@ -192,7 +199,10 @@ def load_perfusion(case: Case) -> PerfusionSeries:
     mask = analysis.segment_brain(series[0], case.spacing)
     if not mask.any():
         empty = np.zeros(series.shape[0], np.float32)
-        return PerfusionSeries(case.key, series, dt, empty, np.zeros((0, 3), np.int64))
+        low, high = np.percentile(series, [0.5, 99.5])
+        return PerfusionSeries(
+            case.key, series, dt, empty, np.zeros((0, 3), np.int64), (float(low), float(high))
+        )
     arrival = analysis.bolus_arrival(series[:, mask].mean(axis=1))
     enh = series - series[: max(1, arrival)].mean(axis=0)
     sigma_mm = 2.0
@@ -201,7 +211,8 @@ def load_perfusion(case: Case) -> PerfusionSeries:
     best = analysis.select_aif(smoothed[(slice(None), *idx)], arrival)
     voxels = np.stack([i[best] for i in idx], axis=1)
     aif = enh[(slice(None), *voxels.T)].mean(axis=1).astype(np.float32)
-    return PerfusionSeries(case.key, series, dt, aif, voxels)
+    low, high = np.percentile(series[:, mask], [0.5, 99.5])
+    return PerfusionSeries(case.key, series, dt, aif, voxels, (float(low), float(high)))
 
 
 class Model:
@@ -387,7 +398,7 @@ class Model:
         for name in ("focal", "ce", "mean", "uncertainty"):
             self._derived.pop((case_key, name), None)
         entry = self.entries[index]
-        entry.core_ml = volume_ml(prediction.mask("all"), prediction.spacing)
+        entry.core_ml = _volume_ml(prediction.mask("all"), prediction.spacing)
         if entry.status is Status.NEW:
             entry.status = Status.PREDICTED
         self.entry_changed.emit(index)
@@ -426,7 +437,7 @@ class Model:
         if self.prepared is None:
             return None
         source, mask = self.best_mask()
-        core_ml = 0.0 if mask is None else volume_ml(mask, self.prepared.case.spacing)
+        core_ml = 0.0 if mask is None else _volume_ml(mask, self.prepared.case.spacing)
         return mismatch_from_volumes(core_ml, self.prepared.hypoperfused_ml), source
 
     # -- 4D series -----------------------------------------------------------------------------

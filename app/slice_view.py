@@ -4,6 +4,10 @@ The panes sit side by side in one row when the view is wide enough, else on a 3 
 grid: whichever makes the panes largest for the current size (a 1-pixel contour must not vanish
 in a downscaled pane).
 
+Overlays: each layer's RGBA per slice is cached, and all visible layers are blended into one image
+per slice (one ``ImageItem`` per pane instead of one per layer); the neighbouring slices' blends
+are made in idle time, so scrolling finds them ready.
+
 Mouse: wheel = slice, Ctrl+wheel = zoom, left drag = pan, right drag = window/level (right-left:
 width, up-down: level), hover = cursor. All panes are linked to the first pane's ViewBox (one
 master: linking every pair makes the views fight).
@@ -17,11 +21,11 @@ screen's left: columns are flipped when the i axis points to the patient's right
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QRectF, Qt
+from PySide6.QtCore import QRectF, Qt, QTimer
 from PySide6.QtWidgets import QLabel, QSlider, QStackedLayout, QVBoxLayout, QWidget
 
 from strokelens.app import colormaps
@@ -79,7 +83,7 @@ class Pane:
     title: pg.LabelItem
     bar: pg.ColorBarItem
     crosshair: tuple[pg.InfiniteLine, pg.InfiniteLine]
-    overlays: dict[str, pg.ImageItem] = field(default_factory=dict)
+    overlay: pg.ImageItem  # all visible layers composited
 
 
 def _color_map(lut_name: str) -> pg.ColorMap:
@@ -93,7 +97,13 @@ class SliceView(QWidget):
     def __init__(self, model: Model, parent: QWidget | None = None):
         super().__init__(parent)
         self.model = model
-        self._cache: dict[tuple[str, int, bool], np.ndarray | None] = {}  # (layer, z, contour)
+        self._layer_cache: dict[tuple[str, int, bool], np.ndarray | None] = {}  # layer, z, contour
+        self._composites: dict[int, np.ndarray | None] = {}  # z -> composite of _composed_state
+        self._composed_state: tuple = ()
+        self._overlay_shown: np.ndarray | None = None  # the composite the panes hold
+        # composites of the neighbouring slices are made in idle time, one per event-loop turn
+        self._warm_timer = QTimer(self, singleShot=True, interval=0)
+        self._warm_timer.timeout.connect(self._warm_neighbours)
 
         self.graphics = pg.GraphicsLayoutWidget()
         self.graphics.ci.setSpacing(4)
@@ -150,13 +160,10 @@ class SliceView(QWidget):
         image = pg.ImageItem(axisOrder="row-major")
         image.setLookupTable(colormaps.LUTS[colormaps.CHANNEL_LUTS[channel]])
         box.addItem(image)
-        overlays = {}
-        for z_value, name in enumerate(self.model.layers, start=10):
-            item = pg.ImageItem(axisOrder="row-major")
-            item.setZValue(z_value)
-            item.setVisible(False)
-            box.addItem(item)
-            overlays[name] = item
+        overlay = pg.ImageItem(axisOrder="row-major")
+        overlay.setZValue(10)
+        overlay.setVisible(False)
+        box.addItem(overlay)
         pen = pg.mkPen(CROSSHAIR_PEN, width=1)
         crosshair = (pg.InfiniteLine(angle=90, pen=pen), pg.InfiniteLine(angle=0, pen=pen))
         for line in crosshair:
@@ -172,7 +179,7 @@ class SliceView(QWidget):
             orientation="horizontal",
             colorMapMenu=False,
         )
-        return Pane(channel, box, image, title, bar, crosshair, overlays)
+        return Pane(channel, box, image, title, bar, crosshair, overlay)
 
     def best_columns(self, width: float, height: float) -> int:
         """Columns (5 = one row, 3 = 3 + 2, 2 = 2 + 2 + 1) that give the largest square panes."""
@@ -209,7 +216,8 @@ class SliceView(QWidget):
     # -- model events --------------------------------------------------------------------------
     def _on_case(self) -> None:
         case = self.model.case
-        self._cache.clear()
+        self._layer_cache.clear()
+        self._composites.clear()
         if case is None:
             self._stack.setCurrentIndex(0)
             return
@@ -234,8 +242,7 @@ class SliceView(QWidget):
             return
         for pane in self.panes:
             pane.image.setImage(case.channels[pane.channel][z], autoLevels=False)
-        for name in self.model.layers:
-            self._draw_layer(name)
+        self._draw_overlays()
         if self.slider.value() != z:
             self.slider.blockSignals(True)
             self.slider.setValue(z)
@@ -254,6 +261,8 @@ class SliceView(QWidget):
     def _apply_window(self, pane: Pane) -> None:
         width, level = self.model.windows.get(pane.channel, (1.0, 0.5))
         low, high = level - width / 2.0, level + width / 2.0
+        if pane.bar.levels() == (low, high):
+            return  # unchanged (a new case with the same window): skip the axis re-layout
         pane.image.setLevels((low, high))
         pane.bar.setLevels((low, high))
         pane.title.setText(
@@ -274,23 +283,21 @@ class SliceView(QWidget):
             vline.setVisible(True)
             hline.setVisible(True)
 
-    def _on_layer(self, name: str) -> None:
-        self._draw_layer(name)
+    def _on_layer(self, _name: str) -> None:
+        self._draw_overlays()
 
     def _on_layer_data(self, name: str) -> None:
-        self._forget(name)
-        self._draw_layer(name)
+        for key in [k for k in self._layer_cache if k[0] == name]:
+            del self._layer_cache[key]
+        self._composites.clear()
+        self._draw_overlays()
 
     # -- overlays ------------------------------------------------------------------------------
-    def _forget(self, name: str) -> None:
-        for key in [k for k in self._cache if k[0] == name]:
-            del self._cache[key]
-
     def overlay_rgba(self, name: str, z: int) -> np.ndarray | None:
         """The RGBA of layer ``name`` on slice ``z`` (cached until its data or style changes)."""
         layer = self.model.layers[name]
         key = (name, z, layer.contour)
-        if key not in self._cache:
+        if key not in self._layer_cache:
             data = self.model.layer_data(name)
             if data is None:
                 rgba = None
@@ -300,23 +307,49 @@ class SliceView(QWidget):
                 )
             else:
                 rgba = colormaps.mask_rgba(data[z], layer.color, layer.contour)
-            self._cache[key] = rgba
-        return self._cache[key]
+            self._layer_cache[key] = rgba
+        return self._layer_cache[key]
 
-    def _draw_layer(self, name: str) -> None:
-        layer = self.model.layers[name]
-        rgba = None
-        if layer.visible and self.model.case is not None:
-            rgba = self.overlay_rgba(name, self.model.slice)
+    def composite_rgba(self, z: int) -> np.ndarray | None:
+        """All visible layers of slice ``z`` in one RGBA, each with its opacity (cached per slice
+        until a layer's data or display settings change)."""
+        state = tuple(
+            (name, layer.opacity, layer.contour)
+            for name, layer in self.model.layers.items()
+            if layer.visible
+        )
+        if state != self._composed_state:
+            self._composites.clear()
+            self._composed_state = state
+        if z not in self._composites:
+            drawn = [(self.overlay_rgba(name, z), opacity) for name, opacity, _ in state]
+            self._composites[z] = colormaps.composite(
+                [(rgba, opacity) for rgba, opacity in drawn if rgba is not None]
+            )
+        return self._composites[z]
+
+    def _warm_neighbours(self) -> None:
+        case, z = self.model.case, self.model.slice
+        if case is None:
+            return
+        for near in (z + 1, z - 1):
+            if 0 <= near < case.n_slices and near not in self._composites:
+                self.composite_rgba(near)
+                self._warm_timer.start()
+                return
+
+    def _draw_overlays(self) -> None:
+        self._warm_timer.start()
+        rgba = None if self.model.case is None else self.composite_rgba(self.model.slice)
+        changed = rgba is not self._overlay_shown
+        self._overlay_shown = rgba
         for pane in self.panes:
-            item = pane.overlays[name]
             if rgba is None:
-                item.setVisible(False)
+                pane.overlay.setVisible(False)
                 continue
-            if item.image is not rgba:
-                item.setImage(rgba, autoLevels=False)
-            item.setOpacity(layer.opacity)
-            item.setVisible(True)
+            if changed:
+                pane.overlay.setImage(rgba, autoLevels=False)
+            pane.overlay.setVisible(True)
 
     # -- interaction ---------------------------------------------------------------------------
     def _on_mouse_moved(self, scene_pos) -> None:

@@ -4,12 +4,15 @@ Definitions (REFERENCE.md §5, DEFUSE 3 / RAPID conventions):
 
 - core volume: the infarct-core mask (whatever mask the caller trusts most), mL;
 - hypoperfused volume: voxels with ``Tmax > 6 s`` inside the brain, where "brain" is the CT's
-  parenchyma HU window (``perfusion.analysis.BRAIN_HU``: CSF below, bone and vessels above), so
+  parenchyma HU window (``BRAIN_HU``, as in the perfusion analysis: CSF below, bone above), so
   noise in ventricles or outside the head does not count;
 - mismatch volume: hypoperfused volume minus core volume (a difference of volumes, as RAPID reports
   it, not a voxel set difference), floored at 0; mismatch ratio: hypoperfused / core volume
   (``inf`` for an empty core with hypoperfusion, ``nan`` when both are empty);
 - target mismatch: ratio >= 1.8, mismatch >= 15 mL and core < 70 mL.
+
+Only numpy is imported up front (the viewer imports this module at start-up); the scipy-based
+helpers are imported when volumes are computed from arrays.
 """
 
 from __future__ import annotations
@@ -20,10 +23,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from strokelens.core.metrics import volume_ml
-from strokelens.core.perfusion.analysis import BRAIN_HU
-
 TMAX_THRESHOLD_S = 6.0
+#: Baseline-CT window of brain parenchyma (the perfusion analysis's ``BRAIN_HU``; a test keeps
+#: the two equal without importing scipy here).
+BRAIN_HU = (15.0, 80.0)
 TARGET_RATIO = 1.8
 TARGET_MISMATCH_ML = 15.0
 TARGET_CORE_BELOW_ML = 70.0
@@ -78,6 +81,8 @@ def mismatch(
     ct: np.ndarray | None = None,
 ) -> Mismatch:
     """Core and ``Tmax > 6 s`` volumes of a case and their mismatch (no core mask: core = 0)."""
+    from strokelens.core.metrics import volume_ml
+
     hypo = hypoperfusion_mask(tmax, ct)
     core_ml = 0.0 if core is None else volume_ml(core, spacing)
     return mismatch_from_volumes(core_ml, volume_ml(hypo, spacing))

@@ -172,6 +172,16 @@ def test_mask_rgba_filled_contour_and_empty():
     assert colormaps.mask_rgba(np.zeros((4, 4)), (1, 2, 3)) is None
 
 
+def test_contour_is_the_mask_minus_its_cross_erosion():
+    from scipy import ndimage
+
+    rng = np.random.default_rng(3)
+    mask = ndimage.binary_opening(rng.random((40, 30)) > 0.4)
+    mask[0, :] = True  # touching the image edge: border there
+    expected = mask ^ ndimage.binary_erosion(mask)
+    assert np.array_equal(colormaps.contour(mask), expected)
+
+
 def test_heat_rgba_alpha_grows_with_value():
     values = np.array([[0.0, 0.25, 0.5]], np.float32)
     rgba = colormaps.heat_rgba(values, 0.5, (255, 255, 255), lut="hot")
@@ -179,6 +189,20 @@ def test_heat_rgba_alpha_grows_with_value():
     assert tuple(rgba[0, 2, :3]) == tuple(colormaps.LUTS["hot"][255])
     outline = colormaps.heat_rgba(values, 0.5, (9, 9, 9), outline=True, threshold=0.25)
     assert outline[0, :, 3].tolist() == [0, 255, 255]
+
+
+def test_composite_blends_layers_over_each_other_with_opacity():
+    bottom = np.zeros((6, 8, 4), np.uint8)
+    bottom[1:4, 1:5] = (200, 0, 0, 255)
+    top = np.zeros((6, 8, 4), np.uint8)
+    top[3:5, 4:7] = (0, 0, 100, 128)
+    out = colormaps.composite([(bottom, 1.0), (top, 0.5)])
+    assert tuple(out[1, 1]) == (200, 0, 0, 255) and tuple(out[4, 6]) == (0, 0, 100, 64)
+    a = 128 / 255 * 0.5  # top over bottom where both are drawn
+    assert tuple(out[3, 4]) == (round(200 * (1 - a)), 0, round(100 * a), 255)
+    assert not out[0].any() and not out[:, 7].any()  # outside both layers
+    assert colormaps.composite([]) is None
+    assert colormaps.composite([(np.zeros((3, 3, 4), np.uint8), 1.0)]) is None
 
 
 def test_luts_are_256_uint8_and_maps_start_black():

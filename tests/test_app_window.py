@@ -196,36 +196,42 @@ def test_right_drag_sets_window_level_of_that_pane(loop, window, dataset):
 
 def test_overlays_toggle_style_and_prediction_layers(qtbot, loop, window, dataset):
     model = opened(loop, window, dataset)
-    case, z = model.case, model.slice
-    truth_items = [pane.overlays["truth"] for pane in window.view.panes]
-    assert all(item.isVisible() for item in truth_items)
-    rgba = truth_items[0].image
-    contour = rgba[..., 3] > 0
+    view, (case, z) = window.view, (model.case, model.slice)
+    items = [pane.overlay for pane in view.panes]
+    assert all(item.isVisible() for item in items)
+    alpha = items[0].image[..., 3]  # only the ground truth has data: its contour at 0.8 opacity
+    assert set(np.unique(alpha)) == {0, 204}
+    contour = alpha > 0
     assert contour.sum() < case.mask[z].sum() and not (contour & (case.mask[z] == 0)).any()
     press(qtbot, loop, window, Qt.Key.Key_C)  # all layers filled
-    filled = truth_items[0].image[..., 3] > 0
-    assert np.array_equal(filled, case.mask[z] == 1)
+    assert np.array_equal(items[0].image[..., 3] > 0, case.mask[z] == 1)
     press(qtbot, loop, window, Qt.Key.Key_1)
-    assert not model.layers["truth"].visible and not any(i.isVisible() for i in truth_items)
+    assert not model.layers["truth"].visible and not any(i.isVisible() for i in items)
     assert not window.layers.checks["truth"].isChecked()
 
-    focal_items = [pane.overlays["focal"] for pane in window.view.panes]
     assert not window.layers.checks["focal"].isEnabled()
     members = np.zeros((2, *case.shape), np.float32)
     members[0, z, 2:9, 3:12] = 0.95  # focal member: 63 voxels
-    members[1, z, 2:4, 3:5] = 0.9
+    members[1, z, 2:4, 3:5] = 0.9  # cross-entropy member: 4 voxels inside
     prediction = Prediction.empty(case.key, case.shape, case.spacing, ["f", "c"], ["focal", "ce"])
     prediction.update(list(range(case.shape[0])), members)
     model.set_prediction(case.key, prediction)
     assert window.layers.checks["focal"].isEnabled()
-    assert all(item.isVisible() for item in focal_items)
-    drawn = focal_items[0].image
-    assert drawn[..., 3].astype(bool).sum() == 63 and tuple(drawn[3, 3]) == (235, 35, 35, 255)
+    assert view.overlay_rgba("focal", z)[..., 3].astype(bool).sum() == 63
+    drawn = items[0].image
+    assert all(item.isVisible() and np.shares_memory(item.image, drawn) for item in items)
+    assert tuple(drawn[8, 11]) == (235, 35, 35, 204)  # focal only, 0.8 opacity
+    red, cyan = np.array([235, 35, 35]), np.array([0, 225, 235])  # CE drawn over focal:
+    over = (0.8 * cyan + 0.2 * 0.8 * red) / 0.96  # straight colour of "over", alpha 0.96
+    assert np.allclose(drawn[3, 4, :3], over, atol=1) and drawn[3, 4, 3] == round(0.96 * 255)
     window.layers.opacity["focal"].setValue(30)
-    assert all(item.opacity() == pytest.approx(0.3) for item in focal_items)
+    assert items[0].image[8, 11, 3] == round(0.3 * 255)
+    window.layers.style["focal"].setCurrentIndex(1)  # contour: interior clears, border stays
+    assert model.layers["focal"].contour
+    assert items[0].image[5, 7, 3] == 0 and items[0].image[2, 7, 3] == round(0.3 * 255)
     window.layers.checks["uncertainty"].setChecked(True)
-    heat = window.view.panes[4].overlays["uncertainty"]
-    assert heat.isVisible() and heat.image[2, 3, 3] > 0  # members disagree there
+    heat = view.overlay_rgba("uncertainty", z)
+    assert heat[3, 3, 3] > 0 and heat[0, 0, 3] == 0  # members disagree at (3, 3) only
     row = window.browser.table_model.index(0, 4)
     assert window.browser.table_model.data(row) == "predicted"
 
@@ -257,6 +263,7 @@ def test_curve_dock_loads_the_4d_series_of_the_current_case(qtbot, loop, window,
     series = model.perfusion
     assert series.series.shape == (12, 4, 20, 24) and series.aif.shape == (12,)
     model.set_cursor((6, 9))
+    qtbot.waitUntil(lambda: "x 9  y 6" in window.curve.readout.text(), timeout=2000)
     x, y = window.curve.tissue.getData()
     z = model.slice
     assert np.allclose(y, series.series[:, z, 4:9, 7:12].mean(axis=(1, 2)))

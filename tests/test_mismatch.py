@@ -5,7 +5,9 @@ import math
 import numpy as np
 import pytest
 
+from strokelens.core import mismatch as mismatch_module
 from strokelens.core.mismatch import hypoperfusion_mask, mismatch, mismatch_from_volumes
+from strokelens.core.perfusion import analysis
 
 SPACING = (5.0, 1.0, 2.0)  # 10 mm^3 per voxel = 0.01 mL
 
@@ -56,3 +58,7 @@ def test_empty_core_ratio_and_negative_mismatch():
     assert larger_core.mismatch_ml == 0.0 and larger_core.ratio == pytest.approx(0.75)
     no_core = mismatch(None, np.full((1, 2, 2), 7.0), SPACING)
     assert no_core.core_ml == 0.0 and no_core.hypoperfused_ml == pytest.approx(0.04)
+
+
+def test_brain_window_is_the_perfusion_analysis_one():
+    assert mismatch_module.BRAIN_HU == analysis.BRAIN_HU

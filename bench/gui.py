@@ -1,0 +1,194 @@
+"""Workstation responsiveness, headless (offscreen Qt): p50 / p95 of what a reviewer feels.
+
+- launch: process start to the main window shown (subprocess, includes the interpreter and
+  imports), vs a bare PySide6 window in the same way (baseline); target <= 1.5 s;
+- slice change with all six overlay layers drawn on all five panes, forced repaint (overlays
+  cached, and first visits), vs the same without overlays (baseline); target p95 <= 16 ms;
+- overlay toggle (one layer on/off, repaint);
+- case switch to a read-ahead neighbour and to a case not in memory (disk), vs the reader alone.
+
+Run: python bench/gui.py [--data DATASET] (default: a 3-case 8-slice phantom in a temp folder).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import numpy as np
+
+LAUNCH_APP = """
+import time; t0 = time.perf_counter()
+from strokelens.app.launch import make_app
+from strokelens.app.main_window import MainWindow
+from strokelens.app.model import Model
+from PySide6.QtCore import QSettings
+import asyncio, qasync, sys, tempfile
+app = make_app(); loop = qasync.QEventLoop(app); asyncio.set_event_loop(loop)
+w = MainWindow(Model(), QSettings(tempfile.mktemp(suffix='.ini'), QSettings.Format.IniFormat), loop)
+w.show(); app.processEvents()
+assert 'torch' not in sys.modules
+print('shown')
+"""
+LAUNCH_BARE = """
+from PySide6.QtWidgets import QApplication, QMainWindow
+app = QApplication([]); w = QMainWindow(); w.resize(1600, 960); w.show(); app.processEvents()
+print('shown')
+"""
+
+
+def percentiles(times_s: list[float]) -> str:
+    ms = np.asarray(times_s) * 1e3
+    return f"p50 {np.percentile(ms, 50):7.1f} ms   p95 {np.percentile(ms, 95):7.1f} ms"
+
+
+def time_launch(code: str, n: int) -> list[float]:
+    times = []
+    for _ in range(n):
+        start = time.perf_counter()
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        if "shown" not in done.stdout:
+            raise RuntimeError(done.stderr)
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def fake_prediction(case):
+    """Four members (2 focal, 2 CE) blurred around the ground truth: every layer has data."""
+    from scipy import ndimage
+
+    from strokelens.core.prediction import Prediction
+
+    rng = np.random.default_rng(0)
+    base = (case.mask if case.mask is not None else np.zeros(case.shape, np.uint8)).astype(
+        np.float32
+    )
+    members = np.stack(
+        [
+            np.clip(ndimage.gaussian_filter(base, (0, 2 + k, 2 + k)) * 1.6, 0, 1)
+            + rng.random(case.shape, dtype=np.float32) * 0.05
+            for k in range(4)
+        ]
+    ).clip(0, 1)
+    prediction = Prediction.empty(
+        case.key, case.shape, case.spacing, ["f1", "f2", "c1", "c2"], ["focal"] * 2 + ["ce"] * 2
+    )
+    prediction.update(list(range(case.n_slices)), members)
+    return prediction
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", type=Path, help="data set to use (default: a temp phantom)")
+    parser.add_argument("--launches", type=int, default=5)
+    args = parser.parse_args()
+
+    bare = time_launch(LAUNCH_BARE, args.launches)
+    launch = time_launch(LAUNCH_APP, args.launches)
+    print(f"launch to window shown      {percentiles(launch)}   (target <= 1500 ms)")
+    print(f"  bare PySide6 window       {percentiles(bare)}")
+    print(f"  ratio p50                 {np.median(launch) / np.median(bare):.2f}")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        data = args.data
+        if data is None:
+            from strokelens.core.phantom import generate_dataset
+
+            data = Path(tmp) / "phantom"
+            generate_dataset(data, 3, seed=1, slices=[8], jobs=2)
+        interactive(data)
+
+
+def interactive(data: Path) -> None:
+    import asyncio
+
+    import qasync
+    from PySide6.QtCore import QSettings
+
+    from strokelens.app.launch import make_app
+    from strokelens.app.main_window import MainWindow
+    from strokelens.app.model import Model
+    from strokelens.core.dataset import load_ref
+
+    app = make_app()
+    loop = qasync.QEventLoop(app)
+    asyncio.set_event_loop(loop)
+    settings = QSettings(tempfile.mktemp(suffix=".ini"), QSettings.Format.IniFormat)
+    window = MainWindow(Model(), settings, loop)
+    window.resize(1600, 960)
+    window.show()
+    model = window.model
+    loop.run_until_complete(window.open_dataset(data))
+    case = model.case
+
+    def repaint() -> None:
+        app.processEvents()  # handles the update requests: one paint, as the running app does
+
+    def slice_times(passes: int) -> list[float]:
+        times = []
+        for z in list(range(case.n_slices)) * passes:
+            start = time.perf_counter()
+            model.set_slice(z if z != model.slice else (z + 1) % case.n_slices)
+            repaint()
+            times.append(time.perf_counter() - start)
+        return times
+
+    for name in model.layers:
+        model.set_layer(name, visible=False)
+    slice_times(2)
+    plain = slice_times(10)
+    model.set_prediction(case.key, fake_prediction(case))
+    model.set_corrected(case.key, case.mask)
+    for name in model.layers:
+        model.set_layer(name, visible=True)
+    first = slice_times(1)  # every slice rendered for the first time
+    cached = slice_times(10)
+    print(f"slice change, 6 overlays    {percentiles(cached)}   (target p95 <= 16 ms)")
+    print(f"  first visit of a slice    {percentiles(first)}")
+    print(f"  no overlays (baseline)    {percentiles(plain)}")
+    print(f"  ratio p95                 {np.percentile(cached, 95) / np.percentile(plain, 95):.2f}")
+
+    toggles = []
+    for k in range(60):
+        name = list(model.layers)[k % len(model.layers)]
+        start = time.perf_counter()
+        model.set_layer(name, visible=not model.layers[name].visible)
+        repaint()
+        toggles.append(time.perf_counter() - start)
+    print(f"overlay toggle              {percentiles(toggles)}")
+
+    near, cold, reader = [], [], []
+    order = list(range(len(model.entries)))
+    for k in range(12):
+        index = order[(k + 1) % len(order)]
+        loop.run_until_complete(asyncio.sleep(0.2))  # let the read-ahead finish, as a reader would
+        start = time.perf_counter()
+        loop.run_until_complete(window.show_case(index))
+        repaint()
+        near.append(time.perf_counter() - start)
+    for k in range(6):
+        index = order[k % len(order)]
+        window._cases.clear()  # nothing in memory: read from disk
+        start = time.perf_counter()
+        loop.run_until_complete(window.show_case(index))
+        repaint()
+        cold.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        load_ref(model.entries[index].ref)
+        reader.append(time.perf_counter() - start)
+    print(f"case switch, read ahead     {percentiles(near)}")
+    print(f"case switch, from disk      {percentiles(cold)}")
+    print(f"  reader alone (baseline)   {percentiles(reader)}")
+    print(f"  ratio p50 (disk switch / reader) {np.median(cold) / np.median(reader):.2f}")
+    window.close()
+
+
+if __name__ == "__main__":
+    main()
