@@ -97,6 +97,22 @@ def test_sidecars_and_two_slab_patients(dataset):
     assert all(re.fullmatch(r"P\d{4}", p) for p in patients)
 
 
+def test_plan_mixes_slab_counts_like_isles():
+    plans = plan_dataset(300, seed=7)
+    patients = {p.patient_number: p.n_slabs for p in plans}
+    two = sum(n == 2 for n in patients.values()) / len(patients)
+    assert 0.2 < two < 0.45  # ISLES: 31 of 63 patients gave 94 cases
+    assert {p.n_slices for p in plans} == {2, 4, 8, 16, 22}
+    ids = [i for p in plans for i in p.ids.values()]
+    assert len(ids) == len(set(ids)) == 300 * len(DTYPES)
+    for a, b in zip(plans, plans[1:], strict=False):
+        if a.patient_number == b.patient_number:  # slabs of one patient: consecutive, alike
+            assert (a.slab_index, b.slab_index, a.n_slices) == (0, 1, b.n_slices)
+    testing = plan_dataset(5, seed=7, split="testing")
+    assert all("OT" not in p.ids for p in testing)
+    assert not {p.patient_id for p in testing} & {p.patient_id for p in plans}
+
+
 def test_loads_through_the_reader(dataset):
     ds = open_dataset(dataset)
     assert len(ds) == 5
