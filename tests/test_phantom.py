@@ -221,6 +221,9 @@ def test_cli_writes_and_refuses_a_used_folder(tmp_path, capsys):
     assert len(list((tmp_path / "TRAINING" / "case_1").iterdir())) == len(DTYPES)
     assert main([*args, "--slices", "2"]) == 1
     assert "already holds files" in capsys.readouterr().err
+    (tmp_path / "file").write_text("")
+    assert main(["phantom", "--out", str(tmp_path / "file"), "--cases", "1"]) == 1
+    assert "Not a directory" in capsys.readouterr().err
     with pytest.raises(ValueError, match="split"):
         generate_dataset(tmp_path / "other", 1, split="validation")
 

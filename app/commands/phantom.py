@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 
 HELP = "write a simulated CT-perfusion data set (ISLES 2018 layout) for tests and demos"
 
 
+def count(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="data set root (TRAINING/ or TESTING/ go in)")
-    parser.add_argument("--cases", type=int, default=24, help="number of cases (default 24)")
+    parser.add_argument("--cases", type=count, default=24, help="number of cases (default 24)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (same seed, same files)")
     parser.add_argument(
         "--split", choices=("training", "testing"), default="training",
@@ -22,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="slice counts to draw from (default: the ISLES mix of 2, 4, 8, 16 and 22)",
     )  # fmt: skip
     parser.add_argument(
-        "--jobs", type=int, default=min(2, os.cpu_count() or 1),
+        "--jobs", type=count, default=min(2, os.cpu_count() or 1),
         help="worker processes (default: 2 or the CPU count if lower); files do not depend on it",
     )  # fmt: skip
 
@@ -31,15 +39,19 @@ def run(args: argparse.Namespace) -> int:
     from strokelens.core.phantom import generate_dataset
 
     start = time.perf_counter()
-    folders = generate_dataset(
-        args.out,
-        args.cases,
-        seed=args.seed,
-        split=args.split,
-        jobs=args.jobs,
-        progress=lambda folder: print(f"wrote {folder}", flush=True),
-        slices=args.slices,
-    )
+    try:
+        folders = generate_dataset(
+            args.out,
+            args.cases,
+            seed=args.seed,
+            split=args.split,
+            jobs=args.jobs,
+            progress=lambda folder: print(f"wrote {folder}", flush=True),
+            slices=args.slices,
+        )
+    except OSError as exc:  # disk full, no permission, a file where a folder should go
+        print(f"strokelens phantom: error: {exc}", file=sys.stderr)
+        return 1
     elapsed = time.perf_counter() - start
     print(f"{len(folders)} {args.split} cases in {elapsed:.1f} s")
     return 0
