@@ -129,6 +129,8 @@ def test_simple_case_mask_name_and_missing_ensemble(ensemble, tmp_path, monkeypa
     monkeypatch.setattr(predict, "DEMO_MANIFEST", tmp_path / "no-demo.json")
     assert main(args) == 1
     assert "--ensemble" in capsys.readouterr().err
+    assert main([*args, "--ensemble", str(ensemble), "--threads", "0"]) == 2
+    assert "threads must be >= 1" in capsys.readouterr().err
     assert main([*args, "--ensemble", str(ensemble), "--threads", "1"]) == 0
     assert (out / "patient7_mask.nii.gz").is_file()
     assert not list(out.glob("SMIR.*"))

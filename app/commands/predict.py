@@ -114,14 +114,18 @@ def run(args: argparse.Namespace) -> int:
         raise DataError(Path(args.out), f"--method {args.method!r}: use letters, digits, _ and -")
     manifest = read_manifest(manifest_path(args.ensemble))
     dataset = open_dataset(args.input)
-    engine = Engine(
-        manifest,
-        device=args.device,
-        threads=args.threads,
-        batch_size=args.batch_size,
-        precision=args.precision,
-        min_component_ml=args.min_component_ml,
-    )
+    try:
+        engine = Engine(
+            manifest,
+            device=args.device,
+            threads=args.threads,
+            batch_size=args.batch_size,
+            precision=args.precision,
+            min_component_ml=args.min_component_ml,
+        )
+    except ValueError as exc:  # a setting this machine cannot honour (no CUDA, threads < 1)
+        print(f"strokelens predict: error: {exc}", file=sys.stderr)
+        return 2
     out = Path(args.out)
     ids = [ref.id for ref in dataset]
     per_split = len(set(ids)) < len(ids)
@@ -134,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
             tqdm.write(f"{ref.key}: skipped: {exc}", file=sys.stderr)
             continue
         total = len(engine.models) * case.n_slices
-        with tqdm(total=total, desc=f"{ref.key} ({n}/{len(dataset)})", unit="slice") as bar:
+        with tqdm(total=total, desc=f"{ref.key} ({n}/{len(dataset)})", unit="member-slice") as bar:
 
             def progress(done: int, _total: int, bar=bar) -> None:
                 bar.update(done - bar.n)
