@@ -42,30 +42,9 @@ def hot() -> np.ndarray:
     return _to_lut(np.stack([3 * x, 3 * x - 1, 3 * x - 2], axis=1))
 
 
-def black_floor(lut: np.ndarray) -> np.ndarray:
-    """``lut`` with its lowest entry black: a map's 0 (outside the brain) and everything under
-    the window then read as background instead of the rainbow's dark blue."""
-    lut = lut.copy()
-    lut[0] = 0
-    return lut
-
-
-LUTS: dict[str, np.ndarray] = {
-    "gray": gray(),
-    "turbo": turbo(),
-    "jet": jet(),
-    "hot": hot(),
-    "turbo-map": black_floor(turbo()),
-    "jet-map": black_floor(jet()),
-}
-#: Default LUT per channel: grey CT, rainbow maps on black (what RAPID-like reports show).
-CHANNEL_LUTS = {
-    "CT": "gray",
-    "CBF": "turbo-map",
-    "CBV": "turbo-map",
-    "MTT": "turbo-map",
-    "Tmax": "turbo-map",
-}
+LUTS: dict[str, np.ndarray] = {"gray": gray(), "turbo": turbo(), "jet": jet(), "hot": hot()}
+#: Default LUT per channel: grey CT, rainbow maps (what RAPID-like reports show).
+CHANNEL_LUTS = {"CT": "gray", "CBF": "turbo", "CBV": "turbo", "MTT": "turbo", "Tmax": "turbo"}
 
 
 def contour(mask: np.ndarray) -> np.ndarray:

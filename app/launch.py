@@ -95,7 +95,7 @@ def run_gui(
         if screenshot is None:
             await window.closed
             return 0
-        await window.idle()
+        await window.settled()
         app.processEvents()
         saved = window.save_screenshot(screenshot)
         window.close()

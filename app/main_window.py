@@ -287,6 +287,18 @@ class MainWindow(QMainWindow):
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
+    async def settled(self, timeout_s: float = 20.0) -> None:
+        """Wait for the tasks and, when the curve dock shows a case with a 4D source, its series
+        (screenshots: what a reviewer sees after a moment)."""
+        await self.idle()
+        case = self.model.case
+        if case is None or not case.has_perfusion or not self.docks["curve"].isVisible():
+            return
+        deadline = self._loop.time() + timeout_s
+        while self.model.perfusion is None and self._loop.time() < deadline:
+            await asyncio.sleep(0.05)
+            await self.idle()
+
     def run_in_worker(self, function: Callable[..., Any], *args: Any) -> asyncio.Future:
         return self._loop.run_in_executor(self._executor, function, *args)
 

@@ -126,9 +126,15 @@ LAYERS: tuple[Layer, ...] = (
 
 @dataclass
 class PreparedCase:
-    """A loaded case plus what the viewer derives from it once (computed in a worker)."""
+    """A loaded case plus what the viewer derives from it once (computed in a worker).
+
+    ``display`` holds the arrays the panes draw: the channels themselves, except that the maps
+    are NaN (drawn transparent, i.e. background) where all four maps are 0, outside the brain;
+    a Tmax of 0 s inside the brain stays a colour.
+    """
 
     case: Case
+    display: dict[str, np.ndarray]
     windows: dict[str, tuple[float, float]]
     hypoperfused_ml: float
     start_slice: int
@@ -181,7 +187,17 @@ def prepare_case(case: Case) -> PreparedCase:
         rows, cols = np.nonzero(case.mask[start])
         cursor = (int(np.median(rows)), int(np.median(cols)))
     hypo_ml = _volume_ml(hypo, case.spacing)
-    return PreparedCase(case, default_windows(case), hypo_ml, start, cursor)
+    return PreparedCase(case, display_arrays(case), default_windows(case), hypo_ml, start, cursor)
+
+
+def display_arrays(case: Case) -> dict[str, np.ndarray]:
+    maps = CHANNELS[1:]
+    outside = np.logical_and.reduce([case.channels[c] == 0 for c in maps])
+    display = dict(case.channels)
+    if outside.any():
+        for channel in maps:
+            display[channel] = np.where(outside, np.float32(np.nan), case.channels[channel])
+    return display
 
 
 def load_perfusion(case: Case) -> PerfusionSeries:

@@ -240,8 +240,9 @@ class SliceView(QWidget):
         case = self.model.case
         if case is None:
             return
+        display = self.model.prepared.display  # type: ignore[union-attr]
         for pane in self.panes:
-            pane.image.setImage(case.channels[pane.channel][z], autoLevels=False)
+            pane.image.setImage(display[pane.channel][z], autoLevels=False)
         self._draw_overlays()
         if self.slider.value() != z:
             self.slider.blockSignals(True)

@@ -205,11 +205,21 @@ def test_composite_blends_layers_over_each_other_with_opacity():
     assert colormaps.composite([(np.zeros((3, 3, 4), np.uint8), 1.0)]) is None
 
 
-def test_luts_are_256_uint8_and_maps_start_black():
+def test_luts_are_256_uint8():
     for name, lut in colormaps.LUTS.items():
         assert lut.shape == (256, 3) and lut.dtype == np.uint8, name
-    assert colormaps.LUTS["turbo-map"][0].tolist() == [0, 0, 0]
-    assert colormaps.LUTS["turbo"][0].tolist() != [0, 0, 0]
+
+
+def test_maps_are_drawn_transparent_outside_the_brain_only():
+    case = make_case()
+    for channel in CHANNELS[1:]:
+        case.channels[channel][0, 0, :4] = 0.0  # outside: every map 0
+    case.channels["Tmax"][0, 1, 1] = 0.0  # Tmax 0 s in the brain: a value, not background
+    display = prepare_case(case).display
+    assert display["CT"] is case.channels["CT"]
+    assert np.isnan(display["CBF"][0, 0, :4]).all() and np.isnan(display["Tmax"][0, 0, 3])
+    assert display["Tmax"][0, 1, 1] == 0.0
+    assert np.array_equal(display["MTT"][1:], case.channels["MTT"][1:])
 
 
 def test_recent_list_is_unique_and_bounded():

@@ -106,7 +106,7 @@ def test_open_shows_first_case_browser_and_title(loop, window, dataset, settings
     assert "case_1" in window.windowTitle()
     assert settings.value("recent") in (str(dataset), [str(dataset)])
     pane = window.view.panes[0]
-    assert shows(pane.image, model.case.channels["CT"][model.slice])
+    assert shows(pane.image, model.prepared.display["CT"][model.slice])
     assert tuple(pane.image.levels) == (0.0, 80.0)  # brain window W 80 L 40
 
 
@@ -133,7 +133,7 @@ def test_slice_navigation_keys_wheel_and_slider(qtbot, loop, window, dataset):
     window.view.slider.setValue(2)
     assert model.slice == 2
     for pane in window.view.panes:
-        assert shows(pane.image, model.case.channels[pane.channel][2])
+        assert shows(pane.image, model.prepared.display[pane.channel][2])
 
 
 def test_case_navigation_follows_sorted_filtered_rows(qtbot, loop, window, dataset):
@@ -328,3 +328,24 @@ def test_screenshot_command_writes_a_png_without_importing_torch(dataset, tmp_pa
     assert done.returncode == 0, done.stderr.decode()
     image = QImage(str(png))
     assert (image.width(), image.height()) == (1600, 960)
+
+
+def test_demo_is_generated_in_a_worker_then_opened(loop, window, tmp_path, monkeypatch):
+    from strokelens.app.commands import demo
+
+    made = []
+
+    def fake_generate(folder, progress=None):  # the phantom takes minutes; its tests cover it
+        for split in ("TRAINING", "TESTING"):
+            write_isles_case(folder / split / "case_1", SHAPE_XYZ, truth=split == "TRAINING")
+            progress(folder / split / "case_1")
+        made.append(folder)
+        return folder
+
+    monkeypatch.setattr(demo, "generate_demo", fake_generate)
+    monkeypatch.setattr(demo, "DEMO_CASES", 2)
+    folder = tmp_path / "demo"
+    assert run(loop, window.open_demo(folder))
+    assert made == [folder] and len(window.model.entries) == 2
+    assert not window.browser.table.isColumnHidden(2)  # training and testing: split shown
+    assert run(loop, window.open_demo(folder)) and made == [folder]  # present: not made again
