@@ -17,7 +17,9 @@ is halved and retried, at batch 1 the engine moves to the CPU and carries on.
 
 Cancellation: ``cancel`` (a ``threading.Event`` or a callable) is checked before each member's
 pass over a batch, so a prediction stops within one member-batch; ``predict``/``predict_iter``
-then raise :class:`Cancelled`, whose ``prediction`` holds the slices finished so far (``done``).
+then raise :class:`Cancelled`, whose ``prediction`` holds the slices finished so far (``done``);
+passed back as ``resume`` (say with the slice now on screen as priority) it is completed without
+running those slices again.
 
 Only 2D slice models (PSPNet, 2D U-Net) are members; 3D networks need the whole volume at once,
 which defeats slice priority, and are refused with a DataError. One engine runs one prediction at
@@ -223,23 +225,35 @@ class Engine:
         priority_slice: int | None = None,
         progress: Progress | None = None,
         cancel: CancelFlag = None,
+        resume: Prediction | None = None,
     ) -> Iterator[SliceResult]:
-        """Yield each finished slice (priority first); the last result's prediction is complete."""
+        """Yield each finished slice (priority first); the last result's prediction is complete.
+
+        ``resume``: a cancelled prediction of this case (``Cancelled.prediction``) to complete
+        in place, e.g. with a new priority slice; its finished slices are not run again.
+        """
         start = time.perf_counter()
-        order = slice_order(case.n_slices, priority_slice)
-        prediction = Prediction.empty(
-            case.key,
-            case.shape,
-            case.spacing,
-            [m.name for m in self.members],
-            [m.loss for m in self.members],
-            self.min_component_ml,
-        )
+        names = [m.name for m in self.members]
+        if resume is None:
+            prediction = Prediction.empty(
+                case.key,
+                case.shape,
+                case.spacing,
+                names,
+                [m.loss for m in self.members],
+                self.min_component_ml,
+            )
+        elif (resume.case_key, resume.shape, resume.member_names) != (case.key, case.shape, names):
+            raise ValueError(f"cannot resume {resume.case_key}: another case or ensemble")
+        else:
+            prediction, prediction.timing = resume, {}
+        order = [z for z in slice_order(case.n_slices, priority_slice) if not prediction.done[z]]
         volume = torch.from_numpy(normalize(case, self.manifest.preprocessing))
         prediction.timing["preprocess"] = time.perf_counter() - start
-        first = 1 if priority_slice is not None else self.batch_size
-        pending = [order[:first], *self._chunks(order[first:])]
-        total, done = len(self.models) * case.n_slices, 0
+        first = 1 if order and order[0] == priority_slice else self.batch_size
+        pending = [batch for batch in [order[:first], *self._chunks(order[first:])] if batch]
+        total = len(self.models) * case.n_slices
+        done = len(self.models) * int(prediction.done.sum())
 
         def report(n: int) -> None:
             nonlocal partial
@@ -281,10 +295,11 @@ class Engine:
         on_slice: Callable[[SliceResult], None] | None = None,
         progress: Progress | None = None,
         cancel: CancelFlag = None,
+        resume: Prediction | None = None,
     ) -> Prediction:
         """The whole case's prediction; ``on_slice`` is called with each slice as it finishes."""
-        prediction = None
-        for result in self.predict_iter(case, priority_slice, progress, cancel):
+        prediction = resume
+        for result in self.predict_iter(case, priority_slice, progress, cancel, resume):
             prediction = result.prediction
             if on_slice is not None:
                 on_slice(result)

@@ -165,7 +165,7 @@ def test_priority_slice_first_and_progress(ensemble, case):
     assert [d for d, _ in progress] == sorted(d for d, _ in progress)
 
 
-def test_cancel_stops_within_one_member_pass(ensemble, case):
+def test_cancel_stops_within_one_member_pass_and_resumes(ensemble, case):
     engine = Engine.from_manifest(ensemble, device="cpu", batch_size=3)
     event = threading.Event()
     progress = []
@@ -181,6 +181,21 @@ def test_cancel_stops_within_one_member_pass(ensemble, case):
     partial = info.value.prediction
     assert partial.done.tolist() == [False, True, False, False]
     assert partial.members[:, 0].max() == 0 and partial.members[:, 1].min() > 0
+
+    # The viewer moved to slice 3: finish the same prediction, slice 1 is not run again.
+    seen, progress = [], []
+    pred = engine.predict(
+        case,
+        priority_slice=3,
+        on_slice=lambda r: seen.append(r.z),
+        progress=lambda d, t: progress.append(d),
+        resume=partial,
+    )
+    assert pred is partial and pred.complete and seen == [3, 2, 0]
+    assert progress[0] == 4 + 1 and progress[-1] == 16
+    np.testing.assert_allclose(pred.members, engine.predict(case).members, atol=2e-5)
+    with pytest.raises(ValueError, match="another case"):
+        engine.predict(case, resume=Prediction.empty("x", case.shape, (1, 1, 1), ["a"], ["ce"]))
 
 
 def test_out_of_memory_halves_the_batch(ensemble, case, monkeypatch):
