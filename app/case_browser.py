@@ -146,7 +146,7 @@ class CaseBrowser(QWidget):
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.filter)
         layout.addWidget(self.table)
-        model.case_changed.connect(self._select_current)
+        model.case_changed.connect(self.select_current)
         model.dataset_changed.connect(self._show_columns)
 
     def _show_columns(self) -> None:
@@ -177,7 +177,8 @@ class CaseBrowser(QWidget):
             if row != self.model.index:
                 self.case_activated.emit(row)
 
-    def _select_current(self) -> None:
+    def select_current(self) -> None:
+        """Select the row of the case on screen (also after a row that failed to open)."""
         if self.model.index < 0:
             return
         proxy_index = self.proxy.mapFromSource(self.table_model.index(self.model.index, 0))

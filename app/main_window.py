@@ -359,6 +359,7 @@ class MainWindow(QMainWindow):
         except DataError as exc:
             if generation == self._generation:
                 self.report_error(exc)
+                self.browser.select_current()
             return False
         if generation != self._generation:
             return False

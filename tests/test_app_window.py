@@ -144,8 +144,9 @@ def test_case_navigation_follows_sorted_filtered_rows(qtbot, loop, window, datas
     assert model.index == 0
     window.browser.table.sortByColumn(3, Qt.SortOrder.DescendingOrder)  # slices: case_2 first
     assert window.browser.visible_indices()[0] == 1
-    window.browser.filter.setText("case_3")
-    assert window.browser.visible_indices() == [2]
+    window.browser.filter.setFocus()
+    qtbot.keyClicks(window.browser.filter, "case_3")  # typed text is not taken as shortcuts
+    assert window.browser.visible_indices() == [2] and model.layers["ce"].visible
     press(qtbot, loop, window, Qt.Key.Key_Down, Qt.KeyboardModifier.ControlModifier)
     assert model.index == 2
     window.browser.filter.setText("")
@@ -349,3 +350,14 @@ def test_demo_is_generated_in_a_worker_then_opened(loop, window, tmp_path, monke
     assert made == [folder] and len(window.model.entries) == 2
     assert not window.browser.table.isColumnHidden(2)  # training and testing: split shown
     assert run(loop, window.open_demo(folder)) and made == [folder]  # present: not made again
+
+
+def test_a_broken_case_is_reported_and_the_shown_case_stays(loop, window, tmp_path):
+    write_isles_case(tmp_path / "case_1", SHAPE_XYZ, seed=1)
+    paths = write_isles_case(tmp_path / "case_2", SHAPE_XYZ, seed=2)
+    paths["CT_CBF"].write_bytes(paths["CT_CBF"].read_bytes()[:400])  # truncated
+    model = opened(loop, window, tmp_path)
+    assert not run(loop, window.show_case(1))
+    assert model.index == 0 and "truncated" in window.statusBar().currentMessage()
+    current = window.browser.table.currentIndex()
+    assert window.browser.proxy.mapToSource(current).row() == 0
