@@ -255,12 +255,16 @@ class Model:
         self.corrected: dict[str, np.ndarray] = {}
         self.perfusion: PerfusionSeries | None = None
         self._derived: dict[tuple[str, str], np.ndarray | None] = {}
-        names = (
-            "dataset_changed entry_changed case_changed slice_changed cursor_changed "
-            "window_changed layer_changed layer_data_changed mask_changed perfusion_changed"
-        )
-        for name in names.split():
-            setattr(self, name, Event())
+        self.dataset_changed = Event()
+        self.entry_changed = Event()
+        self.case_changed = Event()
+        self.slice_changed = Event()
+        self.cursor_changed = Event()
+        self.window_changed = Event()
+        self.layer_changed = Event()
+        self.layer_data_changed = Event()
+        self.mask_changed = Event()
+        self.perfusion_changed = Event()
 
     # -- data set and case -------------------------------------------------------------------
     @property
@@ -280,7 +284,10 @@ class Model:
         self.case_changed.emit()
 
     def index_of(self, key: str) -> int:
-        return next(i for i, e in enumerate(self.entries) if e.key == key)
+        for index, entry in enumerate(self.entries):
+            if entry.key == key:
+                return index
+        raise KeyError(f"no case {key!r} in the open data set")
 
     def set_case(self, index: int, prepared: PreparedCase) -> None:
         """Show ``prepared`` (the loaded case of entry ``index``)."""
