@@ -440,7 +440,11 @@ class MainWindow(QMainWindow):
                 )
 
             self.statusBar().showMessage(f"Generating the demo data set in {folder}…")
-            await self.run_in_worker(generate_demo, folder, progress)
+            try:
+                await self.run_in_worker(generate_demo, folder, progress)
+            except DataError as exc:
+                self.report_error(exc)
+                return False
         return await self.open_dataset(folder)
 
     # -- small actions -------------------------------------------------------------------------

@@ -350,6 +350,12 @@ def test_demo_is_generated_in_a_worker_then_opened(loop, window, tmp_path, monke
     assert made == [folder] and len(window.model.entries) == 2
     assert not window.browser.table.isColumnHidden(2)  # training and testing: split shown
     assert run(loop, window.open_demo(folder)) and made == [folder]  # present: not made again
+    monkeypatch.undo()
+    foreign = tmp_path / "mine"
+    (foreign / "notes").mkdir(parents=True)
+    assert not run(loop, window.open_demo(foreign))  # a user's folder is refused, not emptied
+    assert "no complete demo" in window.statusBar().currentMessage()
+    assert (foreign / "notes").is_dir()
 
 
 def test_a_broken_case_is_reported_and_the_shown_case_stays(loop, window, tmp_path):
