@@ -18,6 +18,8 @@ COMMANDS = {
     "cv": "cv",
     "report": "report",
     "export": "export",
+    "app": "app",
+    "demo": "demo",
 }
 
 

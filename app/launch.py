@@ -16,26 +16,6 @@ from pathlib import Path
 SCREENSHOT_SIZE = (1600, 960)
 
 
-def guard_singleton_refcounts() -> None:
-    """Make ``None``, ``True`` and ``False`` effectively immortal under PySide6 6.12.0 on Python
-    before 3.12.
-
-    PySide6 6.12.0 returns these singletons from C++ without taking a reference (every
-    ``QLabel.setText``, ``setVisible``, ``Signal.emit``, ... drops one), which is harmless where
-    they are immortal (Python >= 3.12) but on 3.11 deallocates ``None`` or ``True`` after a few
-    thousand calls, i.e. seconds of use, and aborts ("none_dealloc" / "bool_dealloc").
-    6.11.3 is fine. Elsewhere this adds 2**40 references, which no session can use up.
-    """
-    import ctypes
-
-    import PySide6
-
-    if sys.version_info >= (3, 12) or PySide6.__version__ != "6.12.0":
-        return
-    for value in (None, True, False):
-        ctypes.c_ssize_t.from_address(id(value)).value += 1 << 40  # ob_refcnt, first field
-
-
 def make_app():
     """The QApplication (existing or new) with the theme, names and pyqtgraph options set."""
     from PySide6.QtCore import Qt
@@ -44,7 +24,6 @@ def make_app():
 
     from strokelens.app.theme import apply_dark, configure_pyqtgraph
 
-    guard_singleton_refcounts()
     app = QApplication.instance()
     if app is None:
         QGuiApplication.setHighDpiScaleFactorRoundingPolicy(
