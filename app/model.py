@@ -201,34 +201,23 @@ def display_arrays(case: Case) -> dict[str, np.ndarray]:
 
 
 def load_perfusion(case: Case) -> PerfusionSeries:
-    """The 4D series, its frame interval and the AIF that ``compute_maps`` would select.
-
-    Mirrors the AIF stage of ``perfusion.analysis.compute_maps`` (brain mask, bolus arrival,
-    baseline, masked in-plane smoothing, ``select_aif``) without the deconvolution it does not need.
-    """
-    from strokelens.app.commands.perfusion import frame_interval
-    from strokelens.core.nifti import open_image
-    from strokelens.core.perfusion import analysis
+    """The 4D series, its frame interval and the AIF that ``compute_maps`` would select."""
+    from strokelens.core.perfusion.analysis import find_aif
 
     series = case.perfusion()
-    dt = frame_interval(open_image(case.paths["4DPWI"])) or 1.0
-    mask = analysis.segment_brain(series[0], case.spacing)
-    if not mask.any():
+    dt = case.frame_interval_s or 1.0
+    try:
+        found = find_aif(series, case.spacing)
+    except ValueError:  # no brain in the HU window: show the curves without an AIF
         empty = np.zeros(series.shape[0], np.float32)
         low, high = np.percentile(series, [0.5, 99.5])
         return PerfusionSeries(
             case.key, series, dt, empty, np.zeros((0, 3), np.int64), (float(low), float(high))
         )
-    arrival = analysis.bolus_arrival(series[:, mask].mean(axis=1))
-    enh = series - series[: max(1, arrival)].mean(axis=0)
-    sigma_mm = 2.0
-    smoothed = analysis._smooth(enh, mask, (sigma_mm / case.spacing[1], sigma_mm / case.spacing[2]))
-    idx = np.nonzero(mask)
-    best = analysis.select_aif(smoothed[(slice(None), *idx)], arrival)
-    voxels = np.stack([i[best] for i in idx], axis=1)
-    aif = enh[(slice(None), *voxels.T)].mean(axis=1).astype(np.float32)
-    low, high = np.percentile(series[:, mask], [0.5, 99.5])
-    return PerfusionSeries(case.key, series, dt, aif, voxels, (float(low), float(high)))
+    low, high = np.percentile(series[:, found.brain_mask], [0.5, 99.5])
+    return PerfusionSeries(
+        case.key, series, dt, found.aif, found.aif_voxels, (float(low), float(high))
+    )
 
 
 class Model:

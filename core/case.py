@@ -34,6 +34,7 @@ class Case:
     header: object | None = None  # nibabel header of the CT map, the template for written files
     problems: list[str] = field(default_factory=list)  # non-fatal findings (e.g. NaN replaced)
     submission_id: str | None = None  # number in the CT_MTT folder name (ISLES submissions)
+    frame_interval_s: float | None = None  # of the 4D source, from its header (None: not given)
     _perfusion_loader: Callable[[], np.ndarray] | None = field(default=None, repr=False)
 
     @property

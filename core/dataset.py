@@ -30,6 +30,7 @@ from strokelens.core import isles
 from strokelens.core.case import CHANNELS, Case
 from strokelens.core.errors import DataError
 from strokelens.core.nifti import (
+    frame_interval,
     is_nifti_name,
     load_volume,
     open_image,
@@ -331,7 +332,7 @@ def load_ref(ref: CaseRef) -> Case:
             raise DataError(path, f"ground truth must hold only 0 and 1, found {shown}")
         mask = values.astype(np.uint8)
 
-    loader = None
+    loader, dt = None, None
     if "4DPWI" in ref.files:
         path = ref.files["4DPWI"]
         img = open_image(path)
@@ -341,6 +342,8 @@ def load_ref(ref: CaseRef) -> Case:
             raise DataError(
                 path, f"shape {spatial_shape(img)} (z, y, x) differs from the maps' {shape}"
             )
+
+        dt = frame_interval(img)
 
         def loader(path=path):
             return read_voxels(path, open_image(path))
@@ -357,5 +360,6 @@ def load_ref(ref: CaseRef) -> Case:
         header=header,
         problems=problems,
         submission_id=ref.submission_id,
+        frame_interval_s=dt,
         _perfusion_loader=loader,
     )

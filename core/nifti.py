@@ -27,6 +27,11 @@ MAX_FRAMES = 1024
 
 _NIFTI_SUFFIXES = (".nii", ".nii.gz")
 
+#: NIfTI time units -> seconds
+_TIME_UNITS = {"sec": 1.0, "msec": 1e-3, "usec": 1e-6}
+#: a frame interval in the header outside this range (s) is not trusted
+_DT_RANGE = (0.1, 10.0)
+
 
 def is_nifti_name(path: Path) -> bool:
     return path.name.lower().endswith(_NIFTI_SUFFIXES)
@@ -116,3 +121,11 @@ def load_volume(path: str | Path, dtype=np.float32) -> tuple[np.ndarray, nib.Nif
     if data.ndim == 4:
         data = data[0]
     return data, img
+
+
+def frame_interval(img) -> float | None:
+    """Seconds between frames from a 4D NIfTI header, or None when absent or implausible."""
+    zooms = img.header.get_zooms()
+    unit = _TIME_UNITS.get(img.header.get_xyzt_units()[1], 1.0)
+    dt = float(zooms[3]) * unit if len(zooms) > 3 else 0.0
+    return dt if _DT_RANGE[0] <= dt <= _DT_RANGE[1] else None

@@ -210,7 +210,7 @@ def test_cli_reports_cases_without_or_with_broken_source(tmp_path, capsys):
     [(1.5, "sec", 1.5), (1500.0, "msec", 1.5), (0.0, "sec", None), (60.0, "sec", None)],
 )
 def test_frame_interval_from_4d_header(zoom, unit, expected):
-    from strokelens.app.commands.perfusion import frame_interval
+    from strokelens.core.nifti import frame_interval
 
     img = nib.Nifti1Image(np.zeros((4, 4, 2, 3), np.int16), np.eye(4))
     img.header.set_zooms((1.0, 1.0, 5.0, zoom))

@@ -18,10 +18,6 @@ from pathlib import Path
 
 HELP = "compute CBF, CBV, MTT and Tmax maps from the 4D perfusion source of a data set or case"
 
-#: NIfTI time units -> seconds
-_TIME_UNITS = {"sec": 1.0, "msec": 1e-3, "usec": 1e-6}
-#: a frame interval in the header outside this range (s) is not trusted
-_DT_RANGE = (0.1, 10.0)
 MAP_FILES = ("ct", "cbf", "cbv", "mtt", "tmax")
 
 
@@ -43,20 +39,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--force", action="store_true", help="recompute cases already written")
 
 
-def frame_interval(img) -> float | None:
-    """Seconds between frames from a 4D NIfTI header, or None when absent or implausible."""
-    zooms = img.header.get_zooms()
-    unit = _TIME_UNITS.get(img.header.get_xyzt_units()[1], 1.0)
-    dt = float(zooms[3]) * unit if len(zooms) > 3 else 0.0
-    return dt if _DT_RANGE[0] <= dt <= _DT_RANGE[1] else None
-
-
 def process_case(ref, out_dir: Path, args: argparse.Namespace) -> str:
     """Compute and write one case's maps; returns a one-line summary."""
     import numpy as np
 
     from strokelens.core.errors import DataError
-    from strokelens.core.nifti import load_volume, open_image, read_voxels, spacing_zyx
+    from strokelens.core.nifti import (
+        frame_interval,
+        load_volume,
+        open_image,
+        read_voxels,
+        spacing_zyx,
+    )
     from strokelens.core.perfusion.analysis import compute_maps
     from strokelens.core.writer import atomic_save, volume_image
 

@@ -113,6 +113,71 @@ def select_vof(smoothed: np.ndarray, aif_peak_frame: int) -> np.ndarray:
     return late[np.argsort(area)[::-1][:N_AIF]]
 
 
+@dataclass
+class ArterialInput:
+    """What the analysis finds before deconvolving: brain, bolus arrival, AIF (and VOF)."""
+
+    brain_mask: np.ndarray  # bool (z, y, x)
+    baseline: np.ndarray  # mean of the pre-bolus frames (z, y, x), HU
+    arrival: int  # first frame of the bolus in the brain
+    aif: np.ndarray  # (T,) HU enhancement, VOF-scaled where a vein was found
+    vof: np.ndarray | None
+    aif_voxels: np.ndarray  # (n, 3) z, y, x
+
+
+def _enhancement(series: np.ndarray, spacing, brain_mask) -> tuple[np.ndarray, np.ndarray, int]:
+    """``(brain mask, baseline, arrival frame)`` of a ``(T, z, y, x)`` series."""
+    mask0 = (
+        segment_brain(series[0], spacing) if brain_mask is None else np.asarray(brain_mask, bool)
+    )
+    if not mask0.any():
+        raise ValueError("no brain voxel in the HU window of the first frame")
+    arrival = bolus_arrival(series[:, mask0].mean(axis=1))
+    base = series[: max(1, arrival)].mean(axis=0)
+    mask = segment_brain(base, spacing) if brain_mask is None else mask0
+    if not mask.any():
+        raise ValueError("no brain voxel in the HU window of the baseline")
+    return mask, base, arrival
+
+
+def _arterial_input(
+    enh: np.ndarray, curves: np.ndarray, idx: tuple[np.ndarray, ...], arrival: int
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """``(aif, vof, aif_voxels)``: voxels chosen on the smoothed ``curves`` (T, N) of ``idx``."""
+    # AIF/VOF curves from the unsmoothed enhancement: smoothing would dilute a small vessel
+    best = select_aif(curves, arrival)
+    aif_voxels = np.stack([i[best] for i in idx], axis=1)
+    aif = enh[(slice(None), *aif_voxels.T)].mean(axis=1)
+    vof = None
+    veins = select_vof(curves, int(np.argmax(aif)))
+    if veins.size:
+        vof = enh[(slice(None), *(i[veins] for i in idx))].mean(axis=1)
+        if vof.sum() < VOF_MIN_AREA * aif.sum():
+            vof = None  # late tissue, not a vein: no vein in the field of view
+    if vof is not None and vof.sum() > aif.sum():
+        aif = aif * (vof.sum() / aif.sum())  # partial volume: venous and arterial areas match
+    return aif.astype(np.float32), vof, aif_voxels
+
+
+def _smoothed_brain_curves(enh, mask, spacing, smooth_mm):
+    sigma_px = (smooth_mm / float(spacing[1]), smooth_mm / float(spacing[2]))
+    smoothed = _smooth(enh, mask, sigma_px) if smooth_mm > 0 else enh
+    idx = np.nonzero(mask)
+    return smoothed[(slice(None), *idx)], idx
+
+
+def find_aif(
+    series: np.ndarray, spacing=(5.0, 1.0, 1.0), smooth_mm: float = 2.0, brain_mask=None
+) -> ArterialInput:
+    """The brain mask, baseline and AIF that ``compute_maps`` uses, without deconvolving."""
+    series = np.asarray(series, dtype=np.float32)
+    mask, base, arrival = _enhancement(series, spacing, brain_mask)
+    enh = series - base
+    curves, idx = _smoothed_brain_curves(enh, mask, spacing, smooth_mm)
+    aif, vof, voxels = _arterial_input(enh, curves, idx, arrival)
+    return ArterialInput(mask, base, arrival, aif, vof, voxels)
+
+
 def compute_maps(
     series: np.ndarray,
     dt: float = 1.0,
@@ -133,37 +198,14 @@ def compute_maps(
     series = np.asarray(series, dtype=np.float32)
     if series.ndim != 4:
         raise ValueError(f"series must be (t, z, y, x), got shape {series.shape}")
-    mask0 = (
-        segment_brain(series[0], spacing) if brain_mask is None else np.asarray(brain_mask, bool)
-    )
-    if not mask0.any():
-        raise ValueError("no brain voxel in the HU window of the first frame")
-    arrival = bolus_arrival(series[:, mask0].mean(axis=1))
-    base = series[: max(1, arrival)].mean(axis=0)
-    mask = segment_brain(base, spacing) if brain_mask is None else mask0
-    if not mask.any():
-        raise ValueError("no brain voxel in the HU window of the baseline")
+    mask, base, arrival = _enhancement(series, spacing, brain_mask)
     enh = series - base
-    sigma_px = (smooth_mm / float(spacing[1]), smooth_mm / float(spacing[2]))
-    smoothed = _smooth(enh, mask, sigma_px) if smooth_mm > 0 else enh
-    idx = np.nonzero(mask)
-    curves = smoothed[(slice(None), *idx)]
-    vof = None
+    curves, idx = _smoothed_brain_curves(enh, mask, spacing, smooth_mm)
     if aif is None:
-        # AIF/VOF curves from the unsmoothed enhancement: smoothing would dilute a small vessel
-        best = select_aif(curves, arrival)
-        aif_voxels = np.stack([i[best] for i in idx], axis=1)
-        aif = enh[(slice(None), *aif_voxels.T)].mean(axis=1)
-        veins = select_vof(curves, int(np.argmax(aif)))
-        if veins.size:
-            vof = enh[(slice(None), *(i[veins] for i in idx))].mean(axis=1)
-            if vof.sum() < VOF_MIN_AREA * aif.sum():
-                vof = None  # late tissue, not a vein: no vein in the field of view
-        if vof is not None and vof.sum() > aif.sum():
-            aif = aif * (vof.sum() / aif.sum())  # partial volume: venous and arterial areas match
+        aif, vof, aif_voxels = _arterial_input(enh, curves, idx, arrival)
     else:
+        aif, vof = np.asarray(aif, dtype=np.float32), None
         aif_voxels = np.zeros((0, 3), dtype=np.int64)
-    aif = np.asarray(aif, dtype=np.float32)
     params = perfusion_parameters(curves, aif, dt, svd_threshold, oi_target)
     maps = {}
     for name in ("cbf", "cbv", "mtt", "tmax"):
