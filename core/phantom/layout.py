@@ -58,7 +58,7 @@ PATIENT_START = {"training": 1, "testing": 501}
 ID_START = {"training": (300000, 340000), "testing": (360000, 400000)}
 _SPLIT_CODE = {"training": 1, "testing": 2}
 #: BLAS thread counts, read by each worker at start: workers x BLAS threads must not exceed the
-#: cores (OpenBLAS threads spin while waiting; 2 jobs on 2 cores ran 2x slower without this)
+#: cores (OpenBLAS threads spin while waiting; see docs/phantom.md, Speed)
 BLAS_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
