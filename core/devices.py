@@ -37,6 +37,17 @@ def select_device(name: str | None = "auto") -> torch.device:
     return torch.device(name)
 
 
+def native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` computes bf16 in hardware: a CUDA GPU that supports it, or a CPU with
+    AVX-512 BF16 or AMX (there bf16 convolutions run about twice as fast as fp32)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # torch >= 2.3
+        return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
+    return False
+
+
 def set_threads(threads: int | None) -> None:
     """Set torch's intra-op CPU thread count (process-wide); None keeps torch's default."""
     if threads is None:

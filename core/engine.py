@@ -11,7 +11,9 @@ Order: slice ``k`` (the one on screen) alone first, then the others nearest-firs
 stacking the members with ``torch.func`` (vmap) was no faster on the CPU (docs/inference.md).
 
 Speed: inference mode, BatchNorm folded into the preceding convolutions (checked numerically on a
-trial input, else the member runs unfolded), channels-last tensors, bf16 autocast on CUDA.
+trial input, else the member runs unfolded), channels-last tensors. Precision ``"auto"`` is bf16
+autocast where the device computes bf16 in hardware (CUDA; CPUs with AVX-512 BF16 or AMX, where
+it halves the time), fp32 elsewhere; ``"fp32"`` gives the exact fp32 results.
 Device: ``"auto"`` is CUDA, then MPS, then CPU. When an accelerator runs out of memory the batch
 is halved and retried, at batch 1 the engine moves to the CPU and carries on.
 
@@ -41,7 +43,7 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from strokelens.core.case import CHANNELS, Case
-from strokelens.core.devices import is_out_of_memory, select_device, set_threads
+from strokelens.core.devices import is_out_of_memory, native_bf16, select_device, set_threads
 from strokelens.core.errors import DataError, StrokeLensError
 from strokelens.core.manifest import Manifest, Member, read_manifest
 from strokelens.core.models import is_3d
@@ -190,12 +192,13 @@ class Engine:
         model = fold_batchnorm(model)
         return model.to(self.device, memory_format=torch.channels_last)
 
-    def _autocast(self):
-        bf16 = self.precision == "bf16" or (self.precision == "auto" and self.device.type == "cuda")
-        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16)
+    @property
+    def bf16(self) -> bool:
+        """Whether members run under bf16 autocast (see ``precision``)."""
+        return self.precision == "bf16" or (self.precision == "auto" and native_bf16(self.device))
 
     def _to_cpu(self) -> None:
-        """The out-of-memory fallback of last resort: carry on on the CPU ("auto": in fp32)."""
+        """The out-of-memory fallback of last resort: carry on on the CPU."""
         self.device = torch.device("cpu")
         self.models = [m.to(self.device) for m in self.models]
         self.batch_size = BATCH_SIZES["cpu"]
@@ -210,10 +213,11 @@ class Engine:
         x = volume[zs].to(self.device, non_blocking=True)
         x = x.contiguous(memory_format=torch.channels_last)
         out = np.empty((len(self.models), len(zs), *x.shape[-2:]), np.float32)
+        autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
         for m, model in enumerate(self.models):
             if _is_cancelled(cancel):
                 raise _CancelRequest
-            with self._autocast():
+            with autocast:
                 logits = model(x)
             out[m] = torch.sigmoid(logits.float())[:, 0].cpu().numpy()
             report(len(zs))
@@ -282,6 +286,7 @@ class Engine:
             prediction.update(zs, probabilities)
             done += len(self.models) * len(zs)
             prediction.device = self.device.type
+            prediction.precision = "bf16" if self.bf16 else "fp32"
             now = time.perf_counter() - start
             prediction.timing.setdefault("first_slice", now)
             prediction.timing["total"] = now

@@ -47,6 +47,7 @@ class Prediction:
         default_factory=dict
     )  # seconds: preprocess, first_slice, total
     device: str = "cpu"
+    precision: str = "fp32"  # "bf16" when the members ran under bf16 autocast
 
     @classmethod
     def empty(

@@ -12,6 +12,7 @@ from helpers import write_isles_case
 from torch import nn
 
 from strokelens.core.dataset import load_case
+from strokelens.core.devices import is_out_of_memory, select_device
 from strokelens.core.engine import Cancelled, Engine, fold_batchnorm, slice_order
 from strokelens.core.errors import DataError
 from strokelens.core.manifest import Manifest, Member, read_manifest
@@ -103,6 +104,20 @@ def test_slice_order_priority_then_nearest():
         slice_order(3, 3)
 
 
+def test_device_choice_and_out_of_memory_recognition():
+    assert select_device("cpu") == torch.device("cpu")
+    auto = select_device("auto").type
+    assert auto == "cuda" if torch.cuda.is_available() else auto in ("mps", "cpu")
+    with pytest.raises(ValueError, match="one of"):
+        select_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA"):
+            select_device("cuda")
+    assert is_out_of_memory(RuntimeError("CUDA out of memory. Tried to allocate 1 GiB"))
+    assert is_out_of_memory(torch.OutOfMemoryError("x"))
+    assert not is_out_of_memory(RuntimeError("shape mismatch"))
+
+
 def test_fold_batchnorm_keeps_pspnet_output():
     torch.manual_seed(0)
     model = randomize_batchnorm(build_model({"arch": "pspnet", "backbone": "resnet18"}), 1)
@@ -129,7 +144,7 @@ def test_fold_batchnorm_refuses_a_bn_applied_before_its_conv():
 
 
 def test_members_means_and_uncertainty(ensemble, case):
-    engine = Engine.from_manifest(ensemble, device="cpu", batch_size=3)
+    engine = Engine.from_manifest(ensemble, device="cpu", batch_size=3, precision="fp32")
     pred = engine.predict(case)
     expected = reference_probabilities(ensemble, case)
     assert pred.members.shape == (4, *case.shape) and pred.complete
@@ -147,6 +162,16 @@ def test_members_means_and_uncertainty(ensemble, case):
         "ce",
     ]
     assert 0 <= pred.timing["first_slice"] <= pred.timing["total"]
+    assert pred.precision == "fp32" and pred.device == "cpu"
+
+
+def test_bf16_runs_in_bf16_and_tracks_fp32(ensemble, case):
+    # The test members' logits are scaled up a lot (spread_logits), so bf16 rounding shows.
+    pred = Engine.from_manifest(ensemble, device="cpu", precision="bf16").predict(case)
+    reference = reference_probabilities(ensemble, case)
+    assert pred.precision == "bf16"
+    assert 1e-3 < np.abs(pred.members - reference).max() < 0.3
+    assert np.corrcoef(pred.members.ravel(), reference.ravel())[0, 1] > 0.95
 
 
 def test_priority_slice_first_and_progress(ensemble, case):
@@ -166,7 +191,7 @@ def test_priority_slice_first_and_progress(ensemble, case):
 
 
 def test_cancel_stops_within_one_member_pass_and_resumes(ensemble, case):
-    engine = Engine.from_manifest(ensemble, device="cpu", batch_size=3)
+    engine = Engine.from_manifest(ensemble, device="cpu", batch_size=3, precision="fp32")
     event = threading.Event()
     progress = []
 
@@ -199,7 +224,7 @@ def test_cancel_stops_within_one_member_pass_and_resumes(ensemble, case):
 
 
 def test_out_of_memory_halves_the_batch(ensemble, case, monkeypatch):
-    engine = Engine.from_manifest(ensemble, device="cpu", batch_size=4)
+    engine = Engine.from_manifest(ensemble, device="cpu", batch_size=4, precision="fp32")
     expected = engine.predict(case).members.copy()
     first = engine.models[0]
     batches = []

@@ -51,7 +51,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", choices=DEVICES, default="auto", help="default: auto")
     parser.add_argument("--batch-size", type=int, help="slices per batch (default by device)")
     parser.add_argument(
-        "--precision", choices=PRECISIONS, default="auto", help="auto: bf16 on CUDA, else fp32"
+        "--precision",
+        choices=PRECISIONS,
+        default="auto",
+        help="auto: bf16 where the hardware computes it (CUDA, CPUs with AVX-512 BF16 or AMX), "
+        "else fp32; fp32: exact fp32 results",
     )
     parser.add_argument(
         "--min-component-ml",
@@ -165,6 +169,7 @@ def run(args: argparse.Namespace) -> int:
             },
             "method": args.method,
             "device": engine.device.type,
+            "precision": "bf16" if engine.bf16 else "fp32",
             "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "cases": rows,
             "summary": summary,
