@@ -1,21 +1,23 @@
 """Ensemble inference speed on the CPU: the engine against a naive loop, and conv throughput.
 
-A 10-member ensemble of PSPNets (ResNet-18 backbone, output stride 8, the paper's PSPNet at a
+A 10-member ensemble of PSPNets (ResNet-18 backbone, output stride 8: the paper's PSPNet at a
 CPU-friendly depth; random weights with random BN statistics) on a synthetic 16-slice 256 x 256
-case. Per round, interleaved:
+case. Per round, interleaved, best of ``--rounds`` kept (the machine may be shared):
 
-- engine: ``Engine.predict(case, priority_slice=8)``: time to the priority slice and to the case;
-- stacked: the engine's folded members and batches, but the members evaluated together with
+- engine: ``Engine.predict(case, priority_slice=8)`` with ``precision="auto"`` (bf16 autocast
+  where the CPU has AVX-512 BF16 or AMX, else fp32) and with ``precision="fp32"``: time to the
+  priority slice and to the whole case;
+- stacked: the fp32 engine's folded members and batches, evaluated together with
   ``torch.func.stack_module_state`` + ``vmap`` (each conv becomes a grouped conv) instead of the
   engine's loop over members (``--no-stacked`` skips it);
 - naive: each member in turn, slice by slice, fp32, NCHW, ``torch.no_grad`` (no inference mode,
   no BN folding, no channels-last); its first complete slice is ready only when the last member
-  reaches it.
+  reaches it;
+- a large 3x3 conv2d (channels-last, fp32 and bf16): the machine's own conv throughput.
 
-Prints the best of ``--rounds`` per figure, the naive/engine ratio (target >= 2), the largest
-probability difference between the two, and the achieved conv throughput (FLOPs counted with
-``FlopCounterMode``) against a large channels-last conv2d timed in every round (best taken, as
-the machine may be shared).
+Prints the naive/engine ratios (target >= 2), how far each engine's probabilities are from the
+naive loop's (and how many voxels of the mean's 0.5-threshold mask differ), and the achieved conv
+throughput (FLOPs counted with ``FlopCounterMode``) against the large conv2d of that precision.
 Run: python bench/inference.py [--members 10] [--slices 16] [--size 256] [--rounds 2]
 """
 
@@ -109,10 +111,10 @@ def stacked(engine: Engine, case: Case) -> float:
     return time.perf_counter() - start
 
 
-def conv_peak(repeats: int = 5) -> float:
+def conv_peak(dtype: torch.dtype, repeats: int = 5) -> float:
     """FLOP/s of a large 3x3 conv (256 -> 256 channels, 4 x 64 x 64), channels-last, best of N."""
-    x = torch.rand(4, 256, 64, 64).contiguous(memory_format=torch.channels_last)
-    w = torch.rand(256, 256, 3, 3).contiguous(memory_format=torch.channels_last)
+    x = torch.rand(4, 256, 64, 64, dtype=dtype).contiguous(memory_format=torch.channels_last)
+    w = torch.rand(256, 256, 3, 3, dtype=dtype).contiguous(memory_format=torch.channels_last)
     flops = 2 * 4 * 256 * 64 * 64 * 256 * 9
     best = float("inf")
     with torch.inference_mode():
@@ -142,47 +144,66 @@ def main() -> None:
     args = parser.parse_args()
 
     case = make_case(args.slices, args.size)
-    priority = args.slices // 2
+    inf = float("inf")
+    best = {"first_auto": inf, "auto": inf, "first_fp32": inf, "fp32": inf, "stacked": inf}
+    best |= {"first_naive": inf, "naive": inf}
+    peak = {torch.float32: 0.0, torch.bfloat16: 0.0}
     with tempfile.TemporaryDirectory() as tmp:
         manifest = make_manifest(Path(tmp), args.members)
-        engine = Engine(manifest, device="cpu", batch_size=args.batch_size)
+        engines = {
+            p: Engine(manifest, "cpu", batch_size=args.batch_size, precision=p)
+            for p in ("auto", "fp32")
+        }
+        auto = engines["auto"]
         print(
             f"{args.members} x PSPNet {CONFIG['backbone']} OS{CONFIG['output_stride']}, "
             f"{args.slices} slices {args.size}x{args.size}, CPU, {torch.get_num_threads()} threads, "
-            f"engine batch {engine.batch_size}; members loaded in {engine.load_seconds:.1f} s"
+            f"engine batch {auto.batch_size}, auto precision = {'bf16' if auto.bf16 else 'fp32'}; "
+            f"{args.members} members loaded in {auto.load_seconds:.1f} s"
         )
-        eng_first = eng_total = naive_first = naive_total = stack_total = float("inf")
-        peak = 0.0
         for r in range(args.rounds):
-            pred = engine.predict(case, priority_slice=priority)
-            eng_first = min(eng_first, pred.timing["first_slice"])
-            eng_total = min(eng_total, pred.timing["total"])
+            preds = {}
+            for name, engine in engines.items():
+                preds[name] = engine.predict(case, priority_slice=args.slices // 2)
+                best[f"first_{name}"] = min(
+                    best[f"first_{name}"], preds[name].timing["first_slice"]
+                )
+                best[name] = min(best[name], preds[name].timing["total"])
             if not args.no_stacked:
-                stack_total = min(stack_total, stacked(engine, case))
-            peak = max(peak, conv_peak())
+                best["stacked"] = min(best["stacked"], stacked(engines["fp32"], case))
+            for dtype in peak:
+                peak[dtype] = max(peak[dtype], conv_peak(dtype))
             reference, first, total = naive(manifest, case)
-            naive_first, naive_total = min(naive_first, first), min(naive_total, total)
-            print(
-                f"round {r + 1}: engine {pred.timing['total']:.2f} s, naive {total:.2f} s",
-                flush=True,
-            )
-        diff = float(np.abs(pred.members - reference).max())
+            best["first_naive"] = min(best["first_naive"], first)
+            best["naive"] = min(best["naive"], total)
+            times = ", ".join(f"{k} {p.timing['total']:.2f} s" for k, p in preds.items())
+            print(f"round {r + 1}: engine {times}, naive {total:.2f} s", flush=True)
 
     work = flops_per_slice(args.size) * args.members * args.slices
-    achieved = work / eng_total
-    print(f"engine: first (priority) slice {eng_first:.2f} s, whole case {eng_total:.2f} s")
+    naive_mask = reference.mean(0) >= 0.5
+    print(
+        f"naive:  first complete slice {best['first_naive']:.2f} s, "
+        f"whole case {best['naive']:.2f} s ({work / best['naive'] / 1e9:.0f} GFLOP/s)"
+    )
+    for name, pred in preds.items():
+        dtype = torch.bfloat16 if pred.precision == "bf16" else torch.float32
+        rate = work / best[name]
+        flips = np.count_nonzero((pred.mean() >= 0.5) != naive_mask)
+        print(
+            f"engine {name} ({pred.precision}): first (priority) slice {best[f'first_{name}']:.2f} s,"
+            f" whole case {best[name]:.2f} s -> naive/engine {best['naive'] / best[name]:.2f}x"
+            f" (first slice {best['first_naive'] / best[f'first_{name}']:.0f}x);"
+            f" max |p - p_naive| {np.abs(pred.members - reference).max():.1e},"
+            f" mask voxels differing {flips}/{naive_mask.size};"
+            f" conv {rate / 1e9:.0f} GFLOP/s = {rate / peak[dtype]:.0%} of a large"
+            f" {pred.precision} conv2d ({peak[dtype] / 1e9:.0f} GFLOP/s)"
+        )
     if not args.no_stacked:
-        print(f"stacked members (vmap): whole case {stack_total:.2f} s")
-    print(f"naive:  first complete slice {naive_first:.2f} s, whole case {naive_total:.2f} s")
-    print(
-        f"speed-up naive/engine: {naive_total / eng_total:.2f}x (whole case), "
-        f"{naive_first / eng_first:.1f}x (first slice); max |p_engine - p_naive| = {diff:.1e}"
-    )
-    print(
-        f"conv throughput: engine {achieved / 1e9:.0f} GFLOP/s, naive {work / naive_total / 1e9:.0f}"
-        f" GFLOP/s, large conv2d {peak / 1e9:.0f} GFLOP/s -> engine at {achieved / peak:.0%}"
-        f" ({work / 1e12:.2f} TFLOP per case)"
-    )
+        print(
+            f"stacked members (vmap, fp32): whole case {best['stacked']:.2f} s "
+            f"(engine fp32 loop {best['fp32']:.2f} s)"
+        )
+    print(f"work: {work / 1e12:.2f} TFLOP per case")
 
 
 if __name__ == "__main__":
