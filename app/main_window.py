@@ -424,9 +424,9 @@ class MainWindow(QMainWindow):
     # -- demo ----------------------------------------------------------------------------------
     async def open_demo(self, folder: Path) -> bool:
         """Open the demo data set, generating it first (in a worker, with progress) if missing."""
-        from strokelens.app.commands.demo import DEMO_CASES, demo_ready, generate_demo
+        from strokelens.core import demo
 
-        if not demo_ready(folder):
+        if not demo.demo_ready(folder):
             done = 0
 
             def progress(_path: Path) -> None:
@@ -436,12 +436,12 @@ class MainWindow(QMainWindow):
                 nonlocal done
                 done += 1
                 self.statusBar().showMessage(
-                    f"Generating the demo data set in {folder}: {done} / {DEMO_CASES} cases…"
+                    f"Generating the demo data set in {folder}: {done} / {demo.DEMO_CASES} cases…"
                 )
 
             self.statusBar().showMessage(f"Generating the demo data set in {folder}…")
             try:
-                await self.run_in_worker(generate_demo, folder, progress)
+                await self.run_in_worker(demo.generate_demo, folder, progress)
             except DataError as exc:
                 self.report_error(exc)
                 return False

@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 
 from strokelens.app import colormaps
-from strokelens.app.commands.demo import demo_ready, generate_demo
 from strokelens.app.model import (
     FIXED_WINDOWS,
     Model,
@@ -14,6 +13,7 @@ from strokelens.app.model import (
     prepare_case,
 )
 from strokelens.core.case import CHANNELS, Case
+from strokelens.core.demo import demo_ready, generate_demo
 from strokelens.core.errors import DataError
 from strokelens.core.mismatch import mismatch
 from strokelens.core.prediction import Prediction

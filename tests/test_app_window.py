@@ -332,7 +332,7 @@ def test_screenshot_command_writes_a_png_without_importing_torch(dataset, tmp_pa
 
 
 def test_demo_is_generated_in_a_worker_then_opened(loop, window, tmp_path, monkeypatch):
-    from strokelens.app.commands import demo
+    from strokelens.core import demo
 
     made = []
 

@@ -1,4 +1,4 @@
-"""``strokelens predict INPUT --out DIR --ensemble MANIFEST``: segment a case or a data set.
+"""``strokelens predict INPUT|--demo --out DIR [--ensemble MANIFEST]``: segment cases.
 
 Per case, in DIR: the final mask (all-member mean >= 0.5), named as an ISLES 2018 submission
 ``SMIR.<method>.<id>.nii`` when the case has a CT_MTT folder number, else ``<case>_mask.nii.gz``;
@@ -22,6 +22,7 @@ from tqdm import tqdm
 from strokelens.app.commands.evaluate import format_table, write_csv, write_json
 from strokelens.core.case import Case
 from strokelens.core.dataset import open_dataset
+from strokelens.core.demo import DEMO_MANIFEST, ensure_demo
 from strokelens.core.devices import DEVICES
 from strokelens.core.engine import PRECISIONS, Engine
 from strokelens.core.errors import DataError
@@ -29,16 +30,19 @@ from strokelens.core.manifest import read_manifest
 from strokelens.core.metrics import METRICS, case_metrics, summarize
 from strokelens.core.prediction import Prediction
 from strokelens.core.writer import submission_name, write_mask, write_probability
-from strokelens.resources import resource_path
 
 HELP = "segment the infarct core of a case or data set with an ensemble (masks, maps, volumes)"
 
-#: The bundled demo ensemble, used when no --ensemble is given (once it is shipped).
-DEMO_MANIFEST = resource_path("demo", "ensemble.json")
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("input", help="case folder, split folder or data set root")
+    parser.add_argument(
+        "input", nargs="?", help="case folder, split folder or data set root (not with --demo)"
+    )
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        help="the bundled demo ensemble on the demo phantom's testing cases (made on first use)",
+    )
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--ensemble", help="ensemble manifest (JSON) naming the member weights")
     parser.add_argument(
@@ -66,7 +70,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def manifest_path(given: str | None) -> Path:
-    """``--ensemble``, else the bundled demo ensemble if it is installed."""
+    """``--ensemble``, else the bundled demo ensemble."""
     if given:
         return Path(given)
     if not DEMO_MANIFEST.is_file():
@@ -116,8 +120,13 @@ def case_row(case: Case, prediction: Prediction, mask_path: Path, out: Path) -> 
 def run(args: argparse.Namespace) -> int:
     if not re.fullmatch(r"[A-Za-z0-9_-]+", args.method):
         raise DataError(Path(args.out), f"--method {args.method!r}: use letters, digits, _ and -")
+    if args.demo == bool(args.input):
+        raise DataError(Path(args.out), "give either INPUT or --demo")
     manifest = read_manifest(manifest_path(args.ensemble))
-    dataset = open_dataset(args.input)
+    source = (
+        args.input or ensure_demo(progress=lambda f: print(f"demo data: wrote {f}")) / "TESTING"
+    )
+    dataset = open_dataset(source)
     try:
         engine = Engine(
             manifest,
