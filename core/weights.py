@@ -100,9 +100,17 @@ def load_weights(
     if sha256 is not None and file_sha256(path) != sha256.lower():
         raise DataError(path, f"sha256 differs from the expected {sha256}")
     config, meta = read_metadata(path)
-    model = build_model(config)
+    with torch.device("meta"):  # no random initialisation: every tensor comes from the file
+        model = build_model(config)
     try:
-        model.load_state_dict(safetensors.torch.load_file(path))
+        state = safetensors.torch.load_file(path)
+        # Fresh float32 copies: the loaded tensors are views into one file buffer, whose
+        # alignment can change which kernels run (and so the last bits of the outputs).
+        own = {
+            k: v.to(torch.float32 if v.is_floating_point() else v.dtype, copy=True)
+            for k, v in state.items()
+        }
+        model.load_state_dict(own, assign=True)
     except Exception as e:  # truncated data or tensors not matching the stored config
         raise DataError(path, f"weights do not fit the stored configuration: {e}") from e
     return model.to(device).eval(), config, meta
