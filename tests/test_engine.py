@@ -8,70 +8,27 @@ import threading
 import numpy as np
 import pytest
 import torch
-from helpers import write_isles_case
+from helpers import make_ensemble, randomize_batchnorm, write_isles_case
 from torch import nn
 
 from strokelens.core.dataset import load_case
 from strokelens.core.devices import is_out_of_memory, select_device
 from strokelens.core.engine import Cancelled, Engine, fold_batchnorm, slice_order
 from strokelens.core.errors import DataError
-from strokelens.core.manifest import Manifest, Member, read_manifest
+from strokelens.core.manifest import read_manifest
 from strokelens.core.models import build_model
 from strokelens.core.prediction import Prediction
-from strokelens.core.preprocessing import load_scaling, normalize
-from strokelens.core.weights import load_weights, save_weights
+from strokelens.core.preprocessing import normalize
+from strokelens.core.weights import load_weights
+
 
 #: A tiny 2D network, so four members load in milliseconds.
-TINY = {"arch": "unet2d", "base_channels": 4, "depth": 2}
-
-
 @pytest.fixture(autouse=True)
 def _one_thread():
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-def randomize_batchnorm(model: nn.Module, seed: int) -> nn.Module:
-    """Non-trivial BN statistics, so folding and member differences are really exercised."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                n = m.num_features
-                m.running_mean.copy_(torch.randn(n, generator=g) * 0.2)
-                m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
-                m.weight.copy_(torch.rand(n, generator=g) + 0.5)
-                m.bias.copy_(torch.randn(n, generator=g) * 0.3)
-    return model.eval()
-
-
-def spread_logits(model: nn.Module) -> nn.Module:
-    """Scale and centre a random U-Net's logits on inputs like the test cases' (normalised
-    channels up to 0.5, 0.05, 0.5, 1, 1), so probabilities spread over (0, 1) and masks are
-    partial instead of a near-constant 0.5."""
-    scale = torch.tensor([0.5, 0.05, 0.5, 1.0, 1.0])[:, None, None]
-    x = torch.rand(4, 5, 20, 24, generator=torch.Generator().manual_seed(0)) * scale
-    with torch.no_grad():
-        logits = model(x)
-        model.logits.weight *= 3 / logits.std()
-        model.logits.bias -= model(x).median()
-    return model
-
-
-def make_ensemble(folder, losses=("focal", "focal", "ce", "ce"), config=TINY):
-    """Random-weight members saved with save_weights and a manifest; returns the manifest path."""
-    members = []
-    for i, loss in enumerate(losses):
-        torch.manual_seed(100 + i)
-        model = randomize_batchnorm(build_model(config), seed=i)
-        if config["arch"] == "unet2d":
-            spread_logits(model)
-        rel = f"{loss}/member_{i}.safetensors"
-        sha = save_weights(model, folder / rel, config, {"loss": loss})
-        members.append(Member(f"{loss}-{i}", loss, i % 2 + 1, rel, sha))
-    return Manifest("test-ensemble", members, load_scaling()).save(folder / "ensemble.json")
 
 
 @pytest.fixture(scope="module")

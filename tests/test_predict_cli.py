@@ -10,8 +10,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from helpers import write_isles_case, write_simple_case
-from test_engine import make_ensemble
+from helpers import make_ensemble, write_isles_case, write_simple_case
 
 from strokelens.app.cli import main
 from strokelens.app.commands import predict
