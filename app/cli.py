@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from strokelens.core.errors import StrokeLensError
@@ -60,6 +61,9 @@ def main(argv: list[str] | None = None) -> int:
     except StrokeLensError as exc:
         print(f"strokelens {args.command}: error: {exc}", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # output piped into e.g. `head`, which stopped reading
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":
