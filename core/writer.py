@@ -34,7 +34,10 @@ def atomic_write(path: str | Path, write: Callable[[str], None]) -> Path:
         prefix=f".{path.name}.", suffix=f".tmp{_nifti_suffix(path)}", dir=path.parent
     )
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
     try:
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the usual permissions
         write(tmp)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())

@@ -64,3 +64,14 @@ def test_submission_name(case, tmp_path):
     write_simple_case(tmp_path / "s")
     with pytest.raises(DataError, match="CT_MTT"):
         writer.submission_name(load_case(tmp_path / "s"), "x")
+
+
+def test_written_files_get_the_usual_permissions(case, tmp_path):
+    import os
+
+    umask = os.umask(0o022)
+    try:
+        out = writer.write_mask(case, np.zeros(case.shape), tmp_path / "m.nii.gz")
+    finally:
+        os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o644
