@@ -18,6 +18,17 @@ from strokelens.core.case import Case
 from strokelens.core.errors import DataError
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+#: Mode of written files. The umask is process-wide, so it is read once, at import, rather
+#: than set and reset around every write while other threads may create files.
+_FILE_MODE = 0o666 & ~_umask()
+
+
 def _nifti_suffix(path: Path) -> str:
     return ".nii.gz" if path.name.endswith(".nii.gz") else path.suffix
 
@@ -34,10 +45,8 @@ def atomic_write(path: str | Path, write: Callable[[str], None]) -> Path:
         prefix=f".{path.name}.", suffix=f".tmp{_nifti_suffix(path)}", dir=path.parent
     )
     os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
     try:
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the usual permissions
+        os.chmod(tmp, _FILE_MODE)  # mkstemp makes 0600; give the usual permissions
         write(tmp)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())

@@ -69,9 +69,7 @@ def test_submission_name(case, tmp_path):
 def test_written_files_get_the_usual_permissions(case, tmp_path):
     import os
 
-    umask = os.umask(0o022)
-    try:
-        out = writer.write_mask(case, np.zeros(case.shape), tmp_path / "m.nii.gz")
-    finally:
-        os.umask(umask)
-    assert out.stat().st_mode & 0o777 == 0o644
+    umask = os.umask(0)
+    os.umask(umask)
+    out = writer.write_mask(case, np.zeros(case.shape), tmp_path / "m.nii.gz")
+    assert out.stat().st_mode & 0o777 == 0o666 & ~umask
