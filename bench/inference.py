@@ -19,6 +19,7 @@ Prints the naive/engine ratios (target >= 2), how far each engine's probabilitie
 naive loop's (and how many voxels of the mean's 0.5-threshold mask differ), and the achieved conv
 throughput (FLOPs counted with ``FlopCounterMode``) against the large conv2d of that precision.
 Run: python bench/inference.py [--members 10] [--slices 16] [--size 256] [--rounds 2]
+     python bench/inference.py --ensemble resources/demo/ensemble.json   (the demo ensemble)
 """
 
 from __future__ import annotations
@@ -37,10 +38,10 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from strokelens.core.case import CHANNELS, Case
 from strokelens.core.engine import Engine
-from strokelens.core.manifest import Manifest, Member
+from strokelens.core.manifest import Manifest, Member, read_manifest
 from strokelens.core.models import build_model
 from strokelens.core.preprocessing import load_scaling, normalize
-from strokelens.core.weights import load_weights, save_weights
+from strokelens.core.weights import load_weights, read_metadata, save_weights
 
 CONFIG = {"arch": "pspnet", "backbone": "resnet18", "output_stride": 8}
 
@@ -126,8 +127,8 @@ def conv_peak(dtype: torch.dtype, repeats: int = 5) -> float:
     return flops / best
 
 
-def flops_per_slice(size: int) -> int:
-    model = build_model(CONFIG).eval()
+def flops_per_slice(config: dict, size: int) -> int:
+    model = build_model(config).eval()
     with FlopCounterMode(display=False) as counter, torch.inference_mode():
         model(torch.rand(1, len(CHANNELS), size, size))
     return counter.get_total_flops()
@@ -141,6 +142,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--batch-size", type=int, help="engine slices per batch (default: its own)")
     parser.add_argument("--no-stacked", action="store_true", help="skip the vmap variant")
+    parser.add_argument(
+        "--ensemble",
+        help="a real ensemble manifest, e.g. the bundled demo (resources/demo/ensemble.json), "
+        "instead of random ResNet-18 PSPNets",
+    )
     args = parser.parse_args()
 
     case = make_case(args.slices, args.size)
@@ -149,14 +155,19 @@ def main() -> None:
     best |= {"first_naive": inf, "naive": inf}
     peak = {torch.float32: 0.0, torch.bfloat16: 0.0}
     with tempfile.TemporaryDirectory() as tmp:
-        manifest = make_manifest(Path(tmp), args.members)
+        if args.ensemble:
+            manifest = read_manifest(args.ensemble)
+            args.members = len(manifest.members)
+            config = read_metadata(manifest.weights_path(manifest.members[0]))[0]
+        else:
+            manifest, config = make_manifest(Path(tmp), args.members), CONFIG
         engines = {
             p: Engine(manifest, "cpu", batch_size=args.batch_size, precision=p)
             for p in ("auto", "fp32")
         }
         auto = engines["auto"]
         print(
-            f"{args.members} x PSPNet {CONFIG['backbone']} OS{CONFIG['output_stride']}, "
+            f"{args.members} x {manifest.name}: {config}, "
             f"{args.slices} slices {args.size}x{args.size}, CPU, {torch.get_num_threads()} threads, "
             f"engine batch {auto.batch_size}, auto precision = {'bf16' if auto.bf16 else 'fp32'}; "
             f"{args.members} members loaded in {auto.load_seconds:.1f} s"
@@ -179,7 +190,7 @@ def main() -> None:
             times = ", ".join(f"{k} {p.timing['total']:.2f} s" for k, p in preds.items())
             print(f"round {r + 1}: engine {times}, naive {total:.2f} s", flush=True)
 
-    work = flops_per_slice(args.size) * args.members * args.slices
+    work = flops_per_slice(config, args.size) * args.members * args.slices
     naive_mask = reference.mean(0) >= 0.5
     print(
         f"naive:  first complete slice {best['first_naive']:.2f} s, "
