@@ -21,14 +21,7 @@ from strokelens.core.prediction import Prediction
 from strokelens.core.preprocessing import normalize
 from strokelens.core.weights import load_weights
 
-
-#: A tiny 2D network, so four members load in milliseconds.
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

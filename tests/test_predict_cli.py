@@ -18,13 +18,7 @@ from strokelens.core.dataset import load_case, open_dataset
 from strokelens.core.engine import Engine
 from strokelens.core.metrics import METRICS, case_metrics
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
