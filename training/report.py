@@ -78,7 +78,7 @@ def bar_chart(runs: list[dict], path: str | Path) -> Path:
             label=LOSS_LABELS.get(loss, loss),
         )
     ax.set_xticks(np.arange(len(runs)), [run["arch"] for run in runs])
-    ax.set_ylabel("DSC (5-fold CV)")
+    ax.set_ylabel("DSC, mean ± sd over CV folds")
     ax.set_ylim(0, 1)
     ax.legend(frameon=False)
     ax.spines[["top", "right"]].set_visible(False)
