@@ -48,7 +48,7 @@ def table1(run: dict) -> str:
     totals = []
     for x in losses:
         m, sd = mean_sd(list(dsc[x].values()))
-        totals.append(f"{m:.2f} ± {sd:.2f}")
+        totals.append(f"{m:.2f}" if np.isnan(sd) else f"{m:.2f} ± {sd:.2f}")
     lines.append("| Total | " + " | ".join(totals) + " |")
     return "\n".join(lines)
 
@@ -77,7 +77,8 @@ def bar_chart(runs: list[dict], path: str | Path) -> Path:
             color=LOSS_COLOURS.get(loss),
             label=LOSS_LABELS.get(loss, loss),
         )
-    ax.set_xticks(np.arange(len(runs)), [run["arch"] for run in runs])
+    labels = [f"{run['arch']}\n{len(_fold_table(run)[1])} fold(s)" for run in runs]
+    ax.set_xticks(np.arange(len(runs)), labels)
     ax.set_ylabel("DSC, mean ± sd over CV folds")
     ax.set_ylim(0, 1)
     ax.legend(frameon=False)
