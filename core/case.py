@@ -51,11 +51,6 @@ class Case:
         return self.shape[0]
 
     @property
-    def voxel_ml(self) -> float:
-        """Volume of one voxel in mL (spacing in mm)."""
-        return float(np.prod(self.spacing)) / 1000.0
-
-    @property
     def has_perfusion(self) -> bool:
         return self._perfusion_loader is not None
 
@@ -73,4 +68,6 @@ class Case:
         """Ground-truth lesion volume in mL, or None without a ground truth."""
         if self.mask is None:
             return None
-        return float(np.count_nonzero(self.mask)) * self.voxel_ml
+        from strokelens.core.metrics import volume_ml  # scipy: not at the window's start-up
+
+        return volume_ml(self.mask, self.spacing)

@@ -12,6 +12,7 @@ import numpy as np
 from strokelens.core.case import CHANNELS
 from strokelens.core.dataset import CaseRef, Dataset
 from strokelens.core.errors import DataError
+from strokelens.core.metrics import volume_ml
 from strokelens.core.nifti import load_volume, open_image, spacing_zyx, spatial_shape
 
 
@@ -45,9 +46,7 @@ def summarize_case(ref: CaseRef) -> dict:
             row["frames"] = int(open_image(ref.files["4DPWI"]).shape[3])
         if "OT" in ref.files:
             mask, img = load_volume(ref.files["OT"])
-            row["lesion_ml"] = round(
-                float(np.count_nonzero(mask)) * np.prod(spacing_zyx(img)) / 1e3, 3
-            )
+            row["lesion_ml"] = round(volume_ml(mask, spacing_zyx(img)), 3)
     except DataError as exc:
         row["problems"].append(str(exc))
     return row
