@@ -32,6 +32,7 @@ import torch.distributed as dist
 from torch import nn
 
 from strokelens.core.losses import balancing_weight, get_loss
+from strokelens.core.metrics import slice_dice
 from strokelens.core.models import AUX_LOSS_WEIGHT, build_model, is_3d
 from strokelens.core.weights import load_pretrained, save_weights, split_pretrained_parameters
 from strokelens.core.writer import atomic_write, atomic_write_bytes
@@ -302,10 +303,8 @@ class Trainer:
         for i, key in enumerate(self.val_keys):
             if i % self.world != self.rank:
                 continue
-            pred = self.predict_case(key) >= 0.5
-            truth = self.cache.label(key).astype(bool)
-            counts[i, 0] = 2 * np.count_nonzero(pred & truth)
-            counts[i, 1] = np.count_nonzero(pred) + np.count_nonzero(truth)
+            overlap = slice_dice((self.predict_case(key) >= 0.5)[None], self.cache.label(key)[None])
+            counts[i, 0], counts[i, 1] = 2 * overlap.intersection, overlap.total
         if self.world > 1:
             dist.all_reduce(counts)
         dice = torch.where(counts[:, 1] > 0, counts[:, 0] / counts[:, 1].clamp(min=1), 1.0)
