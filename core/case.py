@@ -60,10 +60,6 @@ class Case:
             raise FileNotFoundError(f"case {self.key} has no CT_4DPWI source")
         return self._perfusion_loader()
 
-    def stack(self) -> np.ndarray:
-        """Channels stacked as float32 ``(z, C, y, x)`` in ``CHANNELS`` order (unscaled)."""
-        return np.stack([self.channels[c] for c in CHANNELS], axis=1)
-
     def lesion_ml(self) -> float | None:
         """Ground-truth lesion volume in mL, or None without a ground truth."""
         if self.mask is None:

@@ -215,8 +215,3 @@ def compute_maps(
     return PerfusionMaps(
         **maps, brain_mask=mask, aif=aif, vof=vof, aif_voxels=aif_voxels, baseline=base
     )
-
-
-def load_series_maps(case, **kwargs) -> PerfusionMaps:
-    """``compute_maps`` of a case's 4D source with its spacing (``case.perfusion()``)."""
-    return compute_maps(case.perfusion(), spacing=case.spacing, **kwargs)
