@@ -51,20 +51,10 @@ def main() -> None:
         images, labels = trainer._batch(batches[0])
         trainer._set_train_mode()
 
-        def train_step():
-            out = trainer.net(images)
-            main, aux = out if isinstance(out, tuple) else (out, None)
-            loss = trainer.loss_fn(main, labels)
-            if aux is not None:
-                loss = loss + trainer.model.aux_weight * trainer.loss_fn(aux, labels)
-            trainer.optimizer.zero_grad()
-            loss.backward()
-            trainer.optimizer.step()
-
-        train_step()  # warm-up
+        trainer.step(images, labels)  # warm-up
         t0 = time.perf_counter()
         for _ in range(args.steps):
-            train_step()
+            trainer.step(images, labels)
         model = args.steps * len(images) / (time.perf_counter() - t0)
         cache.close()
     print(f"config {args.config}: {config.model}")

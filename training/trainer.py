@@ -237,6 +237,25 @@ class Trainer:
                 labels.to(self.device, non_blocking=True),
             )
 
+    def step(self, images: torch.Tensor, labels: torch.Tensor) -> float:
+        """One optimiser step on a (augmented) batch; returns its loss (main + aux weight x aux)."""
+        if self.device.type == "cuda" and not self.volumetric:
+            images = images.contiguous(memory_format=torch.channels_last)
+        with self._autocast():
+            out = self.net(images)
+            if isinstance(out, tuple):
+                main, aux = out
+                weight = getattr(self.model, "aux_weight", AUX_LOSS_WEIGHT)
+                loss = self.loss_fn(main.float(), labels) + weight * self.loss_fn(
+                    aux.float(), labels
+                )
+            else:
+                loss = self.loss_fn(out.float(), labels)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return float(loss.detach())
+
     def train_epoch(self, progress: bool = False) -> float:
         epoch = self.state.epoch
         torch.manual_seed(_seed(self.config, epoch, 0))  # dropout
@@ -252,22 +271,8 @@ class Trainer:
         for images, labels in self._loader(batches):
             if self.config.augment is not None:
                 images, labels = augment(images, labels, self.config.augment, aug)
-            if self.device.type == "cuda" and not self.volumetric:
-                images = images.contiguous(memory_format=torch.channels_last)
-            with self._autocast():
-                out = self.net(images)
-                if isinstance(out, tuple):
-                    main, aux = out
-                    weight = getattr(self.model, "aux_weight", AUX_LOSS_WEIGHT)
-                    loss = self.loss_fn(main.float(), labels) + weight * self.loss_fn(
-                        aux.float(), labels
-                    )
-                else:
-                    loss = self.loss_fn(out.float(), labels)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
-            total += float(loss.detach()) * len(images)
+            loss = self.step(images, labels)
+            total += loss * len(images)
             count += len(images)
             bar.update(1)
             bar.set_postfix(loss=f"{total / max(count, 1):.4f}")
