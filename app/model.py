@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from strokelens.core.dataset import CaseRef, Dataset
     from strokelens.core.prediction import Prediction
 
-#: Units shown beside each channel's values (CBF/CBV as stored in the files).
+#: Units shown beside each channel's values (physical values: a sidecar ``scale`` is applied).
 UNITS = {"CT": "HU", "CBF": "mL/100g/min", "CBV": "mL/100g", "MTT": "s", "Tmax": "s"}
 
 #: Fixed default windows (width, level): CT brain window; MTT and Tmax in seconds, Tmax centred
@@ -172,14 +172,15 @@ def auto_window(image: np.ndarray) -> tuple[float, float]:
     return top, top / 2.0
 
 
-def default_windows(case: Case) -> dict[str, tuple[float, float]]:
-    return {c: FIXED_WINDOWS.get(c) or auto_window(case.channels[c]) for c in CHANNELS}
+def default_windows(display: dict[str, np.ndarray]) -> dict[str, tuple[float, float]]:
+    return {c: FIXED_WINDOWS.get(c) or auto_window(display[c]) for c in CHANNELS}
 
 
 def prepare_case(case: Case) -> PreparedCase:
     """Windows, ``Tmax > 6 s`` volume, and where to start: the slice with the most ground truth
     and the lesion's centre on it (else the middle slice and the image centre)."""
-    hypo = hypoperfusion_mask(case.channels["Tmax"], case.channels["CT"])
+    display = display_arrays(case)
+    hypo = hypoperfusion_mask(physical(case, "Tmax"), case.channels["CT"])
     _, ny, nx = case.shape
     start, cursor = case.n_slices // 2, (ny // 2, nx // 2)
     if case.mask is not None and case.mask.any():
@@ -187,16 +188,23 @@ def prepare_case(case: Case) -> PreparedCase:
         rows, cols = np.nonzero(case.mask[start])
         cursor = (int(np.median(rows)), int(np.median(cols)))
     hypo_ml = _volume_ml(hypo, case.spacing)
-    return PreparedCase(case, display_arrays(case), default_windows(case), hypo_ml, start, cursor)
+    return PreparedCase(case, display, default_windows(display), hypo_ml, start, cursor)
+
+
+def physical(case: Case, channel: str) -> np.ndarray:
+    """A channel in physical units (its stored values times the sidecar scale, if any)."""
+    scale = case.value_scales.get(channel)
+    data = case.channels[channel]
+    return data if scale is None else data * np.float32(scale)
 
 
 def display_arrays(case: Case) -> dict[str, np.ndarray]:
     maps = CHANNELS[1:]
     outside = np.logical_and.reduce([case.channels[c] == 0 for c in maps])
-    display = dict(case.channels)
+    display = {c: physical(case, c) for c in CHANNELS}
     if outside.any():
         for channel in maps:
-            display[channel] = np.where(outside, np.float32(np.nan), case.channels[channel])
+            display[channel] = np.where(outside, np.float32(np.nan), display[channel])
     return display
 
 
@@ -325,7 +333,10 @@ class Model:
         if self.case is None or self.cursor is None:
             return {}
         y, x = self.cursor
-        return {c: float(self.case.channels[c][self.slice, y, x]) for c in CHANNELS}
+        scales = self.case.value_scales
+        return {
+            c: float(self.case.channels[c][self.slice, y, x]) * scales.get(c, 1.0) for c in CHANNELS
+        }
 
     def cursor_mm(self) -> tuple[float, float, float] | None:
         """Scanner position (mm) of the cursor voxel through the affine (voxel i, j, k = x, y, z)."""

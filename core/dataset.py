@@ -280,6 +280,24 @@ def _same_geometry(ref_path: Path, ref_shape, ref_affine, path: Path, img) -> No
         raise DataError(path, f"affine differs from {ref_path.name} by up to {diff:.3g} mm")
 
 
+def _value_scales(ref: CaseRef, problems: list[str]) -> dict[str, float]:
+    """Each map's sidecar ``scale`` (stored -> physical units) where one is given."""
+    scales = {}
+    for channel in CHANNELS:
+        path = ref.files[channel]
+        sidecar = path.parent / f"{_nifti_stem(path)}.json"
+        if not sidecar.is_file():
+            continue
+        try:
+            scale = isles.value_scale_from_sidecar(sidecar)
+        except ValueError as exc:
+            problems.append(f"{sidecar.name}: {exc}; values shown as stored")
+            continue
+        if scale is not None and scale != 1.0:
+            scales[channel] = scale
+    return scales
+
+
 def load_ref(ref: CaseRef) -> Case:
     """Read a listed case's voxels, checking everything the policies above require."""
     if ref.errors:
@@ -314,6 +332,7 @@ def load_ref(ref: CaseRef) -> Case:
             data[bad] = 0.0
             problems.append(f"{path.name}: {n} non-finite voxels (NaN/Inf) set to 0")
         channels[channel] = data
+    value_scales = _value_scales(ref, problems)
 
     mask = None
     if "OT" in ref.files:
@@ -361,5 +380,6 @@ def load_ref(ref: CaseRef) -> Case:
         problems=problems,
         submission_id=ref.submission_id,
         frame_interval_s=dt,
+        value_scales=value_scales,
         _perfusion_loader=loader,
     )

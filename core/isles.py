@@ -7,6 +7,7 @@ Names are parsed with an anchored pattern: a substring test for ``CT`` would als
 from __future__ import annotations
 
 import json
+import math
 import re
 from pathlib import Path
 
@@ -40,17 +41,24 @@ def is_isles_case_folder(folder: Path) -> bool:
     return any(p.is_dir() and MODALITY_FOLDER.match(p.name) for p in folder.iterdir())
 
 
+def read_sidecar(sidecar: Path) -> dict:
+    """A ``.json`` sidecar's object; ValueError with a reason when it is unreadable."""
+    try:
+        meta = json.loads(sidecar.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"unreadable sidecar ({exc})") from exc
+    if not isinstance(meta, dict):
+        raise ValueError("sidecar is not a JSON object")
+    return meta
+
+
 def patient_from_sidecar(sidecar: Path) -> str | None:
     """Patient id from an OT sidecar's ``description`` (best effort; None when absent).
 
     The description reads ``"... - ... - <study> - ..."``; the study id's second ``_`` field is the
     patient id. Raises ValueError with a reason when the sidecar is unreadable.
     """
-    try:
-        meta = json.loads(sidecar.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"unreadable sidecar ({exc})") from exc
-    description = meta.get("description") if isinstance(meta, dict) else None
+    description = read_sidecar(sidecar).get("description")
     if not isinstance(description, str):
         return None
     parts = description.split(" - ")
@@ -58,3 +66,18 @@ def patient_from_sidecar(sidecar: Path) -> str | None:
         return None
     fields = parts[2].strip().split("_")
     return fields[1] if len(fields) > 1 and fields[1] else None
+
+
+def value_scale_from_sidecar(sidecar: Path) -> float | None:
+    """The sidecar's ``scale`` (physical value = stored value x scale), None when not given.
+
+    Integer map files store e.g. CBF x 10 to keep a decimal; the scale turns them back into
+    mL/100g/min. Raises ValueError when the sidecar is unreadable or the scale is not a positive
+    finite number.
+    """
+    scale = read_sidecar(sidecar).get("scale")
+    if scale is None:
+        return None
+    if isinstance(scale, bool) or not isinstance(scale, int | float) or not 0 < scale < math.inf:
+        raise ValueError(f"'scale' must be a positive number, found {scale!r}")
+    return float(scale)

@@ -222,6 +222,23 @@ def test_maps_are_drawn_transparent_outside_the_brain_only():
     assert np.array_equal(display["MTT"][1:], case.channels["MTT"][1:])
 
 
+def test_display_and_cursor_values_are_in_physical_units():
+    case = make_case()
+    case.value_scales = {"CBF": 0.1}
+    prepared = prepare_case(case)
+    z, y, x = 1, 3, 4
+    assert prepared.display["CBF"][z, y, x] == pytest.approx(case.channels["CBF"][z, y, x] * 0.1)
+    assert prepared.display["CBV"][z, y, x] == case.channels["CBV"][z, y, x]
+    top, _ = prepared.windows["CBF"]
+    assert top == pytest.approx(auto_window(case.channels["CBF"])[0] * 0.1, rel=1e-5)
+    m = Model()
+    m.set_dataset(FakeDataset([FakeRef(case.key)]))
+    m.set_case(0, prepared)
+    m.set_slice(z)
+    m.set_cursor((y, x))
+    assert m.cursor_values()["CBF"] == pytest.approx(case.channels["CBF"][z, y, x] * 0.1)
+
+
 def test_recent_list_is_unique_and_bounded():
     recent = RecentList(limit=3)
     for path in ("a", "b", "c", "a", "d"):

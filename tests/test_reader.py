@@ -282,6 +282,18 @@ def test_broken_sidecar_is_a_problem_not_an_error(tmp_path):
     assert ds.load(0).mask is not None
 
 
+def test_sidecar_scale_is_kept_and_a_bad_one_is_reported(tmp_path):
+    folder, paths = _case(tmp_path)
+    paths["CT_CBF"].with_suffix(".json").write_text('{"scale": 0.1}')
+    paths["CT_CBV"].with_suffix(".json").write_text('{"scale": "ten"}')
+    stored = np.asarray(nib.load(paths["CT_CBF"]).dataobj)
+    case = load_case(folder)
+    assert case.value_scales == {"CBF": 0.1}
+    # the channel keeps the stored values (the models' input); the scale is for display
+    assert np.array_equal(case.channels["CBF"], stored.T.astype(np.float32))
+    assert any("CT_CBV" in p and "positive number" in p for p in case.problems)
+
+
 def test_listing_survives_a_broken_case(tmp_path):
     write_isles_case(tmp_path / "case_1")
     _, paths = _case(tmp_path / "x")
