@@ -1,0 +1,193 @@
+"""Ensemble predictions on disk, so a case's AI results come back without re-running the ensemble.
+
+One HDF5 file per prediction: ``members`` ``(M, z, y, x)`` float32, one chunk per member and slice
+(shuffle + lzf: cheap, though noisy float32 probabilities shrink only ~10%), ``done`` ``(z,)`` bool, and the
+metadata as attributes (lists and timing as JSON). Means and uncertainty are not stored: loading
+recomputes them with ``Prediction.update``, the engine's own code, so a loaded prediction equals
+the saved one bit for bit. Files are written atomically (``writer.atomic_write``).
+
+``PredictionCache`` keeps complete predictions under ``ROOT/<ensemble>/<case key>.<inputs>.h5``:
+``<ensemble>`` is ``manifest_fingerprint`` (member names, losses, weight sha256, preprocessing) and
+``<inputs>`` hashes the five channel files' resolved path, size and mtime, so a changed ensemble or
+a rewritten input file misses. Device and precision are not part of the key: a prediction from
+any device is reused (the file records which one made it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from strokelens.core.case import CHANNELS, Case
+from strokelens.core.errors import DataError
+from strokelens.core.manifest import Manifest
+from strokelens.core.prediction import Prediction
+from strokelens.core.writer import atomic_write
+
+FORMAT = "strokelens-prediction"
+VERSION = 1
+
+#: Hex digits kept of the sha256 fingerprints (64 bits: collisions are not a practical concern).
+_SHORT = 16
+
+_log = logging.getLogger(__name__)
+
+
+def save_prediction(path: str | Path, prediction: Prediction) -> Path:
+    """Write ``prediction`` to ``path`` (HDF5) atomically; returns the path."""
+    p = prediction
+    chunks = (1, 1, *p.shape[1:])
+
+    def write(tmp: str) -> None:
+        with h5py.File(tmp, "w") as f:
+            f.create_dataset(
+                "members", data=p.members, chunks=chunks, shuffle=True, compression="lzf"
+            )
+            f.create_dataset("done", data=p.done)
+            f.attrs.update(
+                format=FORMAT,
+                version=VERSION,
+                case_key=p.case_key,
+                spacing=np.asarray(p.spacing, np.float64),
+                member_names=json.dumps(p.member_names),
+                member_losses=json.dumps(p.member_losses),
+                min_component_ml=float(p.min_component_ml),
+                device=p.device,
+                precision=p.precision,
+                timing=json.dumps(p.timing),
+            )
+
+    return atomic_write(path, write)
+
+
+def load_prediction(path: str | Path) -> Prediction:
+    """Read a file written by ``save_prediction``; a file that is not one raises ``DataError``."""
+    path = Path(path)
+    try:
+        with h5py.File(path, "r") as f:
+            a = f.attrs
+            if a.get("format") != FORMAT:
+                raise DataError(path, f"not a StrokeLens prediction (format must be {FORMAT!r})")
+            if a.get("version") != VERSION:
+                found = a.get("version", "missing")
+                raise DataError(
+                    path, f"prediction version {found}, this StrokeLens reads {VERSION}"
+                )
+            for name in ("members", "done"):
+                if not isinstance(f.get(name), h5py.Dataset):
+                    raise DataError(path, f"no {name!r} dataset")
+            members, done = f["members"][()], f["done"][()]
+            names, losses = json.loads(a["member_names"]), json.loads(a["member_losses"])
+            spacing = tuple(float(s) for s in a["spacing"])
+            case_key, device, precision = str(a["case_key"]), str(a["device"]), str(a["precision"])
+            min_component_ml = float(a["min_component_ml"])
+            timing = {str(k): float(v) for k, v in json.loads(a["timing"]).items()}
+    except FileNotFoundError as exc:
+        raise DataError(path, "prediction file not found") from exc
+    except OSError as exc:  # not HDF5, truncated, unreadable chunk
+        raise DataError(path, f"not a readable prediction file ({exc})") from exc
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:  # missing or bad attribute
+        raise DataError(path, f"malformed prediction file ({exc!r})") from exc
+    _check(path, members, done, names, losses, spacing)
+    try:
+        prediction = Prediction.empty(
+            case_key, members.shape[1:], spacing, names, losses, min_component_ml
+        )
+    except ValueError as exc:
+        raise DataError(path, str(exc)) from exc
+    prediction.update(np.flatnonzero(done), members[:, done])
+    prediction.device, prediction.precision = device, precision
+    prediction.timing = timing
+    return prediction
+
+
+def _check(path: Path, members, done, names, losses, spacing) -> None:
+    if members.dtype != np.float32 or members.ndim != 4:
+        raise DataError(
+            path, f"members are {members.dtype} {members.shape}, not float32 (M, z, y, x)"
+        )
+    if len(names) != members.shape[0] or len(losses) != members.shape[0]:
+        raise DataError(
+            path, f"{members.shape[0]} members but {len(names)} names and {len(losses)} losses"
+        )
+    if done.dtype != bool or done.shape != members.shape[1:2]:
+        raise DataError(path, f"done is {done.dtype} {done.shape}, not bool ({members.shape[1]},)")
+    if len(spacing) != 3:
+        raise DataError(path, f"spacing {spacing} is not (z, y, x)")
+
+
+def _short_sha(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:_SHORT]
+
+
+def manifest_fingerprint(manifest: Manifest) -> str:
+    """Short hash of what decides an ensemble's output: its members' names, losses and weight
+    sha256, and the preprocessing (not its name, folds or validation scores)."""
+    identity = {
+        "members": [[m.name, m.loss, m.sha256.lower()] for m in manifest.members],
+        "preprocessing": {k: asdict(r) for k, r in sorted(manifest.preprocessing.items())},
+    }
+    return _short_sha(json.dumps(identity, sort_keys=True))
+
+
+def case_fingerprint(case: Case) -> str:
+    """Short hash of the channel files' resolved path, size and mtime (OSError if one is gone)."""
+    parts = []
+    for channel in CHANNELS:
+        if channel not in case.paths:
+            raise ValueError(f"case {case.key} has no {channel} file: only files can be cached")
+        path = Path(case.paths[channel]).resolve()
+        st = path.stat()
+        parts.append(f"{channel}|{path}|{st.st_size}|{st.st_mtime_ns}")
+    return _short_sha("\n".join(parts))
+
+
+def default_cache_root() -> Path:
+    """The user's cache folder (as ``demo.user_data_root`` does for data) + strokelens/predictions."""
+    if sys.platform == "win32":
+        base = Path(os.environ.get("LOCALAPPDATA", Path.home() / "AppData" / "Local"))
+    elif sys.platform == "darwin":
+        base = Path.home() / "Library" / "Caches"
+    else:
+        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "strokelens" / "predictions"
+
+
+class PredictionCache:
+    """Complete predictions by ensemble and case inputs, under ``root``.
+
+    A file that cannot be read is a miss: ``get`` logs a warning and leaves it in place (for
+    inspection); the next ``put`` for that case replaces it atomically.
+    """
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    def path_for(self, manifest_sha: str, case: Case) -> Path:
+        name = re.sub(r"[^A-Za-z0-9._-]+", "_", case.key)
+        return self.root / manifest_sha / f"{name}.{case_fingerprint(case)}.h5"
+
+    def get(self, manifest_sha: str, case: Case) -> Prediction | None:
+        path = self.path_for(manifest_sha, case)
+        if not path.is_file():
+            return None
+        try:
+            return load_prediction(path)
+        except DataError as exc:
+            _log.warning("ignoring cached prediction: %s", exc)
+            return None
+
+    def put(self, manifest_sha: str, case: Case, prediction: Prediction) -> Path:
+        if not prediction.complete:
+            done, total = int(prediction.done.sum()), len(prediction.done)
+            raise ValueError(f"only complete predictions are cached ({done}/{total} slices done)")
+        return save_prediction(self.path_for(manifest_sha, case), prediction)

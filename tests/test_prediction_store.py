@@ -1,0 +1,270 @@
+"""Prediction files and the prediction cache: exact round trips, bad files, cache keys."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+from dataclasses import replace
+
+import h5py
+import numpy as np
+import pytest
+from helpers import write_simple_case
+
+from strokelens.core.dataset import load_case
+from strokelens.core.errors import DataError
+from strokelens.core.manifest import Manifest, Member
+from strokelens.core.prediction import Prediction
+from strokelens.core.prediction_store import (
+    PredictionCache,
+    default_cache_root,
+    load_prediction,
+    manifest_fingerprint,
+    save_prediction,
+)
+from strokelens.core.preprocessing import ChannelRange, load_scaling
+
+LOSSES = ["focal", "focal", "ce", "ce", "wce"]
+
+
+def make_prediction(shape=(5, 12, 10), slices=None, seed=0) -> Prediction:
+    """Random members filled two slices at a time, as the engine fills batches."""
+    rng = np.random.default_rng(seed)
+    names = [f"{loss}-{i}" for i, loss in enumerate(LOSSES)]
+    p = Prediction.empty("training/case_1", shape, (5.0, 0.9, 0.8), names, LOSSES, 0.01)
+    members = rng.random((len(LOSSES), *shape), dtype=np.float32)
+    slices = list(range(shape[0])) if slices is None else slices
+    for start in range(0, len(slices), 2):
+        z = slices[start : start + 2]
+        p.update(z, members[:, z])
+    p.device, p.precision = "cuda", "bf16"
+    p.timing = {"preprocess": 0.25, "first_slice": 0.5, "total": 1.75}
+    return p
+
+
+def bits(a: np.ndarray) -> np.ndarray:
+    return a.view(np.uint32)  # compares float32 bit patterns (-0.0 vs 0.0, NaN) exactly
+
+
+def assert_same(loaded: Prediction, saved: Prediction) -> None:
+    assert np.array_equal(bits(loaded.members), bits(saved.members))
+    assert loaded.sources == saved.sources
+    for source in saved.sources:
+        assert np.array_equal(bits(loaded.mean(source)), bits(saved.mean(source)))
+        assert np.array_equal(loaded.mask(source), saved.mask(source))
+    assert np.array_equal(bits(loaded.uncertainty), bits(saved.uncertainty))
+    assert loaded.done.dtype == bool and np.array_equal(loaded.done, saved.done)
+    for field in ("case_key", "spacing", "member_names", "member_losses", "min_component_ml"):
+        assert getattr(loaded, field) == getattr(saved, field), field
+    for field in ("device", "precision", "timing"):
+        assert getattr(loaded, field) == getattr(saved, field), field
+
+
+def test_round_trip_is_bit_identical(tmp_path):
+    saved = make_prediction()
+    assert saved.mask("all").any() and not saved.mask("all").all()  # masks are a real test
+    path = save_prediction(tmp_path / "p.h5", saved)
+    assert list(tmp_path.iterdir()) == [path]  # no temporary file left behind
+    loaded = load_prediction(path)
+    assert_same(loaded, saved)
+    assert loaded.complete and loaded.volumes_ml() == saved.volumes_ml()
+
+
+def test_file_layout(tmp_path):
+    saved = make_prediction()
+    with h5py.File(save_prediction(tmp_path / "p.h5", saved), "r") as f:
+        members = f["members"]
+        assert members.dtype == np.float32 and members.shape == saved.members.shape
+        assert members.chunks == (1, 1, 12, 10)
+        assert members.compression == "lzf" and members.shuffle
+        assert f.attrs["format"] == "strokelens-prediction" and f.attrs["version"] == 1
+        assert set(f) == {"members", "done"}  # means and uncertainty are recomputed
+
+
+def test_partial_prediction_round_trips(tmp_path):
+    saved = make_prediction(slices=[1, 3, 4])
+    loaded = load_prediction(save_prediction(tmp_path / "p.h5", saved))
+    assert_same(loaded, saved)
+    assert not loaded.complete and loaded.done.tolist() == [False, True, False, True, True]
+    assert not loaded.members[:, [0, 2]].any() and not loaded.uncertainty[[0, 2]].any()
+
+
+def _edit(path, change):
+    with h5py.File(path, "r+") as f:
+        change(f)
+
+
+def _truncate(path):
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def _swap_done(f):
+    del f["done"]
+    f["done"] = np.ones(3, bool)
+
+
+def _widen_members(f):
+    members = f["members"][()]
+    del f["members"]
+    f["members"] = members.astype(np.float64)
+
+
+BAD_FILES = {
+    "not HDF5": (lambda p: p.write_text("hello"), "not a readable prediction file"),
+    "empty": (lambda p: p.write_bytes(b""), "not a readable prediction file"),
+    "truncated": (_truncate, "not a readable prediction file"),
+    "wrong format": (
+        lambda p: _edit(p, lambda f: f.attrs.modify("format", "other")),
+        "not a StrokeLens prediction",
+    ),
+    "wrong version": (
+        lambda p: _edit(p, lambda f: f.attrs.modify("version", 99)),
+        "prediction version 99",
+    ),
+    "no members": (lambda p: _edit(p, lambda f: f.__delitem__("members")), "no 'members'"),
+    "no case key": (lambda p: _edit(p, lambda f: f.attrs.__delitem__("case_key")), "malformed"),
+    "bad timing": (lambda p: _edit(p, lambda f: f.attrs.modify("timing", "{")), "malformed"),
+    "done shape": (lambda p: _edit(p, _swap_done), r"done is bool \(3,\)"),
+    "member count": (
+        lambda p: _edit(p, lambda f: f.attrs.modify("member_names", '["a"]')),
+        "5 members but 1 names",
+    ),
+    "members dtype": (lambda p: _edit(p, _widen_members), "members are float64"),
+}
+
+
+@pytest.mark.parametrize("damage", BAD_FILES, ids=list(BAD_FILES))
+def test_bad_files_raise_data_error_naming_the_file(tmp_path, damage):
+    corrupt, problem = BAD_FILES[damage]
+    path = save_prediction(tmp_path / "p.h5", make_prediction())
+    corrupt(path)
+    with pytest.raises(DataError, match=problem) as info:
+        load_prediction(path)
+    assert info.value.path == path and str(path) in str(info.value)
+
+
+def test_missing_file_raises_data_error(tmp_path):
+    with pytest.raises(DataError, match="not found") as info:
+        load_prediction(tmp_path / "absent.h5")
+    assert info.value.path == tmp_path / "absent.h5"
+
+
+def _manifest(**changes) -> Manifest:
+    members = [
+        Member(f"{loss}-{i}", loss, i % 2 + 1, f"{loss}/m{i}.safetensors", f"{i:064x}")
+        for i, loss in enumerate(LOSSES)
+    ]
+    return replace(Manifest("ensemble", members, load_scaling()), **changes)
+
+
+@pytest.fixture
+def case(tmp_path):
+    write_simple_case(tmp_path / "data" / "case_1")
+    return load_case(tmp_path / "data" / "case_1")
+
+
+def _for(case) -> Prediction:
+    """A complete prediction shaped like ``case``."""
+    return replace(make_prediction(case.shape), case_key=case.key)
+
+
+def test_cache_miss_put_hit(tmp_path, case):
+    cache, sha = PredictionCache(tmp_path / "cache"), manifest_fingerprint(_manifest())
+    assert cache.get(sha, case) is None
+    saved = _for(case)
+    path = cache.put(sha, case, saved)
+    assert path == cache.path_for(sha, case) and path.is_file()
+    assert path.parent == tmp_path / "cache" / sha and path.name.startswith(f"{case.key}.")
+    assert_same(cache.get(sha, case), saved)
+
+
+def test_case_key_with_a_split_makes_one_file_name(tmp_path, case):
+    case.split = "training"
+    path = PredictionCache(tmp_path / "cache").path_for("abc", case)
+    assert path.parent == tmp_path / "cache" / "abc" and path.name.startswith("training_case_1.")
+
+
+def test_changed_mtime_misses(tmp_path, case):
+    cache = PredictionCache(tmp_path / "cache")
+    cache.put("abc", case, _for(case))
+    st = case.paths["Tmax"].stat()
+    os.utime(case.paths["Tmax"], ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    assert cache.get("abc", case) is None
+
+
+def test_changed_content_misses_even_with_the_old_mtime(tmp_path, case):
+    cache = PredictionCache(tmp_path / "cache")
+    cache.put("abc", case, _for(case))
+    stats = {c: case.paths[c].stat() for c in ("CT", "CBF", "CBV", "MTT", "Tmax")}
+    write_simple_case(case.paths["CT"].parent, shape_xyz=(24, 20, 5), seed=3)
+    for channel, st in stats.items():  # only the sizes differ now
+        os.utime(case.paths[channel], ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert cache.get("abc", load_case(case.paths["CT"].parent)) is None
+
+
+def test_other_ensemble_misses(tmp_path, case):
+    cache, base = PredictionCache(tmp_path / "cache"), _manifest()
+    cache.put(manifest_fingerprint(base), case, _for(case))
+    weights = replace(base.members[0], sha256="f" * 64)
+    other = _manifest(members=[weights, *base.members[1:]])
+    assert manifest_fingerprint(other) != manifest_fingerprint(base)
+    assert cache.get(manifest_fingerprint(other), case) is None
+    assert cache.get(manifest_fingerprint(base), case) is not None
+
+
+def test_manifest_fingerprint_covers_members_and_preprocessing_only():
+    base = manifest_fingerprint(_manifest())
+    assert len(base) == 16 and int(base, 16) >= 0
+    m = _manifest()
+    assert manifest_fingerprint(replace(m, name="renamed", meta={"date": "now"})) == base
+    assert (
+        manifest_fingerprint(replace(m, members=[replace(x, val_dice=0.5) for x in m.members]))
+        == base
+    )
+    scaling = {**m.preprocessing, "CT": ChannelRange(0.0, 80.0)}
+    assert manifest_fingerprint(replace(m, preprocessing=scaling)) != base
+    swapped = [replace(m.members[0], loss="ce"), *m.members[1:]]
+    assert manifest_fingerprint(replace(m, members=swapped)) != base
+    assert manifest_fingerprint(replace(m, members=m.members[:-1])) != base
+
+
+def test_incomplete_put_raises(tmp_path, case):
+    cache = PredictionCache(tmp_path / "cache")
+    partial = replace(make_prediction(case.shape, slices=[0, 1]), case_key=case.key)
+    with pytest.raises(ValueError, match="2/4 slices"):
+        cache.put("abc", case, partial)
+    assert not (tmp_path / "cache").exists()
+
+
+def test_broken_cache_file_is_a_miss_kept_until_replaced(tmp_path, case, caplog):
+    cache = PredictionCache(tmp_path / "cache")
+    path = cache.path_for("abc", case)
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"garbage")
+    with caplog.at_level(logging.WARNING):
+        assert cache.get("abc", case) is None
+    assert str(path) in caplog.text and path.read_bytes() == b"garbage"
+    saved = _for(case)
+    cache.put("abc", case, saved)
+    assert_same(cache.get("abc", case), saved)
+
+
+def test_default_cache_root_follows_xdg(tmp_path, monkeypatch):
+    monkeypatch.setattr(sys, "platform", "linux")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert default_cache_root() == tmp_path / "xdg" / "strokelens" / "predictions"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert default_cache_root() == tmp_path / "home" / ".cache" / "strokelens" / "predictions"
+
+
+def test_module_does_not_import_torch_or_qt():
+    code = (
+        "import sys, strokelens.core.prediction_store\n"
+        "assert not {'torch', 'PySide6'} & set(sys.modules), 'heavy import'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60)
+    assert done.returncode == 0, done.stderr.decode()
