@@ -1,0 +1,183 @@
+"""Compare focal vs cross entropy: a dock showing a :class:`~strokelens.app.compare.Comparison`.
+
+The ensembles' table (volume, then DSC / AVD / HD per available reference), the focal/CE
+agreement line and a sortable table of the members. Cells are the texts of
+``compare.format_value`` on ``compare.as_rows``, the same rows "Copy as CSV" puts on the
+clipboard at full precision. Focal red and CE cyan are the overlay colours (paper Fig. 4).
+"""
+
+from __future__ import annotations
+
+import math
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QApplication,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from strokelens.app.compare import (
+    REFERENCE_TITLES,
+    Column,
+    Comparison,
+    as_rows,
+    ensemble_columns,
+    format_value,
+    member_columns,
+    to_csv,
+)
+from strokelens.app.layers_panel import _swatch
+from strokelens.app.model import LAYERS
+
+#: Swatch colour per loss: the focal and CE overlay layers' colours.
+LOSS_COLORS = {layer.name: layer.color for layer in LAYERS if layer.name in ("focal", "ce")}
+_MUTED = "color: #8a9099;"
+
+
+def _css(rgb: tuple[int, int, int]) -> str:
+    return "rgb({},{},{})".format(*rgb)
+
+
+class NumberItem(QTableWidgetItem):
+    """A formatted number that sorts by its value (NaN and missing values last)."""
+
+    def __init__(self, text: str, value: float | None):
+        super().__init__(text)
+        self.value = math.nan if value is None else float(value)
+        self.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+
+    def _key(self) -> tuple[bool, float]:
+        return (math.isnan(self.value), 0.0 if math.isnan(self.value) else self.value)
+
+    def __lt__(self, other: QTableWidgetItem) -> bool:
+        if isinstance(other, NumberItem):
+            return self._key() < other._key()
+        return super().__lt__(other)
+
+
+def _table() -> QTableWidget:
+    table = QTableWidget()
+    table.verticalHeader().hide()
+    table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+    table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
+    table.setAlternatingRowColors(True)
+    table.verticalHeader().setDefaultSectionSize(table.fontMetrics().height() + 6)
+    table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+    return table
+
+
+def _fill(table: QTableWidget, columns: list[Column], rows: list[dict]) -> None:
+    """Rows as formatted cells; the ``name`` cell carries the swatch of the row's loss."""
+    sorting = table.isSortingEnabled()
+    table.setSortingEnabled(False)  # else rows move while they are filled
+    table.clear()
+    table.setColumnCount(len(columns))
+    table.setRowCount(len(rows))
+    table.setHorizontalHeaderLabels([c.title for c in columns])
+    for r, row in enumerate(rows):
+        for c, column in enumerate(columns):
+            value = row.get(column.key)
+            text = format_value(value, column.decimals)
+            item = QTableWidgetItem(text) if column.decimals is None else NumberItem(text, value)
+            if column.key == "name" and row["loss"] in LOSS_COLORS:
+                item.setIcon(_swatch(LOSS_COLORS[row["loss"]]))
+            table.setItem(r, c, item)
+    table.setSortingEnabled(sorting)
+    table.setCurrentCell(-1, -1)  # no focus frame on a cell nobody picked
+
+
+class ComparePanel(QWidget):
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.comparison: Comparison | None = None
+        self.message = QLabel()
+        self.message.setWordWrap(True)
+        self.message.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+        self.message.setStyleSheet(_MUTED + " padding: 6px;")
+        self.title = QLabel()
+        self.title.setStyleSheet(_MUTED)
+        self.ensembles = _table()
+        self.ensembles.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.agreement = QLabel()
+        self.agreement.setTextFormat(Qt.TextFormat.RichText)
+        self.agreement.setWordWrap(True)
+        self.members = _table()
+        self.members.setSortingEnabled(True)
+        self.members.horizontalHeader().setSortIndicator(-1, Qt.SortOrder.AscendingOrder)
+        self.copy_button = QPushButton("Copy as CSV")
+        self.copy_button.setToolTip("All numbers of this case, full precision, to the clipboard")
+        self.copy_button.clicked.connect(self.copy_csv)
+
+        self.content = QWidget()
+        content = QVBoxLayout(self.content)
+        content.setContentsMargins(0, 0, 0, 0)
+        content.addWidget(self.title)
+        content.addWidget(self.ensembles)
+        content.addWidget(self.agreement)
+        content.addWidget(self.members, 1)
+        buttons = QHBoxLayout()
+        buttons.addStretch(1)
+        buttons.addWidget(self.copy_button)
+        content.addLayout(buttons)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(6, 6, 6, 6)
+        layout.addWidget(self.message)
+        layout.addWidget(self.content, 1)
+        self.set_message("No comparison yet")
+
+    def set_message(self, text: str) -> None:
+        """Show ``text`` instead of the tables (no prediction, still computing, ...)."""
+        self.comparison = None
+        self.message.setText(text)
+        self.message.show()
+        self.content.hide()
+
+    def show_comparison(self, comparison: Comparison) -> None:
+        self.comparison = comparison
+        refs = comparison.references
+        rows = as_rows(comparison)
+        vs = ", ".join(f"vs {REFERENCE_TITLES[r]}" for r in refs)
+        self.title.setText(f"{comparison.case_key} · {vs or 'no ground truth or corrected mask'}")
+        _fill(self.ensembles, ensemble_columns(refs), [r for r in rows if r["kind"] == "ensemble"])
+        self._fit_height(self.ensembles)
+        _fill(self.members, member_columns(refs), [r for r in rows if r["kind"] == "member"])
+        self.agreement.setText(self._agreement_text(comparison))
+        self.message.hide()
+        self.content.show()
+
+    @staticmethod
+    def _agreement_text(comparison: Comparison) -> str:
+        a = comparison.agreement
+        if a is None:
+            return f"<span style='{_MUTED}'>No focal and CE members to compare</span>"
+
+        def part(color: str | None, label: str, ml: float) -> str:
+            dot = f"<span style='color:{_css(LOSS_COLORS[color])}'>■</span> " if color else ""
+            return f"{dot}{label} <b>{format_value(ml, 1)} mL</b>"
+
+        return " · ".join(
+            (
+                part(None, "Agree", a.agree_ml),
+                part("focal", "focal only", a.focal_only_ml),
+                part("ce", "CE only", a.ce_only_ml),
+                f"focal vs CE DSC <b>{format_value(a.dsc, 3)}</b>",
+            )
+        )
+
+    @staticmethod
+    def _fit_height(table: QTableWidget) -> None:
+        """No inner scrolling for the few ensemble rows: as tall as its rows."""
+        height = table.horizontalHeader().sizeHint().height() + 2 * table.frameWidth()
+        height += sum(table.rowHeight(r) for r in range(table.rowCount()))
+        table.setFixedHeight(height + table.horizontalScrollBar().sizeHint().height())
+
+    def copy_csv(self) -> None:
+        if self.comparison is not None:
+            QApplication.clipboard().setText(to_csv(self.comparison))
