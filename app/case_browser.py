@@ -67,7 +67,7 @@ class CaseTableModel(QAbstractTableModel):
             entry.ref.patient,
             entry.ref.split,
             entry.n_slices,
-            entry.status.value,
+            entry.status.value if entry.progress is None else f"AI {entry.progress:.0%}",
             entry.core_ml,
         )
         value = values[column]
@@ -78,6 +78,8 @@ class CaseTableModel(QAbstractTableModel):
         if role == SORT_ROLE:
             if column == 0:
                 return index.row()  # data-set order is natural order (case_2 before case_10)
+            if column == 4:
+                return list(Status).index(entry.status)  # workflow order, not alphabetical
             return -1.0 if value is None else value
         if role == Qt.ItemDataRole.ForegroundRole and column == 4:
             return QColor(STATUS_COLORS[entry.status])

@@ -75,6 +75,26 @@ def mask_rgba(
     return rgba
 
 
+def labels_rgba(
+    labels: np.ndarray, palette: tuple[tuple[int, int, int], ...], outline: bool = False
+) -> np.ndarray | None:
+    """RGBA of a 2D label image, label ``k`` in ``palette[k - 1]`` (0 and unknown labels clear),
+    filled or each label outlined; None when empty."""
+    labels = np.asarray(labels)
+    if not labels.any():
+        return None
+    lut = np.zeros((256, 4), np.uint8)
+    for k, color in enumerate(palette, start=1):
+        lut[k] = (*color, 255)
+    rgba = lut[labels.astype(np.uint8)]
+    if outline:
+        edge = np.zeros(labels.shape, bool)
+        for k in range(1, len(palette) + 1):
+            edge |= contour(labels == k)
+        rgba[~edge] = 0
+    return rgba if rgba[..., 3].any() else None
+
+
 def heat_rgba(
     values: np.ndarray,
     vmax: float,

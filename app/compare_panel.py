@@ -33,7 +33,7 @@ from strokelens.app.compare import (
     member_columns,
     to_csv,
 )
-from strokelens.app.layers_panel import _swatch
+from strokelens.app.layers_panel import swatch
 from strokelens.app.model import LAYERS
 
 #: Swatch colour per loss: the focal and CE overlay layers' colours.
@@ -87,7 +87,7 @@ def _fill(table: QTableWidget, columns: list[Column], rows: list[dict]) -> None:
             text = format_value(value, column.decimals)
             item = QTableWidgetItem(text) if column.decimals is None else NumberItem(text, value)
             if column.key == "name" and row["loss"] in LOSS_COLORS:
-                item.setIcon(_swatch(LOSS_COLORS[row["loss"]]))
+                item.setIcon(swatch(LOSS_COLORS[row["loss"]]))
             table.setItem(r, c, item)
     table.setSortingEnabled(sorting)
     table.setCurrentCell(-1, -1)  # no focus frame on a cell nobody picked

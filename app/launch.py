@@ -43,13 +43,20 @@ def run_gui(
     *,
     demo_folder: Path | None = None,
     screenshot: str | Path | None = None,
+    ensemble: str | Path | None = None,
+    run_ai: bool = False,
 ) -> int:
-    """Open the window on ``path`` (or the demo data in ``demo_folder``); 0 on success."""
+    """Open the window on ``path`` (or the demo data in ``demo_folder``); 0 on success.
+
+    ``ensemble``: the manifest "Run AI" uses; ``run_ai``: predict the first case at once (with
+    ``screenshot``, the picture shows its result).
+    """
     import qasync
     from PySide6.QtCore import QEvent, QSettings
 
     from strokelens.app.main_window import MainWindow
     from strokelens.app.model import Model
+    from strokelens.core.prediction_store import PredictionCache, default_cache_root
 
     app = make_app()
     loop = qasync.QEventLoop(app)
@@ -60,7 +67,8 @@ def run_gui(
         if scratch
         else QSettings()
     )
-    window = MainWindow(Model(), settings, loop)
+    cache = None if screenshot else PredictionCache(default_cache_root())
+    window = MainWindow(Model(), settings, loop, ensemble=ensemble, prediction_cache=cache)
     if screenshot:
         window.resize(*SCREENSHOT_SIZE)
     window.show()
@@ -71,6 +79,9 @@ def run_gui(
             opened = await window.open_demo(demo_folder)
         elif path is not None:
             opened = await window.open_dataset(path)
+        if opened and run_ai:
+            await window.idle()
+            opened = await window.run_ai_first()
         if screenshot is None:
             await window.closed
             return 0

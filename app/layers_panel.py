@@ -15,7 +15,7 @@ from strokelens.app.model import Model
 STYLES = ("filled", "contour")
 
 
-def _swatch(color: tuple[int, int, int]) -> QIcon:
+def swatch(color: tuple[int, int, int]) -> QIcon:
     pixmap = QPixmap(12, 12)
     pixmap.fill(QColor(*color))
     return QIcon(pixmap)
@@ -37,7 +37,7 @@ class LayersPanel(QWidget):
             grid.addWidget(header, 0, column)
         for row, (name, layer) in enumerate(model.layers.items(), start=1):
             check = QCheckBox(f"{layer.title}")
-            check.setIcon(_swatch(layer.color))
+            check.setIcon(swatch(layer.color))
             check.setToolTip(f"Show or hide (key {row})")
             check.toggled.connect(lambda on, n=name: model.set_layer(n, visible=on))
             slider = QSlider(Qt.Orientation.Horizontal)

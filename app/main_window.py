@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
@@ -29,8 +30,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from strokelens.app.ai_progress import AiProgress
 from strokelens.app.case_browser import CaseBrowser
+from strokelens.app.compare_panel import ComparePanel
 from strokelens.app.curve_dock import CurvePanel
+from strokelens.app.inference import AiJob, AiRunner
 from strokelens.app.layers_panel import LayersPanel
 from strokelens.app.model import (
     CT_PRESETS,
@@ -47,11 +51,18 @@ from strokelens.app.stroke_panel import StrokePanel
 from strokelens.core.case import CHANNELS
 from strokelens.core.errors import DataError, StrokeLensError
 
+if TYPE_CHECKING:
+    from strokelens.core.prediction_store import PredictionCache
+
 #: Cases kept in memory (the current one, the ones read ahead, a few recent).
 CACHED_CASES = 4
 DEFAULT_SIZE = (1600, 960)
 #: The 4D series of a case is read once the case has been on screen this long.
 SERIES_DELAY_MS = 300
+#: While the AI runs, finished slices are drawn (and progress shown) at most this often.
+AI_REFRESH_MS = 100
+#: The compare table is recomputed this long after the last mask change (a brush stroke, say).
+COMPARE_DELAY_MS = 250
 
 
 def scan_dataset(path: str | Path):
@@ -75,6 +86,19 @@ def read_case(ref) -> PreparedCase:
     from strokelens.core.dataset import load_ref
 
     return prepare_case(load_ref(ref))
+
+
+def _ensemble_info(path: Path) -> tuple[int, str]:
+    """Member count and cache fingerprint of an ensemble manifest (worker)."""
+    from strokelens.core.manifest import read_manifest
+    from strokelens.core.prediction_store import manifest_fingerprint
+
+    manifest = read_manifest(path)
+    return len(manifest.members), manifest_fingerprint(manifest)
+
+
+def _complete(prediction) -> bool:
+    return prediction is not None and prediction.complete
 
 
 def format_cursor(model: Model) -> str:
@@ -101,11 +125,25 @@ class MainWindow(QMainWindow):
         model: Model | None = None,
         settings: QSettings | None = None,
         loop: asyncio.AbstractEventLoop | None = None,
+        ensemble: str | Path | None = None,
+        prediction_cache: PredictionCache | None = None,
     ):
+        """``ensemble``: the manifest "Run AI" uses (default: the last one chosen, else the
+        bundled demo ensemble); ``prediction_cache``: where finished predictions are kept and
+        found again (None: not kept)."""
         super().__init__()
         self.model = model or Model()
         self.settings = settings or QSettings()
         self._loop = loop or asyncio.get_event_loop()
+        self.ensemble = self._default_ensemble(ensemble)
+        self.prediction_cache = prediction_cache
+        self._runner: AiRunner | None = None
+        self._ensemble_info: tuple[int, str] | None = None  # (members, fingerprint)
+        self.job: AiJob | None = None
+        self._partials: dict = {}  # case key -> partial prediction of a stopped run
+        self._pending: dict = {}  # case key -> prediction with slices not drawn yet
+        self._ai_timer = QTimer(self, singleShot=True, interval=AI_REFRESH_MS)
+        self._ai_timer.timeout.connect(self._flush_ai)
         self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="strokelens")
         # the 4D series has its own thread, so a slow series never delays the next case
         self._series_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="series")
@@ -125,6 +163,7 @@ class MainWindow(QMainWindow):
         self.layers = LayersPanel(self.model)
         self.stroke = StrokePanel(self.model)
         self.curve = CurvePanel(self.model)
+        self.compare = ComparePanel()
         self.docks = {
             "cases": self._dock("Cases", self.browser, Qt.DockWidgetArea.LeftDockWidgetArea),
             "stroke": self._dock("Stroke team", self.stroke, Qt.DockWidgetArea.RightDockWidgetArea),
@@ -132,9 +171,22 @@ class MainWindow(QMainWindow):
             "curve": self._dock(
                 "Time-density curve", self.curve, Qt.DockWidgetArea.RightDockWidgetArea
             ),
+            "compare": self._dock(
+                "Focal vs CE", self.compare, Qt.DockWidgetArea.RightDockWidgetArea
+            ),
         }
+        self.tabifyDockWidget(self.docks["curve"], self.docks["compare"])
+        self.docks["curve"].raise_()
         self.docks["curve"].visibilityChanged.connect(lambda _on: self._want_perfusion())
+        self._compare_generation = 0
+        self._compare_timer = QTimer(self, singleShot=True, interval=COMPARE_DELAY_MS)
+        self._compare_timer.timeout.connect(lambda: self.spawn(self.update_compare()))
+        self.docks["compare"].visibilityChanged.connect(lambda _on: self._want_compare())
+        self.model.mask_changed.connect(self._want_compare)
         self.cursor_label = QLabel()
+        self.ai_progress = AiProgress()
+        self.ai_progress.cancel_requested.connect(self.cancel_ai)
+        self.statusBar().addPermanentWidget(self.ai_progress)
         self.statusBar().addPermanentWidget(self.cursor_label)
         self.actions_in_order: list[QAction] = []
         self._make_menus()
@@ -142,6 +194,8 @@ class MainWindow(QMainWindow):
         self.model.cursor_changed.connect(self._show_cursor)
         self.model.slice_changed.connect(lambda _z: self._show_cursor())
         self.model.case_changed.connect(self._on_case)
+        self.model.slice_changed.connect(self._ai_follow_slice)
+        self.model.case_changed.connect(self._ai_follow_case)
         self._restore()
 
     # -- construction --------------------------------------------------------------------------
@@ -219,6 +273,13 @@ class MainWindow(QMainWindow):
         self._action(layer_menu, "More opaque", lambda: self.change_opacity(0.1), ("=", "+"))
         self._action(layer_menu, "More transparent", lambda: self.change_opacity(-0.1), ("-",))
 
+        ai_menu = bar.addMenu("&AI")
+        self._action(ai_menu, "Run AI on this &case", self.run_ai_case, ("Ctrl+R",))
+        self._action(ai_menu, "Run AI on &all cases", self.run_ai_all, ("Ctrl+Shift+R",))
+        self._action(ai_menu, "&Stop the AI", self.cancel_ai, ("Esc",))
+        ai_menu.addSeparator()
+        self._action(ai_menu, "Choose &ensemble…", self.choose_ensemble)
+
         help_menu = bar.addMenu("&Help")
         self._action(help_menu, "&Keyboard shortcuts", self.show_shortcuts, ("F1", "Ctrl+/"))
 
@@ -257,10 +318,14 @@ class MainWindow(QMainWindow):
         self.settings.setValue("window/state", self.saveState())
         self.settings.setValue("recent", self.recent.paths)
         self.settings.sync()
+        if self.job is not None:
+            self.job.stop()
         for task in list(self._tasks):
             task.cancel()
         for executor in (self._executor, self._series_executor):
             executor.shutdown(wait=False, cancel_futures=True)
+        if self._runner is not None:
+            self._runner.shutdown()
         if not self.closed.done():
             self.closed.set_result(True)
         super().closeEvent(event)
@@ -365,6 +430,8 @@ class MainWindow(QMainWindow):
             return False
         self.model.set_case(index, prepared)
         self.statusBar().clearMessage()
+        if entry.key not in self.model.predictions:
+            self.spawn(self._load_cached_prediction(prepared.case))
         for step in (1, -1):  # read ahead while the reviewer looks at this one
             neighbour = self.browser.neighbour(step)
             if neighbour is not None:
@@ -420,6 +487,233 @@ class MainWindow(QMainWindow):
             if self._perfusion_loading == case.key:
                 self._perfusion_loading = None
         self.model.set_perfusion(series)  # dropped by the model if the case changed meanwhile
+
+    # -- AI ------------------------------------------------------------------------------------
+    def _default_ensemble(self, given: str | Path | None) -> Path | None:
+        from strokelens.core.demo import DEMO_MANIFEST
+
+        if given is not None:
+            return Path(given)
+        chosen = self.settings.value("ai/ensemble")
+        if chosen:
+            return Path(str(chosen))
+        return DEMO_MANIFEST if DEMO_MANIFEST.is_file() else None
+
+    def choose_ensemble(self) -> None:
+        start = str(self.ensemble.parent) if self.ensemble else str(Path.home())
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Choose ensemble manifest", start, "Ensemble manifest (*.json)"
+        )
+        if path:
+            self.set_ensemble(path)
+
+    def set_ensemble(self, path: str | Path) -> None:
+        """Use another ensemble from the next run on (a running job is stopped first)."""
+        if self.job is not None:
+            self.job.stop()
+        if self._runner is not None:
+            self._runner.shutdown()
+        self.ensemble, self._runner, self._ensemble_info = Path(path), None, None
+        self._partials.clear()
+        self.settings.setValue("ai/ensemble", str(self.ensemble))
+        self.statusBar().showMessage(f"Ensemble: {self.ensemble}", 5000)
+
+    async def _ensemble(self) -> tuple[int, str]:
+        """Members and fingerprint of the current ensemble (its manifest read in a worker)."""
+        if self._ensemble_info is None:
+            if self.ensemble is None:
+                raise StrokeLensError(
+                    "No ensemble to run: choose a manifest with AI ▸ Choose ensemble…"
+                )
+            path = self.ensemble
+            self._ensemble_info = await self.run_in_worker(_ensemble_info, path)
+        return self._ensemble_info
+
+    async def _load_cached_prediction(self, case) -> None:
+        if self.prediction_cache is None or self.ensemble is None:
+            return
+        try:
+            _, fingerprint = await self._ensemble()
+        except StrokeLensError:
+            return  # no usable ensemble: "Run AI" will say why
+        prediction = await self.run_in_worker(self.prediction_cache.get, fingerprint, case)
+        if prediction is not None and case.key not in self.model.predictions:
+            self.model.set_prediction(case.key, prediction)
+
+    async def run_ai_first(self) -> bool:
+        """Predict the case on screen and wait for it (``--run-ai``)."""
+        case = self.model.case
+        return case is not None and await self.run_ai([case.key])
+
+    def run_ai_case(self) -> None:
+        if self.model.case is not None:
+            self.spawn(self.run_ai([self.model.case.key]))
+
+    def run_ai_all(self) -> None:
+        keys = [self.model.entries[i].key for i in self.browser.visible_indices()]
+        self.spawn(self.run_ai(keys))
+
+    def cancel_ai(self) -> None:
+        if self.job is not None:
+            self.job.stop()
+            self.ai_progress.show_message("Stopping the AI…")
+
+    async def run_ai(self, keys: list[str]) -> bool:
+        """Predict the cases ``keys`` (those without a finished prediction) in the background.
+
+        The case on screen goes first, and its slice on screen first; results are drawn as
+        they arrive. A call while a run is going adds its cases to that run. False when the
+        ensemble cannot be used.
+        """
+        model = self.model
+        keys = [k for k in keys if not _complete(model.predictions.get(k))]
+        if not keys:
+            self.statusBar().showMessage("The AI has already predicted these cases.", 5000)
+            return True
+        try:
+            members, _ = await self._ensemble()
+        except StrokeLensError as exc:
+            self.report_error(exc)
+            return False
+        work = {k: members * (model.entries[model.index_of(k)].n_slices or 1) for k in keys}
+        if self.job is not None and not self.job.stopped:
+            self.job.add(keys, work)
+            self.ai_progress.show_job(self.job)
+            return True
+        if self._runner is None:
+            self._runner = AiRunner(self._loop, self.ensemble)  # type: ignore[arg-type]
+        runner = self._runner
+        job = self.job = AiJob([], {}, partials=self._partials)
+        job.add(keys, work)
+        if model.case is not None:
+            job.prefer(model.case.key)
+        self.ai_progress.show_message(f"Loading the ensemble {self.ensemble.name}…")
+        try:
+            await runner.load()
+            await runner.run(
+                job,
+                self._ai_case,
+                self._ai_priority,
+                self._on_ai_slice,
+                self._on_ai_progress,
+                self._on_ai_case_done,
+                self._on_ai_case_error,
+            )
+        except StrokeLensError as exc:
+            self.report_error(exc)
+            return False
+        finally:
+            self._flush_ai()
+            for key in [*job.keys, *filter(None, [job.running])]:
+                model.set_progress(key, None)
+            self.job = None
+            self.ai_progress.hide()
+        done, seconds = len(job.finished), time.perf_counter() - job.started
+        if job.stopped:
+            self.statusBar().showMessage(
+                f"AI stopped after {done} case(s) in {seconds:.1f} s; finished slices are kept "
+                "and Run AI resumes from them.",
+                8000,
+            )
+        else:
+            self.statusBar().showMessage(f"AI finished {done} case(s) in {seconds:.1f} s.", 8000)
+        return True
+
+    async def _ai_case(self, key: str):
+        """The case to predict: the one on screen, one already read, else read in the AI thread."""
+        from strokelens.core.dataset import load_ref
+
+        if self.model.case is not None and self.model.case.key == key:
+            return self.model.case
+        future = self._cases.get(key)
+        if future is not None and future.done() and future.exception() is None:
+            return future.result().case
+        ref = self.model.entries[self.model.index_of(key)].ref
+        return await self._runner.run_in_thread(load_ref, ref)  # type: ignore[union-attr]
+
+    def _ai_priority(self, key: str) -> int | None:
+        case = self.model.case
+        return self.model.slice if case is not None and case.key == key else None
+
+    def _ai_follow_slice(self, z: int) -> None:
+        """The reviewer moved to a slice the AI has not done yet: do it next."""
+        job, case = self.job, self.model.case
+        if job is None or case is None or job.running != case.key:
+            return
+        prediction = self._pending.get(case.key) or self.model.predictions.get(case.key)
+        if prediction is None or not prediction.done[z]:
+            job.request_priority(z)
+
+    def _ai_follow_case(self) -> None:
+        """The reviewer opened a case still queued: it goes next."""
+        if self.job is not None and self.model.case is not None:
+            self.job.prefer(self.model.case.key)
+
+    def _on_ai_slice(self, key: str, _z: int, prediction) -> None:
+        self._pending[key] = prediction
+        if not self._ai_timer.isActive():
+            self._ai_timer.start()
+
+    def _on_ai_progress(self, done: int, _total: int) -> None:
+        if self.job is not None:
+            self.job.set_case_progress(done)
+            if not self._ai_timer.isActive():
+                self._ai_timer.start()
+
+    def _flush_ai(self) -> None:
+        """Draw the slices that arrived since the last flush and show the progress."""
+        pending, self._pending = self._pending, {}
+        for key, prediction in pending.items():
+            self.model.set_prediction(key, prediction)
+        job = self.job
+        if job is not None and job.running is not None:
+            work = job.work[job.running]
+            self.model.set_progress(job.running, min(job.case_work / work, 1.0))
+            self.ai_progress.show_job(job)
+
+    def _on_ai_case_done(self, case, prediction) -> None:
+        self._pending.pop(case.key, None)
+        self.model.set_prediction(case.key, prediction)
+        if self.job is not None:
+            self.ai_progress.show_job(self.job)
+        if self.prediction_cache is not None and self._ensemble_info is not None:
+            self.spawn(self._cache_prediction(self._ensemble_info[1], case, prediction))
+
+    async def _cache_prediction(self, fingerprint: str, case, prediction) -> None:
+        await self.run_in_worker(self.prediction_cache.put, fingerprint, case, prediction)  # type: ignore[union-attr]
+
+    def _on_ai_case_error(self, key: str, exc: Exception) -> None:
+        self.model.set_progress(key, None)
+        self.statusBar().showMessage(f"AI skipped {key}: {exc}", 10000)
+
+    # -- compare focal vs CE --------------------------------------------------------------------
+    def _want_compare(self) -> None:
+        if self.docks["compare"].isVisible():
+            self._compare_timer.start()
+
+    async def update_compare(self) -> None:
+        """Recompute the compare table of the case on screen in a worker (once it is predicted)."""
+        from strokelens.app.compare import compare_case
+
+        case = self.model.case
+        self._compare_generation += 1
+        if case is None:
+            self.compare.set_message("No case open.")
+            return
+        prediction = self.model.predictions.get(case.key)
+        if prediction is None or not prediction.complete:
+            running = self.job is not None and case.key in (self.job.running, *self.job.keys)
+            self.compare.set_message(
+                f"{case.key}: the AI is running; the comparison follows when it is done."
+                if running
+                else f"{case.key}: no AI prediction yet. AI ▸ Run AI on this case (Ctrl+R)."
+            )
+            return
+        generation = self._compare_generation
+        corrected = self.model.corrected.get(case.key)
+        comparison = await self.run_in_worker(compare_case, prediction, case.mask, corrected)
+        if generation == self._compare_generation:  # else a newer mask is being compared
+            self.compare.show_comparison(comparison)
 
     # -- demo ----------------------------------------------------------------------------------
     async def open_demo(self, folder: Path) -> bool:

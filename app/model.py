@@ -84,6 +84,7 @@ class Entry:
     n_slices: int | None = None
     status: Status = Status.NEW
     core_ml: float | None = None  # predicted core (ensemble mask), None until predicted
+    progress: float | None = None  # fraction done while the AI runs on the case, else None
 
     @property
     def key(self) -> str:
@@ -101,14 +102,18 @@ class Layer:
     name: str
     title: str
     color: tuple[int, int, int]
-    kind: str = "mask"
+    kind: str = "mask"  # "mask", "heat" or "labels"
     visible: bool = True
     opacity: float = 0.8
     contour: bool = True
     vmax: float = 1.0
     threshold: float = 0.5
     lut: str = ""
+    palette: tuple[tuple[int, int, int], ...] = ()  # "labels": colour of label 1, 2, ...
 
+
+#: The focal-vs-CE difference layer's colours: agree, focal only, CE only (``compare`` labels).
+DIFFERENCE_PALETTE = ((245, 245, 245), (235, 35, 35), (0, 225, 235))
 
 #: Fig. 4 of the paper: ground truth orange, focal loss red, cross entropy cyan.
 LAYERS: tuple[Layer, ...] = (
@@ -121,7 +126,13 @@ LAYERS: tuple[Layer, ...] = (
         "uncertainty", "Uncertainty", (255, 255, 255), kind="heat", visible=False,
         contour=False, vmax=0.5, threshold=0.2, lut="hot", opacity=0.7,
     ),
+    Layer(
+        "difference", "Focal vs CE (agree / focal / CE)", (245, 245, 245), kind="labels",
+        visible=False, contour=False, opacity=0.7, palette=DIFFERENCE_PALETTE,
+    ),
 )  # fmt: skip
+#: Layers derived from the ensemble's prediction (refreshed when it changes).
+PREDICTION_LAYERS = ("focal", "ce", "mean", "uncertainty", "difference")
 
 
 @dataclass
@@ -404,6 +415,10 @@ class Model:
             return prediction.mean("all")
         if name == "uncertainty":
             return prediction.uncertainty
+        if name == "difference":
+            from strokelens.app.compare import difference_labels
+
+            return difference_labels(prediction)
         raise KeyError(name)
 
     # -- predictions and masks (the seam for inference and editing) ----------------------------
@@ -411,24 +426,36 @@ class Model:
         """Store (or refresh, for a prediction still filling) the ensemble's answer for a case.
 
         ``prediction`` is a :class:`strokelens.core.prediction.Prediction`: ``mask(source)``,
-        ``mean(source)``, ``sources`` and ``uncertainty``, all ``(z, y, x)``.
+        ``mean(source)``, ``sources`` and ``uncertainty``, all ``(z, y, x)``. A partial one
+        (``done`` not all set) is drawn as it grows; the case becomes "predicted", with its core
+        volume, once the prediction is complete.
         """
         index = self.index_of(case_key)
         case = self.case
         if case is not None and case.key == case_key and prediction.shape != case.shape:
             raise ValueError(f"prediction shape {prediction.shape} differs from {case.shape}")
         self.predictions[case_key] = prediction
-        for name in ("focal", "ce", "mean", "uncertainty"):
+        for name in PREDICTION_LAYERS:
             self._derived.pop((case_key, name), None)
         entry = self.entries[index]
-        entry.core_ml = _volume_ml(prediction.mask("all"), prediction.spacing)
-        if entry.status is Status.NEW:
-            entry.status = Status.PREDICTED
-        self.entry_changed.emit(index)
+        if prediction.complete:
+            entry.core_ml = _volume_ml(prediction.mask("all"), prediction.spacing)
+            entry.progress = None
+            if entry.status is Status.NEW:
+                entry.status = Status.PREDICTED
+            self.entry_changed.emit(index)
         if case is not None and case.key == case_key:
-            for name in ("focal", "ce", "mean", "uncertainty"):
+            for name in PREDICTION_LAYERS:
                 self.layer_data_changed.emit(name)
             self.mask_changed.emit()
+
+    def set_progress(self, case_key: str, fraction: float | None) -> None:
+        """The AI's progress on a case (None: not running on it), for the case browser."""
+        index = self.index_of(case_key)
+        entry = self.entries[index]
+        if entry.progress != fraction:
+            entry.progress = fraction
+            self.entry_changed.emit(index)
 
     def set_corrected(self, case_key: str, mask: np.ndarray | None) -> None:
         """The reviewer's mask of a case (None removes it); it outranks every other mask."""
@@ -450,7 +477,11 @@ class Model:
             return "corrected mask", self.corrected[case.key]
         prediction = self.predictions.get(case.key)
         if prediction is not None:
-            return "ensemble mask", prediction.mask("all")
+            source = "ensemble mask"
+            if not prediction.complete:
+                done, n = int(prediction.done.sum()), prediction.done.size
+                source += f" ({done} of {n} slices so far)"
+            return source, prediction.mask("all")
         if case.mask is not None:
             return "ground truth", case.mask
         return "none", None

@@ -290,8 +290,9 @@ class SliceView(QWidget):
     def _on_layer_data(self, name: str) -> None:
         for key in [k for k in self._layer_cache if k[0] == name]:
             del self._layer_cache[key]
-        self._composites.clear()
-        self._draw_overlays()
+        if self.model.layers[name].visible:  # a hidden layer's new data changes no pixel
+            self._composites.clear()
+            self._draw_overlays()
 
     # -- overlays ------------------------------------------------------------------------------
     def overlay_rgba(self, name: str, z: int) -> np.ndarray | None:
@@ -302,6 +303,8 @@ class SliceView(QWidget):
             data = self.model.layer_data(name)
             if data is None:
                 rgba = None
+            elif layer.kind == "labels":
+                rgba = colormaps.labels_rgba(data[z], layer.palette, layer.contour)
             elif layer.kind == "heat":
                 rgba = colormaps.heat_rgba(
                     data[z], layer.vmax, layer.color, layer.lut, layer.contour, layer.threshold

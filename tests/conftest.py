@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 import torch
 
@@ -13,3 +15,40 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def loop():
+    """The qasync event loop of the app's QApplication (one for the session: a second loop on
+    the same application breaks the first one's teardown)."""
+    import qasync
+
+    from strokelens.app.launch import make_app
+
+    app = make_app()
+    event_loop = qasync.QEventLoop(app)
+    asyncio.set_event_loop(event_loop)
+    yield event_loop
+    asyncio.set_event_loop(None)
+
+
+@pytest.fixture
+def settings(tmp_path):
+    from PySide6.QtCore import QSettings
+
+    return QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+
+
+@pytest.fixture
+def window(qtbot, loop, settings):
+    """A shown main window with throw-away settings and no prediction cache."""
+    from strokelens.app.main_window import MainWindow
+    from strokelens.app.model import Model
+
+    win = MainWindow(Model(), settings, loop)
+    qtbot.addWidget(win)
+    win.resize(1500, 900)
+    win.show()
+    qtbot.waitExposed(win)
+    win.activateWindow()
+    return win

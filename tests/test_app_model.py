@@ -131,11 +131,23 @@ def test_prediction_seam_layers_status_and_core_volume(model):
     data_events, entry_events = record(model.layer_data_changed), record(model.entry_changed)
     assert model.layer_data("focal") is None and model.best_mask()[0] == "ground truth"
     prediction = make_prediction(case, (1, slice(0, 4), slice(0, 5)), (1, slice(0, 2), slice(0, 2)))
-    model.set_prediction(case.key, prediction)
+    growing = Prediction.empty(
+        case.key, case.shape, case.spacing, ["f1", "f2", "c1"], ["focal"] * 2 + ["ce"]
+    )
+    growing.update([1], prediction.members[:, 1:2])  # a prediction still filling: drawn, but
+    model.set_progress(case.key, 0.3)  # the case is not "predicted" until it is complete
+    model.set_prediction(case.key, growing)
     entry = model.entries[0]
-    assert entry.status is Status.PREDICTED
+    assert entry.status is Status.NEW and entry.core_ml is None and entry.progress == 0.3
+    assert model.layer_data("focal").sum() == 20
+    assert model.best_mask()[0] == "ensemble mask (1 of 3 slices so far)"
+    data_events.clear()
+    model.set_prediction(case.key, prediction)
+    assert entry.status is Status.PREDICTED and entry.progress is None
     assert entry.core_ml == pytest.approx(20 * 0.01)  # the all-member mean >= 0.5: focal box
-    assert {name for (name,) in data_events} == {"focal", "ce", "mean", "uncertainty"}
+    assert {name for (name,) in data_events} == {
+        "focal", "ce", "mean", "uncertainty", "difference"
+    }  # fmt: skip
     assert entry_events[-1] == (0,)
     assert model.layer_data("focal").sum() == 20 and model.layer_data("ce").sum() == 4
     assert model.layer_data("uncertainty").max() > 0

@@ -5,19 +5,16 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-import asyncio
 import subprocess
 import sys
 
 import numpy as np
 import pytest
-import qasync
 from helpers import write_isles_case
-from PySide6.QtCore import QMimeData, QPoint, QPointF, QSettings, Qt, QUrl
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent, QImage, QMouseEvent, QWheelEvent
 from PySide6.QtWidgets import QApplication
 
-from strokelens.app.launch import make_app
 from strokelens.app.main_window import DEFAULT_SIZE, MainWindow
 from strokelens.app.model import Model
 from strokelens.app.shortcuts_dialog import MOUSE, ShortcutsDialog
@@ -35,31 +32,6 @@ def dataset(tmp_path_factory):
     write_isles_case(root / "TRAINING" / "case_2", (24, 20, 8), truth=False, seed=2)
     write_isles_case(root / "TRAINING" / "case_3", SHAPE_XYZ, frames=12, seed=3)
     return root
-
-
-@pytest.fixture(scope="module")
-def loop():
-    app = make_app()
-    event_loop = qasync.QEventLoop(app)
-    asyncio.set_event_loop(event_loop)
-    yield event_loop
-    asyncio.set_event_loop(None)
-
-
-@pytest.fixture
-def settings(tmp_path):
-    return QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
-
-
-@pytest.fixture
-def window(qtbot, loop, settings):
-    win = MainWindow(Model(), settings, loop)
-    qtbot.addWidget(win)
-    win.resize(1500, 900)
-    win.show()
-    qtbot.waitExposed(win)
-    win.activateWindow()
-    return win
 
 
 def shows(item, array) -> bool:

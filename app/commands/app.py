@@ -14,6 +14,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="FILE.png",
         help="open PATH, show its first case, save a PNG of the window and exit",
     )
+    parser.add_argument(
+        "--ensemble", metavar="MANIFEST", help="ensemble for Run AI (default: the bundled demo)"
+    )
+    parser.add_argument(
+        "--run-ai", action="store_true", help="run the AI on the first case at once"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -22,4 +28,6 @@ def run(args: argparse.Namespace) -> int:
     if args.screenshot and not args.path:
         print("strokelens app: error: --screenshot needs a PATH to open")
         return 2
-    return run_gui(args.path, screenshot=args.screenshot)
+    return run_gui(
+        args.path, screenshot=args.screenshot, ensemble=args.ensemble, run_ai=args.run_ai
+    )

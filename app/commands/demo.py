@@ -17,10 +17,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="FILE.png",
         help="save a PNG of the window with the first case and exit",
     )
+    parser.add_argument(
+        "--ensemble", metavar="MANIFEST", help="ensemble for Run AI (default: the bundled demo)"
+    )
+    parser.add_argument(
+        "--run-ai", action="store_true", help="run the AI on the first case at once"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     from strokelens.app.launch import run_gui
     from strokelens.core.demo import demo_folder
 
-    return run_gui(demo_folder=args.data or demo_folder(), screenshot=args.screenshot)
+    return run_gui(
+        demo_folder=args.data or demo_folder(),
+        screenshot=args.screenshot,
+        ensemble=args.ensemble,
+        run_ai=args.run_ai,
+    )

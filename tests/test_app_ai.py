@@ -1,0 +1,296 @@
+"""Run AI in the window (tiny ensemble, headless): background prediction drawn slice by slice,
+the slice on screen first, progress, stop and resume, the prediction cache, the compare table."""
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import asyncio
+import time
+
+import numpy as np
+import pytest
+from helpers import make_ensemble, write_isles_case
+
+from strokelens.app.compare import AGREE, CE_ONLY, FOCAL_ONLY, compare_case, format_value
+from strokelens.app.inference import AiJob, AiRunner, default_threads, format_eta
+from strokelens.app.main_window import MainWindow
+from strokelens.app.model import Model, Status
+from strokelens.core.dataset import load_case
+from strokelens.core.engine import Engine, slice_order
+from strokelens.core.metrics import case_metrics, volume_ml
+from strokelens.core.prediction import Prediction
+from strokelens.core.prediction_store import PredictionCache
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    """Three tiny ISLES cases; the second has 8 slices and no ground truth."""
+    root = tmp_path_factory.mktemp("isles")
+    write_isles_case(root / "TRAINING" / "case_1", (24, 20, 4), seed=1)
+    write_isles_case(root / "TRAINING" / "case_2", (24, 20, 8), truth=False, seed=2)
+    write_isles_case(root / "TRAINING" / "case_3", (24, 20, 4), seed=3)
+    return root
+
+
+@pytest.fixture(scope="module")
+def ensemble(tmp_path_factory):
+    return make_ensemble(tmp_path_factory.mktemp("ensemble"))
+
+
+@pytest.fixture
+def ai_window(qtbot, loop, settings, ensemble, tmp_path):
+    win = MainWindow(
+        Model(), settings, loop, ensemble=ensemble, prediction_cache=PredictionCache(tmp_path)
+    )
+    qtbot.addWidget(win)
+    win.resize(1500, 900)
+    win.show()
+    qtbot.waitExposed(win)
+    return win
+
+
+def run(loop, coroutine):
+    return loop.run_until_complete(coroutine)
+
+
+def record_slices(window) -> list[tuple[str, int]]:
+    """Slices in the order the window receives them from the AI thread."""
+    order, receive = [], window._on_ai_slice
+
+    def recording(key, z, prediction):
+        order.append((key, z))
+        receive(key, z, prediction)
+
+    window._on_ai_slice = recording
+    return order
+
+
+def reference_engine(ensemble) -> Engine:
+    """An engine with the runner's settings (thread count, default precision)."""
+    return Engine.from_manifest(ensemble, threads=default_threads())
+
+
+def test_run_ai_on_the_case_draws_it_slice_on_screen_first(loop, ai_window, dataset, ensemble):
+    window, model = ai_window, ai_window.model
+    assert run(loop, window.open_dataset(dataset))
+    model.set_slice(2)
+    order = record_slices(window)
+    assert run(loop, window.run_ai([model.case.key]))
+    run(loop, window.idle())
+    key = model.case.key
+    assert [z for _, z in order] == slice_order(4, 2)  # on-screen slice, then nearest-first
+    prediction = model.predictions[key]
+    expected = reference_engine(ensemble).predict(load_case(dataset / "TRAINING" / "case_1"), 2)
+    assert np.allclose(prediction.members, expected.members, atol=1e-6)
+    entry = model.entries[0]
+    assert entry.status is Status.PREDICTED and entry.progress is None
+    assert entry.core_ml == pytest.approx(volume_ml(expected.mask("all"), expected.spacing))
+    view = window.view
+    focal = prediction.mask("focal")[2]
+    assert np.array_equal(view.overlay_rgba("focal", 2)[..., 3] > 0, _contour(focal))
+    assert not window.ai_progress.isVisible() and window.job is None
+    assert "AI finished 1 case" in window.statusBar().currentMessage()
+    text = window.browser.table_model.data(window.browser.table_model.index(0, 4))
+    assert text == "predicted"
+
+
+def _contour(mask):
+    from strokelens.app.colormaps import contour
+
+    return contour(mask.astype(bool))
+
+
+def test_run_all_goes_through_every_case_and_caches_them(
+    qtbot, loop, ai_window, dataset, ensemble, settings, tmp_path
+):
+    window, model = ai_window, ai_window.model
+    assert run(loop, window.open_dataset(dataset))
+    run(loop, window.show_case(1))  # the shown case goes first
+    order = record_slices(window)
+    progress, show_job = [], window.ai_progress.show_job
+    window.ai_progress.show_job = lambda job: (progress.append(job.fraction()), show_job(job))
+    window.run_ai_all()
+    run(loop, window.idle())
+    keys = [e.key for e in model.entries]
+    cases_in_order = list(dict.fromkeys(k for k, _ in order))
+    assert cases_in_order == [keys[1], keys[0], keys[2]]
+    assert len(order) == 4 + 8 + 4
+    assert all(e.status is Status.PREDICTED and e.core_ml is not None for e in model.entries)
+    assert progress == sorted(progress) and progress[-1] == 1.0
+    assert len(list(tmp_path.rglob("*.h5"))) == 3
+
+    # a new window (a new session) finds the predictions in the cache without running the AI
+    again = MainWindow(
+        Model(), settings, loop, ensemble=ensemble, prediction_cache=PredictionCache(tmp_path)
+    )
+    qtbot.addWidget(again)
+    assert run(loop, again.open_dataset(dataset))
+    run(loop, again.idle())
+    cached = again.model.predictions[keys[0]]
+    assert np.array_equal(cached.members, model.predictions[keys[0]].members)
+    assert again.model.entries[0].status is Status.PREDICTED and again.job is None
+
+
+def test_stop_keeps_finished_slices_and_run_resumes_from_them(loop, ai_window, dataset):
+    window, model = ai_window, ai_window.model
+    assert run(loop, window.open_dataset(dataset))
+    run(loop, window.show_case(1))  # 8 slices
+    key = model.case.key
+    order = record_slices(window)
+    receive = window._on_ai_slice
+
+    def stop_after_first(k, z, prediction):
+        receive(k, z, prediction)
+        window.cancel_ai()
+
+    window._on_ai_slice = stop_after_first
+    assert run(loop, window.run_ai([key]))
+    run(loop, window.idle())
+    partial = model.predictions[key]
+    done_first = int(partial.done.sum())
+    assert 1 <= done_first < 8 and not partial.complete
+    assert model.entries[1].status is Status.NEW and model.entries[1].progress is None
+    assert "AI stopped" in window.statusBar().currentMessage()
+    window._on_ai_slice = receive
+    assert run(loop, window.run_ai([key]))
+    run(loop, window.idle())
+    zs = [z for k, z in order if k == key]
+    assert sorted(zs) == list(range(8)) and len(zs) == 8  # no slice ran twice
+    assert model.predictions[key].complete and model.entries[1].status is Status.PREDICTED
+
+
+def test_moving_to_an_unfinished_slice_asks_the_ai_for_it(loop, ai_window, dataset):
+    window, model = ai_window, ai_window.model
+    assert run(loop, window.open_dataset(dataset))
+    run(loop, window.show_case(1))
+    case = model.case
+    job = window.job = AiJob([], {}, running=case.key)
+    model.set_slice(5)
+    assert job.priority_request == 5
+    job.priority_request = None
+    partial = Prediction.empty(case.key, case.shape, case.spacing, ["f", "c"], ["focal", "ce"])
+    partial.update([3], np.zeros((2, 1, *case.shape[1:]), np.float32))
+    model.set_prediction(case.key, partial)
+    model.set_slice(3)  # done already: no request
+    assert job.priority_request is None
+    model.set_slice(4)
+    assert job.priority_request == 4
+    window.job = None
+
+
+def test_runner_resumes_from_a_requested_slice_without_redoing_slices(ensemble, dataset):
+    """A priority request (the reviewer moved to slice 7) interrupts the case at the next
+    member-batch; the case then resumes from slice 7 and no slice runs twice."""
+    loop = asyncio.new_event_loop()
+    try:
+        runner = AiRunner(loop, ensemble, threads=1)
+        case = load_case(dataset / "TRAINING" / "case_2")
+        checks = []
+
+        class Job(AiJob):
+            def should_interrupt(self):
+                checks.append(1)
+                if len(checks) == 5:  # after the first slice's 4 members: slice 7, please
+                    self.request_priority(7)
+                return super().should_interrupt()
+
+        job = Job([case.key], {case.key: 4 * 8})
+        order, done = [], []
+        loop.run_until_complete(
+            runner.run(
+                job,
+                read_case=_async_value(case),
+                priority_of=lambda _key: 1,
+                on_slice=lambda _k, z, _p: order.append(z),
+                on_progress=lambda d, _t: None,
+                on_case_done=lambda c, p: done.append(p),
+                on_case_error=lambda k, e: pytest.fail(str(e)),
+            )
+        )
+        assert order[:2] == [1, 7] and sorted(order) == list(range(8))
+        assert done and done[0].complete and job.finished == [case.key]
+        runner.shutdown()
+    finally:
+        loop.close()
+
+
+def _async_value(value):
+    async def read(_key):
+        return value
+
+    return read
+
+
+def test_job_progress_eta_queue_and_texts():
+    job = AiJob([], {})
+    job.add(["a", "b"], {"a": 10, "b": 30})
+    job.add(["a", "c"], {"a": 10, "c": 20})  # queued cases are not added twice
+    assert job.keys == ["a", "b", "c"] and job.total_work == 60
+    job.prefer("c")
+    assert job.next_key() == "c"
+    assert job.eta_s() is None and job.fraction() == 0
+    job.set_case_progress(0, now=100.0)  # the rate starts at the first result
+    job.set_case_progress(20, now=102.0)  # 20 units in 2 s: 40 left at 10/s
+    assert job.fraction() == pytest.approx(20 / 60)
+    assert job.eta_s(now=102.0) == pytest.approx(4.0)
+    assert job.next_key() == "a" and job.completed_work == 20
+    job.stop()
+    assert job.next_key() is None and job.finished == ["c", "a"]
+    assert [format_eta(s) for s in (None, 4.2, 125, 7300)] == [
+        "estimating…", "4 s left", "2 min 05 s left", "2 h 01 min left",
+    ]  # fmt: skip
+
+
+def test_compare_dock_equals_core_metrics_and_difference_layer(loop, ai_window, dataset):
+    window, model = ai_window, ai_window.model
+    assert run(loop, window.open_dataset(dataset))
+    window.docks["compare"].raise_()
+    assert run(loop, window.run_ai([model.case.key]))
+    run(loop, window.update_compare())
+    case, prediction = model.case, model.predictions[model.case.key]
+    table = window.compare.ensembles
+    rows = {table.item(r, 0).text(): r for r in range(table.rowCount())}
+    headers = [table.horizontalHeaderItem(c).text() for c in range(table.columnCount())]
+    for source, title in (("focal", "Focal ensemble"), ("ce", "Cross-entropy ensemble")):
+        expected = case_metrics(prediction.mask(source), case.mask, case.spacing)
+        dsc = table.item(rows[title], headers.index("DSC\nvs ground truth")).text()
+        avd = table.item(rows[title], headers.index("AVD mL\nvs ground truth")).text()
+        assert dsc == format_value(expected["dsc"], 3)
+        assert avd == format_value(expected["avd_ml"], 1)
+    members = window.compare.members
+    assert members.rowCount() == len(prediction.member_names)
+
+    # the difference layer: agree / focal only / CE only from the two ensemble masks
+    labels = model.layer_data("difference")
+    focal, ce = prediction.mask("focal") > 0, prediction.mask("ce") > 0
+    assert np.array_equal(labels == AGREE, focal & ce)
+    assert np.array_equal(labels == FOCAL_ONLY, focal & ~ce)
+    assert np.array_equal(labels == CE_ONLY, ce & ~focal)
+    model.set_layer("difference", visible=True)
+    z = model.slice
+    rgba = window.view.overlay_rgba("difference", z)
+    if rgba is not None:
+        assert np.array_equal(rgba[..., 3] > 0, labels[z] > 0)
+
+    # a corrected mask adds the "vs corrected" columns
+    corrected = prediction.mask("all").copy()
+    corrected[0] = 0
+    model.set_corrected(case.key, corrected)
+    run(loop, window.update_compare())
+    headers = [table.horizontalHeaderItem(c).text() for c in range(table.columnCount())]
+    expected = compare_case(prediction, case.mask, corrected).sources[2].metrics["corrected"]
+    column = headers.index("DSC\nvs corrected")
+    assert table.item(rows["All members"], column).text() == format_value(expected["dsc"], 3)
+
+
+def test_run_ai_with_a_broken_ensemble_reports_and_keeps_running(loop, window, dataset, tmp_path):
+    bad = tmp_path / "ensemble.json"
+    bad.write_text("{not json")
+    assert run(loop, window.open_dataset(dataset))
+    window.set_ensemble(bad)
+    started = time.perf_counter()
+    assert not run(loop, window.run_ai([window.model.case.key]))
+    assert time.perf_counter() - started < 10
+    assert "ensemble.json" in window.statusBar().currentMessage()
+    assert window.job is None and window.model.case is not None
