@@ -1,32 +1,46 @@
-"""Run AI in the background: the ensemble engine in its own thread, results back on the loop.
+"""Run AI in the background: the ensemble engine in its own process, results back on the loop.
 
-Qt-free. ``AiRunner`` owns one :class:`~strokelens.core.engine.Engine`, built on first use inside
-its worker thread (so torch is imported there, never while the window starts), and runs one case
-at a time. ``AiJob`` is the queue of one "Run AI" request and its progress: the GUI reorders it
-(the case on screen goes first), asks for another priority slice (the one the reviewer moved
-to) or stops it; the runner's cancel flag reads the job, so each request takes effect within one
-member-batch of the engine.
+Qt-free. ``AiRunner`` starts one engine process (``spawn``: torch is imported there, never in the
+app, and neither its import, its threads nor its garbage touch the interface's GIL: in a thread,
+loading the members stalled the interface for up to 250 ms, ``bench/gui.py``) and predicts one
+case at a time there. The process reads the case from disk itself, sends each finished slice's
+member probabilities back (the app keeps a mirror :class:`Prediction` that grows as they come),
+and writes finished predictions to the cache.
 
-A priority change is a cancel plus a resume: the engine returns the partial prediction, which
-is completed from the new slice on without running finished slices again. A stopped case keeps
-its partial prediction for the next run (``AiJob.partials``).
+``AiJob`` is the queue of one "Run AI" request and its progress: the GUI reorders it (the case on
+screen goes first), asks for another priority slice (the one the reviewer stays on) or stops it.
+The runner mirrors those requests into flags shared with the process, which the engine checks
+before each member's pass over a batch, so each request takes effect within one member-batch.
+A priority change is a cancel plus a resume: the process keeps the partial prediction and
+completes it from the new slice on, never running a finished slice again. A stopped case keeps
+its partial prediction (``AiJob.partials``, and the process's copy) for the next run.
+
+Protocol (tuples over a pipe). App to process: ``("predict", case_ref, priority_slice)``,
+``("quit",)``. Process to app: ``("loaded", names, losses)`` once, then per case
+``("start", key, shape, spacing, done)``, ``("slice", z, members)``, ``("progress", done, total)``
+and one of ``("done", timing, device, precision)``, ``("cancelled",)``,
+``("error", "case" | "engine", path, problem)``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import os
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+
+from strokelens.core.errors import DataError, StrokeLensError
+
 if TYPE_CHECKING:
-    from strokelens.core.case import Case
-    from strokelens.core.engine import Engine
+    from strokelens.core.dataset import CaseRef
     from strokelens.core.prediction import Prediction
 
 SliceCallback = Callable[[str, int, "Prediction"], None]  # case key, slice, growing prediction
@@ -142,8 +156,20 @@ def format_eta(seconds: float | None) -> str:
     return f"{hours} h {minutes:02d} min left"
 
 
+class Interrupted(StrokeLensError):
+    """The process stopped a case on request; ``prediction`` holds the slices done."""
+
+    def __init__(self, prediction: Prediction):
+        self.prediction = prediction
+        super().__init__(f"{prediction.case_key}: interrupted")
+
+
+#: How often the app side looks at the job's requests while it waits for the process (s).
+POLL_S = 0.02
+
+
 class AiRunner:
-    """One ensemble run on cases in one worker thread (a newer run waits for the older)."""
+    """One ensemble's engine process; predicts one case at a time on request."""
 
     def __init__(
         self,
@@ -151,68 +177,140 @@ class AiRunner:
         manifest_path: str | Path,
         threads: int | None = None,
         precision: str = "auto",
+        cache_root: Path | None = None,
     ):
         self.loop = loop
         self.manifest_path = Path(manifest_path)
         self.threads = threads or default_threads()
         self.precision = precision
-        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ai")
-        self._engine: Engine | None = None
+        self.cache_root = cache_root
+        self._context = multiprocessing.get_context("spawn")
+        self._stop = self._context.Event()
+        self._priority = self._context.Value("i", -1)
+        self._process = None
+        self._conn = None
+        self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ai-reader")
+        self.member_names: list[str] = []
+        self.member_losses: list[str] = []
 
-    def _engine_now(self) -> Engine:
-        if self._engine is None:
-            from strokelens.core.engine import Engine
+    # -- process ---------------------------------------------------------------------------------
+    async def load(self) -> None:
+        """Start the engine process (if not running) and wait until its members are loaded."""
+        if self._process is not None and self._process.is_alive():
+            return
+        ours, theirs = self._context.Pipe()
+        self._process = self._context.Process(
+            target=serve,
+            args=(theirs, self.manifest_path, self.threads, self.precision, self.cache_root),
+            kwargs={"stop": self._stop, "priority": self._priority},
+            name="strokelens-ai",
+            daemon=True,
+        )
+        self._process.start()
+        theirs.close()
+        self._conn = ours
+        message = await self._receive(None, None)
+        if message[0] == "error":
+            self.shutdown()
+            raise DataError(message[2], message[3])
+        _, self.member_names, self.member_losses = message
 
-            self._engine = Engine.from_manifest(
-                self.manifest_path, threads=self.threads, precision=self.precision
-            )
-        return self._engine
+    def _sync(self, job: AiJob | None) -> None:
+        """Mirror the job's stop and priority requests into the flags the process reads."""
+        if job is None:
+            return
+        if job.stopped:
+            self._stop.set()
+        if job.priority_request is not None and self._priority.value < 0:
+            self._priority.value = job.priority_request
 
-    async def load(self) -> Engine:
-        """The engine, built in the worker on first call (imports torch, reads the weights)."""
-        return await self.loop.run_in_executor(self.executor, self._engine_now)
+    def _next_message(self, job: AiJob | None, mirror: list[Prediction | None]) -> tuple:
+        """Reader thread: wait for the next message, applying slices to the mirror here."""
+        assert self._conn is not None and self._process is not None
+        while True:
+            self._sync(job)
+            try:
+                ready = self._conn.poll(POLL_S)
+                message = self._conn.recv() if ready else None
+            except (EOFError, OSError):
+                message = None
+                ready = True
+            if message is None and (ready or not self._process.is_alive()):
+                self._process.join(1.0)
+                code = self._process.exitcode
+                return ("error", "engine", self.manifest_path, f"the AI process ended ({code})")
+            if message is None:
+                continue
+            if message[0] == "slice" and mirror[0] is not None:
+                mirror[0].update([message[1]], message[2][:, None])
+            return message
 
-    async def run_in_thread(self, function: Callable, *args):
-        """Run ``function`` in the AI thread (reading a case between predictions, say)."""
-        return await self.loop.run_in_executor(self.executor, function, *args)
+    async def _receive(self, job: AiJob | None, mirror: list[Prediction | None] | None) -> tuple:
+        return await self.loop.run_in_executor(
+            self._reader, self._next_message, job, mirror if mirror is not None else [None]
+        )
 
+    # -- cases ---------------------------------------------------------------------------------
     async def predict(
         self,
-        case: Case,
+        ref: CaseRef,
         job: AiJob,
         priority: int | None,
         on_slice: SliceCallback,
         on_progress: ProgressCallback,
     ) -> Prediction:
-        """Predict ``case``, calling back on the loop per slice and per member-batch.
+        """Predict the case of ``ref``, calling back per slice and per member-batch.
 
-        Raises :class:`~strokelens.core.engine.Cancelled` (holding the partial prediction) when
-        ``job`` is stopped or asks for another priority slice.
+        Raises :class:`Interrupted` (holding the partial prediction) when ``job`` is stopped or
+        asks for another priority slice; a case that cannot be read raises its DataError, an
+        engine failure a StrokeLensError.
         """
-        call = self.loop.call_soon_threadsafe
-        resume = job.partials.pop(case.key, None)
+        await self.load()
+        assert self._conn is not None
+        self._stop.clear()
+        self._priority.value = -1
+        self._sync(job)
+        self._conn.send(("predict", ref, priority))
+        mirror: list[Prediction | None] = [None]
+        while True:
+            message = await self._receive(job, mirror)
+            kind = message[0]
+            if kind == "start":
+                mirror[0] = self._mirror(job, *message[1:])
+            elif kind == "slice":
+                on_slice(ref.key, message[1], mirror[0])  # type: ignore[arg-type]
+            elif kind == "progress":
+                on_progress(message[1], message[2])
+            elif kind == "cancelled":
+                raise Interrupted(mirror[0])  # type: ignore[arg-type]
+            elif kind == "done":
+                prediction = mirror[0]
+                assert prediction is not None
+                prediction.timing, prediction.device, prediction.precision = message[1:]
+                return prediction
+            elif message[1] == "case":
+                raise DataError(message[2], message[3])
+            else:
+                self.shutdown()
+                raise StrokeLensError(f"{message[2]}: {message[3]}")
 
-        def work() -> Prediction:
-            engine = self._engine_now()
-            return engine.predict(
-                case,
-                priority_slice=priority,
-                on_slice=lambda r: call(on_slice, case.key, r.z, r.prediction),
-                progress=lambda done, total: call(on_progress, done, total),
-                cancel=job.should_interrupt,
-                resume=resume,
-            )
+    def _mirror(self, job: AiJob, key, shape, spacing, done) -> Prediction:
+        """The app's copy of the prediction the process starts or resumes."""
+        from strokelens.core.prediction import Prediction
 
-        return await self.loop.run_in_executor(self.executor, work)
+        partial = job.partials.pop(key, None)
+        if partial is not None and done is not None and np.array_equal(partial.done, done):
+            return partial
+        return Prediction.empty(key, shape, spacing, self.member_names, self.member_losses)
 
     async def run(
         self,
         job: AiJob,
-        read_case: Callable[[str], Awaitable[Case]],
+        ref_of: Callable[[str], CaseRef],
         priority_of: Callable[[str], int | None],
         on_slice: SliceCallback,
         on_progress: ProgressCallback,
-        on_case_done: Callable[[Case, Prediction], None],
+        on_case_done: Callable[[str, Prediction], None],
         on_case_error: Callable[[str, Exception], None],
     ) -> None:
         """Work through ``job``'s queue until it is empty or stopped.
@@ -221,26 +319,101 @@ class AiRunner:
         request resumes the running case from the requested slice; a stop keeps the partial
         prediction in ``job.partials``.
         """
-        from strokelens.core.engine import Cancelled
-        from strokelens.core.errors import DataError
-
         while (key := job.next_key()) is not None:
-            try:
-                case = await read_case(key)
-            except DataError as exc:
-                on_case_error(key, exc)
-                continue
             priority = priority_of(key)
             while True:
                 try:
-                    prediction = await self.predict(case, job, priority, on_slice, on_progress)
-                    break
-                except Cancelled as exc:
+                    prediction = await self.predict(
+                        ref_of(key), job, priority, on_slice, on_progress
+                    )
+                except Interrupted as exc:
                     job.partials[key] = exc.prediction
                     if job.stopped:
                         return
                     priority, job.priority_request = job.priority_request, None
-            on_case_done(case, prediction)
+                    continue
+                except DataError as exc:
+                    on_case_error(key, exc)
+                else:
+                    on_case_done(key, prediction)
+                break
 
     def shutdown(self) -> None:
-        self.executor.shutdown(wait=False, cancel_futures=True)
+        """Stop the process (it ends after the member-batch running); ``load`` starts anew."""
+        self._stop.set()
+        if self._conn is not None:
+            try:
+                self._conn.send(("quit",))
+            except (OSError, ValueError):
+                pass
+        if self._process is not None:
+            self._process.join(2.0)
+            if self._process.is_alive():
+                self._process.terminate()
+        self._process = self._conn = None
+
+    def close(self) -> None:
+        """Stop the process and the reader thread (the window is closing)."""
+        self.shutdown()
+        self._reader.shutdown(wait=False, cancel_futures=True)
+
+
+def serve(conn, manifest_path: Path, threads: int, precision: str, cache_root, *, stop, priority):
+    """The engine process: load the members, then predict cases on request until "quit"."""
+    from strokelens.core.dataset import load_ref
+    from strokelens.core.engine import Cancelled, Engine
+    from strokelens.core.prediction_store import PredictionCache, manifest_fingerprint
+
+    try:
+        engine = Engine.from_manifest(manifest_path, threads=threads, precision=precision)
+    except DataError as exc:
+        conn.send(("error", "engine", exc.path, exc.problem))
+        return
+    except Exception as exc:  # noqa: BLE001 (any failure must reach the app, not a dead pipe)
+        conn.send(("error", "engine", manifest_path, f"{type(exc).__name__}: {exc}"))
+        return
+    cache = None if cache_root is None else PredictionCache(Path(cache_root))
+    fingerprint = manifest_fingerprint(engine.manifest)
+    conn.send(("loaded", [m.name for m in engine.members], [m.loss for m in engine.members]))
+    partials: dict[str, Prediction] = {}
+
+    def interrupted() -> bool:
+        return stop.is_set() or priority.value >= 0
+
+    while True:
+        message = conn.recv()
+        if message[0] == "quit":
+            return
+        _, ref, priority_slice = message
+        try:
+            case = load_ref(ref)
+        except DataError as exc:
+            conn.send(("error", "case", exc.path, exc.problem))
+            continue
+        resume = partials.pop(case.key, None)
+        if resume is not None and resume.shape != case.shape:
+            resume = None
+        done = None if resume is None else resume.done.copy()
+        conn.send(("start", case.key, case.shape, case.spacing, done))
+        try:
+            prediction = engine.predict(
+                case,
+                priority_slice=priority_slice,
+                on_slice=lambda r: conn.send(("slice", r.z, r.members.copy())),
+                progress=lambda d, t: conn.send(("progress", d, t)),
+                cancel=interrupted,
+                resume=resume,
+            )
+        except Cancelled as exc:
+            partials[case.key] = exc.prediction
+            conn.send(("cancelled",))
+            continue
+        except Exception as exc:  # noqa: BLE001
+            conn.send(("error", "engine", ref.folder, f"{type(exc).__name__}: {exc}"))
+            return
+        if cache is not None:
+            try:
+                cache.put(fingerprint, case, prediction)
+            except OSError:
+                pass  # a cache that cannot be written costs a re-run later, nothing else
+        conn.send(("done", prediction.timing, prediction.device, prediction.precision))

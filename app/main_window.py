@@ -61,6 +61,8 @@ DEFAULT_SIZE = (1600, 960)
 SERIES_DELAY_MS = 300
 #: While the AI runs, finished slices are drawn (and progress shown) at most this often.
 AI_REFRESH_MS = 100
+#: The AI does the slice on screen next once the reviewer has stayed on it this long.
+PRIORITY_DELAY_MS = 150
 #: The compare table is recomputed this long after the last mask change (a brush stroke, say).
 COMPARE_DELAY_MS = 250
 
@@ -144,6 +146,8 @@ class MainWindow(QMainWindow):
         self._pending: dict = {}  # case key -> prediction with slices not drawn yet
         self._ai_timer = QTimer(self, singleShot=True, interval=AI_REFRESH_MS)
         self._ai_timer.timeout.connect(self._flush_ai)
+        self._priority_timer = QTimer(self, singleShot=True, interval=PRIORITY_DELAY_MS)
+        self._priority_timer.timeout.connect(self._ai_priority_slice)
         self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="strokelens")
         # the 4D series has its own thread, so a slow series never delays the next case
         self._series_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="series")
@@ -320,12 +324,14 @@ class MainWindow(QMainWindow):
         self.settings.sync()
         if self.job is not None:
             self.job.stop()
+        for timer in (self._ai_timer, self._priority_timer, self._compare_timer):
+            timer.stop()
         for task in list(self._tasks):
             task.cancel()
         for executor in (self._executor, self._series_executor):
             executor.shutdown(wait=False, cancel_futures=True)
         if self._runner is not None:
-            self._runner.shutdown()
+            self._runner.close()
         if not self.closed.done():
             self.closed.set_result(True)
         super().closeEvent(event)
@@ -512,7 +518,7 @@ class MainWindow(QMainWindow):
         if self.job is not None:
             self.job.stop()
         if self._runner is not None:
-            self._runner.shutdown()
+            self._runner.close()
         self.ensemble, self._runner, self._ensemble_info = Path(path), None, None
         self._partials.clear()
         self.settings.setValue("ai/ensemble", str(self.ensemble))
@@ -581,7 +587,12 @@ class MainWindow(QMainWindow):
             self.ai_progress.show_job(self.job)
             return True
         if self._runner is None:
-            self._runner = AiRunner(self._loop, self.ensemble)  # type: ignore[arg-type]
+            cache = self.prediction_cache
+            self._runner = AiRunner(
+                self._loop,
+                self.ensemble,  # type: ignore[arg-type]
+                cache_root=None if cache is None else cache.root,
+            )
         runner = self._runner
         job = self.job = AiJob([], {}, partials=self._partials)
         job.add(keys, work)
@@ -592,7 +603,7 @@ class MainWindow(QMainWindow):
             await runner.load()
             await runner.run(
                 job,
-                self._ai_case,
+                self._ai_ref,
                 self._ai_priority,
                 self._on_ai_slice,
                 self._on_ai_progress,
@@ -619,25 +630,22 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(f"AI finished {done} case(s) in {seconds:.1f} s.", 8000)
         return True
 
-    async def _ai_case(self, key: str):
-        """The case to predict: the one on screen, one already read, else read in the AI thread."""
-        from strokelens.core.dataset import load_ref
-
-        if self.model.case is not None and self.model.case.key == key:
-            return self.model.case
-        future = self._cases.get(key)
-        if future is not None and future.done() and future.exception() is None:
-            return future.result().case
-        ref = self.model.entries[self.model.index_of(key)].ref
-        return await self._runner.run_in_thread(load_ref, ref)  # type: ignore[union-attr]
+    def _ai_ref(self, key: str):
+        return self.model.entries[self.model.index_of(key)].ref
 
     def _ai_priority(self, key: str) -> int | None:
         case = self.model.case
         return self.model.slice if case is not None and case.key == key else None
 
-    def _ai_follow_slice(self, z: int) -> None:
-        """The reviewer moved to a slice the AI has not done yet: do it next."""
-        job, case = self.job, self.model.case
+    def _ai_follow_slice(self, _z: int) -> None:
+        if self.job is not None:
+            self._priority_timer.start()
+
+    def _ai_priority_slice(self) -> None:
+        """The reviewer stays on a slice the AI has not done yet: do it next. (Only once the
+        reviewer stays: each request discards the member-batch running, so following every
+        slice of a scroll would keep the AI restarting.)"""
+        job, case, z = self.job, self.model.case, self.model.slice
         if job is None or case is None or job.running != case.key:
             return
         prediction = self._pending.get(case.key) or self.model.predictions.get(case.key)
@@ -671,16 +679,12 @@ class MainWindow(QMainWindow):
             self.model.set_progress(job.running, min(job.case_work / work, 1.0))
             self.ai_progress.show_job(job)
 
-    def _on_ai_case_done(self, case, prediction) -> None:
-        self._pending.pop(case.key, None)
-        self.model.set_prediction(case.key, prediction)
+    def _on_ai_case_done(self, key: str, prediction) -> None:
+        """A finished case (the AI process has written it to the prediction cache)."""
+        self._pending.pop(key, None)
+        self.model.set_prediction(key, prediction)
         if self.job is not None:
             self.ai_progress.show_job(self.job)
-        if self.prediction_cache is not None and self._ensemble_info is not None:
-            self.spawn(self._cache_prediction(self._ensemble_info[1], case, prediction))
-
-    async def _cache_prediction(self, fingerprint: str, case, prediction) -> None:
-        await self.run_in_worker(self.prediction_cache.put, fingerprint, case, prediction)  # type: ignore[union-attr]
 
     def _on_ai_case_error(self, key: str, exc: Exception) -> None:
         self.model.set_progress(key, None)

@@ -6,7 +6,10 @@
   and first visits, whose time includes blending the next slice in idle time), vs the same
   without overlays (baseline); target p95 <= 16 ms;
 - overlay toggle (one layer on/off, repaint);
-- case switch to a read-ahead neighbour and to a case not in memory (disk), vs the reader alone.
+- case switch to a read-ahead neighbour and to a case not in memory (disk), vs the reader alone;
+- Run AI on all cases (the bundled demo ensemble) while the reviewer scrolls a slice every 16 ms:
+  the gaps between scroll ticks (a frame's worth of event-loop time), vs the same scrolling with
+  no AI (baseline); target: no gap over 50 ms. Also the run's time vs the engine alone.
 
 Run: python bench/gui.py [--data DATASET] (default: a 3-case 8-slice phantom in a temp folder).
 """
@@ -192,7 +195,61 @@ def interactive(data: Path) -> None:
     print(f"case switch, from disk      {percentiles(cold)}")
     print(f"  reader alone (baseline)   {percentiles(reader)}")
     print(f"  ratio p50 (disk switch / reader) {np.median(cold) / np.median(reader):.2f}")
+    during_ai(window, loop)
     window.close()
+
+
+def scroll_gaps(model, loop, until) -> list[float]:
+    """Scroll one slice per 16 ms timer tick until ``until()`` is done; the gaps between ticks."""
+    from PySide6.QtCore import QTimer
+
+    gaps, last = [], [time.perf_counter()]
+
+    def tick() -> None:
+        now = time.perf_counter()
+        gaps.append(now - last[0])
+        last[0] = now
+        model.set_slice((model.slice + 1) % model.case.n_slices)
+
+    timer = QTimer(interval=16)
+    timer.timeout.connect(tick)
+    timer.start()
+    try:
+        loop.run_until_complete(until())
+    finally:
+        timer.stop()
+    return gaps
+
+
+def during_ai(window, loop) -> None:
+    import asyncio
+
+    from strokelens.app.inference import default_threads
+    from strokelens.core.dataset import load_ref
+    from strokelens.core.engine import Engine
+
+    model = window.model
+    for name in ("truth", "focal", "ce", "corrected"):
+        model.set_layer(name, visible=True)
+    keys = [e.key for e in model.entries]
+    model.predictions.clear()
+    baseline = scroll_gaps(model, loop, lambda: asyncio.sleep(3.0))
+    start = time.perf_counter()
+    gaps = scroll_gaps(model, loop, lambda: window.run_ai(keys))
+    with_gui = time.perf_counter() - start
+    engine = Engine.from_manifest(window.ensemble, threads=default_threads())
+    start = time.perf_counter()
+    for entry in model.entries:
+        engine.predict(load_ref(entry.ref))
+    alone = time.perf_counter() - start
+    over = sum(g > 0.050 for g in gaps)
+    print(f"scroll during Run AI        {percentiles(gaps)}   max {max(gaps) * 1e3:.1f} ms")
+    print(f"  ticks over 50 ms          {over} of {len(gaps)}   (target 0)")
+    print(f"  scroll, no AI (baseline)  {percentiles(baseline)}   max {max(baseline) * 1e3:.1f} ms")
+    print(
+        f"  Run AI on {len(keys)} cases        {with_gui:.2f} s in the app (engine load included)"
+        f" vs {alone:.2f} s engine alone, ratio {with_gui / alone:.2f}"
+    )
 
 
 if __name__ == "__main__":
