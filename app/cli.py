@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import multiprocessing
 import os
 import sys
 
@@ -50,10 +51,12 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else list(argv)
+    """``strokelens COMMAND ...``; a bare ``strokelens`` opens the workstation (``app``)."""
+    multiprocessing.freeze_support()  # the AI's engine process, in a frozen (installer) build
+    argv = (sys.argv[1:] if argv is None else list(argv)) or ["app"]
     parser = build_parser(argv)
     args = parser.parse_args(argv)
-    if args.command is None:
+    if args.command is None:  # options only, e.g. --version-like typos
         parser.print_help()
         return 2
     try:

@@ -2,8 +2,9 @@
 
 The window is shown before anything is read (the data set opens in a worker afterwards), and
 nothing here imports torch, so the window appears within about a second (``bench/gui.py``).
-``screenshot`` opens the data set, waits for its first case, saves a PNG of the whole window and
-returns; it uses throw-away settings so docs and checks never touch the user's.
+``screenshot`` opens the data set, waits for its first case (and its cached predictions), saves a
+PNG of the whole window and returns; it uses throw-away settings so docs and checks never touch
+the user's.
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ def run_gui(
         if scratch
         else QSettings()
     )
-    cache = None if screenshot else PredictionCache(default_cache_root())
+    cache = PredictionCache(default_cache_root())  # screenshots show cached predictions too
     window = MainWindow(Model(), settings, loop, ensemble=ensemble, prediction_cache=cache)
     if screenshot:
         window.resize(*SCREENSHOT_SIZE)

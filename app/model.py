@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from strokelens.core.case import CHANNELS, Case
+from strokelens.core.metrics import volume_ml
 from strokelens.core.mismatch import Mismatch, hypoperfusion_mask, mismatch_from_volumes
 
 if TYPE_CHECKING:
@@ -168,13 +169,6 @@ class PerfusionSeries:
         return np.arange(self.series.shape[0], dtype=np.float32) * self.dt
 
 
-def _volume_ml(mask: np.ndarray, spacing) -> float:
-    # imported on first use: core.metrics pulls in scipy.spatial (~0.4 s), too slow for start-up
-    from strokelens.core.metrics import volume_ml
-
-    return volume_ml(mask, spacing)
-
-
 def auto_window(image: np.ndarray) -> tuple[float, float]:
     """Window from 0 to the ``AUTO_PERCENTILE`` of the positive voxels (maps are 0 off-brain)."""
     positive = image[image > 0]
@@ -198,7 +192,7 @@ def prepare_case(case: Case) -> PreparedCase:
         start = int(np.argmax(case.mask.reshape(case.n_slices, -1).sum(axis=1)))
         rows, cols = np.nonzero(case.mask[start])
         cursor = (int(np.median(rows)), int(np.median(cols)))
-    hypo_ml = _volume_ml(hypo, case.spacing)
+    hypo_ml = volume_ml(hypo, case.spacing)
     return PreparedCase(case, display, default_windows(display), hypo_ml, start, cursor)
 
 
@@ -439,7 +433,7 @@ class Model:
             self._derived.pop((case_key, name), None)
         entry = self.entries[index]
         if prediction.complete:
-            entry.core_ml = _volume_ml(prediction.mask("all"), prediction.spacing)
+            entry.core_ml = volume_ml(prediction.mask("all"), prediction.spacing)
             entry.progress = None
             if entry.status is Status.NEW:
                 entry.status = Status.PREDICTED
@@ -491,7 +485,7 @@ class Model:
         if self.prepared is None:
             return None
         source, mask = self.best_mask()
-        core_ml = 0.0 if mask is None else _volume_ml(mask, self.prepared.case.spacing)
+        core_ml = 0.0 if mask is None else volume_ml(mask, self.prepared.case.spacing)
         return mismatch_from_volumes(core_ml, self.prepared.hypoperfused_ml), source
 
     # -- 4D series -----------------------------------------------------------------------------

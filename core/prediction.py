@@ -18,7 +18,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import ndimage
 
 from strokelens.core.metrics import volume_ml
 
@@ -119,6 +118,8 @@ class Prediction:
         """uint8 ``(z, y, x)``: mean >= 0.5, minus components under ``min_component_ml``."""
         binary = self.mean(source) >= THRESHOLD
         if self.min_component_ml > 0 and binary.any():
+            from scipy import ndimage  # here: the viewer imports this module at start-up
+
             labels, n = ndimage.label(binary, structure=_CONNECTIVITY)
             sizes = np.bincount(labels.ravel(), minlength=n + 1) * np.prod(self.spacing) / 1e3
             keep = sizes >= self.min_component_ml
