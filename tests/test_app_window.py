@@ -339,3 +339,12 @@ def test_a_broken_case_is_reported_and_the_shown_case_stays(loop, window, tmp_pa
     assert model.index == 0 and "truncated" in window.statusBar().currentMessage()
     current = window.browser.table.currentIndex()
     assert window.browser.proxy.mapToSource(current).row() == 0
+
+
+def test_bare_strokelens_opens_the_workstation(monkeypatch):
+    from strokelens.app.cli import main
+
+    calls = []
+    monkeypatch.setattr("strokelens.app.launch.run_gui", lambda *a, **k: calls.append((a, k)))
+    assert main([]) == 0
+    assert calls == [((None,), {"screenshot": None, "ensemble": None, "run_ai": False})]
