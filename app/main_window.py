@@ -513,16 +513,18 @@ class MainWindow(QMainWindow):
         if path:
             self.set_ensemble(path)
 
-    def set_ensemble(self, path: str | Path) -> None:
-        """Use another ensemble from the next run on (a running job is stopped first)."""
+    def set_ensemble(self, path: str | Path) -> bool:
+        """Use another ensemble from the next run on; refused (False) while the AI runs."""
         if self.job is not None:
-            self.job.stop()
+            self.statusBar().showMessage("Stop the AI (Esc) before choosing another ensemble.")
+            return False
         if self._runner is not None:
             self._runner.close()
         self.ensemble, self._runner, self._ensemble_info = Path(path), None, None
         self._partials.clear()
         self.settings.setValue("ai/ensemble", str(self.ensemble))
         self.statusBar().showMessage(f"Ensemble: {self.ensemble}", 5000)
+        return True
 
     async def _ensemble(self) -> tuple[int, str]:
         """Members and fingerprint of the current ensemble (its manifest read in a worker)."""

@@ -480,13 +480,17 @@ class Model:
             return "ground truth", case.mask
         return "none", None
 
-    def stroke_numbers(self) -> tuple[Mismatch, str] | None:
-        """Core / ``Tmax > 6 s`` mismatch of the current case and the core mask's source."""
+    def stroke_numbers(self) -> tuple[Mismatch, str, bool] | None:
+        """Core / ``Tmax > 6 s`` mismatch of the current case, the core mask's source, and
+        whether that mask is final (False while the AI is still filling its slices in)."""
         if self.prepared is None:
             return None
+        key = self.prepared.case.key
         source, mask = self.best_mask()
         core_ml = 0.0 if mask is None else volume_ml(mask, self.prepared.case.spacing)
-        return mismatch_from_volumes(core_ml, self.prepared.hypoperfused_ml), source
+        prediction = self.predictions.get(key)
+        final = key in self.corrected or prediction is None or prediction.complete
+        return mismatch_from_volumes(core_ml, self.prepared.hypoperfused_ml), source, final
 
     # -- 4D series -----------------------------------------------------------------------------
     def set_perfusion(self, series: PerfusionSeries) -> None:

@@ -104,18 +104,22 @@ class StrokePanel(QWidget):
             self.verdict.setText("")
             self.criteria.setText("")
             return
-        result, source = numbers
+        result, source, final = numbers
         self.core.setText(f"{result.core_ml:.1f} mL")
         self.core_source.setText(f"from the {source}")
         self.hypo.setText(f"{result.hypoperfused_ml:.1f} mL")
         self.mismatch.setText(f"{result.mismatch_ml:.1f} mL")
         self.ratio.setText(format_ratio(result.ratio))
         self.bars.set_volumes(result.core_ml, result.hypoperfused_ml)
-        self._show_verdict(result)
+        self._show_verdict(result, final)
 
-    def _show_verdict(self, result: Mismatch) -> None:
-        color = OK_COLOR if result.target else "#555b64"
+    def _show_verdict(self, result: Mismatch, final: bool) -> None:
+        """The target-mismatch verdict; none while the core mask is still being predicted
+        (a partial core would read as a small core, i.e. a false "target mismatch")."""
+        color = OK_COLOR if result.target and final else "#555b64"
         text = "TARGET MISMATCH" if result.target else "no target mismatch"
+        if not final:
+            text = "AI running: no verdict yet"
         self.verdict.setText(text)
         self.verdict.setStyleSheet(
             f"background: {color}; color: white; font-weight: 700; padding: 6px; "

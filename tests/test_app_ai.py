@@ -191,6 +191,8 @@ def test_staying_on_an_unfinished_slice_asks_the_ai_for_it(qtbot, loop, ai_windo
     assert job.priority_request is None
     model.set_slice(4)
     qtbot.waitUntil(lambda: job.priority_request == 4, timeout=2000)
+    assert not window.set_ensemble(window.ensemble)  # not while the AI runs
+    assert "Stop the AI" in window.statusBar().currentMessage()
     window.job = None
 
 

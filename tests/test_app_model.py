@@ -141,6 +141,7 @@ def test_prediction_seam_layers_status_and_core_volume(model):
     assert entry.status is Status.NEW and entry.core_ml is None and entry.progress == 0.3
     assert model.layer_data("focal").sum() == 20
     assert model.best_mask()[0] == "ensemble mask (1 of 3 slices so far)"
+    assert model.stroke_numbers()[2] is False  # no verdict from a partial core
     data_events.clear()
     model.set_prediction(case.key, prediction)
     assert entry.status is Status.PREDICTED and entry.progress is None
@@ -165,9 +166,9 @@ def test_best_mask_prefers_corrected_and_stroke_numbers_follow_core_mismatch(mod
     corrected[0, :5, :] = 1  # 50 voxels = 0.5 mL
     model.set_corrected(case.key, corrected)
     assert masks and model.best_mask()[0] == "corrected mask"
-    numbers, source = model.stroke_numbers()
+    numbers, source, final = model.stroke_numbers()
     expected = mismatch(corrected, case.channels["Tmax"], case.spacing, case.channels["CT"])
-    assert source == "corrected mask" and numbers == expected
+    assert source == "corrected mask" and numbers == expected and final
     model.set_corrected(case.key, None)
     assert model.stroke_numbers()[0] == mismatch(
         case.mask, case.channels["Tmax"], case.spacing, case.channels["CT"]
