@@ -119,7 +119,7 @@ class StrokePanel(QWidget):
         color = OK_COLOR if result.target and final else "#555b64"
         text = "TARGET MISMATCH" if result.target else "no target mismatch"
         if not final:
-            text = "AI running: no verdict yet"
+            text = "core not complete: no verdict"
         self.verdict.setText(text)
         self.verdict.setStyleSheet(
             f"background: {color}; color: white; font-weight: 700; padding: 6px; "
