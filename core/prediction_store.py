@@ -1,8 +1,11 @@
 """Ensemble predictions on disk, so a case's AI results come back without re-running the ensemble.
 
-One HDF5 file per prediction: ``members`` ``(M, z, y, x)`` float32, one chunk per member and slice
-(shuffle + lzf: cheap, though noisy float32 probabilities shrink only ~10%), ``done`` ``(z,)`` bool, and the
-metadata as attributes (lists and timing as JSON). Means and uncertainty are not stored: loading
+One HDF5 file per prediction: ``members`` ``(M, z, y, x)``, one chunk per member and slice
+(shuffle + lzf), ``done`` ``(z,)`` bool, and the metadata as attributes (lists and timing as JSON).
+Members are stored exactly, as uint16 indices into a ``palette`` of their distinct float32 values
+when there are at most 65536 of them (bf16 engine runs give a few thousand: a 22-slice case of
+the 10-member demo ensemble takes 6.9 MB instead of 20 MB), else as float32 (noisy float32
+probabilities shrink only ~10% under lzf). Means and uncertainty are not stored: loading
 recomputes them with ``Prediction.update``, the engine's own code, so a loaded prediction equals
 the saved one bit for bit. Files are written atomically (``writer.atomic_write``).
 
@@ -46,12 +49,15 @@ def save_prediction(path: str | Path, prediction: Prediction) -> Path:
     """Write ``prediction`` to ``path`` (HDF5) atomically; returns the path."""
     p = prediction
     chunks = (1, 1, *p.shape[1:])
+    members, palette = _encode(p.members)
 
     def write(tmp: str) -> None:
         with h5py.File(tmp, "w") as f:
             f.create_dataset(
-                "members", data=p.members, chunks=chunks, shuffle=True, compression="lzf"
+                "members", data=members, chunks=chunks, shuffle=True, compression="lzf"
             )
+            if palette is not None:
+                f.create_dataset("palette", data=palette)
             f.create_dataset("done", data=p.done)
             f.attrs.update(
                 format=FORMAT,
@@ -67,6 +73,30 @@ def save_prediction(path: str | Path, prediction: Prediction) -> Path:
             )
 
     return atomic_write(path, write)
+
+
+def _encode(members: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """``members`` as uint16 indices into their distinct values (exact), if they fit."""
+    palette = np.unique(members)  # then searchsorted: 3x faster than return_inverse
+    if palette.size > np.iinfo(np.uint16).max + 1:
+        return members, None
+    return np.searchsorted(palette, members).astype(np.uint16), palette
+
+
+def _decode(path: Path, stored: np.ndarray, palette: np.ndarray | None) -> np.ndarray:
+    if palette is None:
+        return stored
+    if stored.dtype != np.uint16 or palette.dtype != np.float32 or palette.ndim != 1:
+        raise DataError(
+            path,
+            f"members are {stored.dtype} indices into a {palette.dtype} {palette.shape} palette,"
+            " not uint16 into float32 (n,)",
+        )
+    if stored.size and int(stored.max()) >= palette.size:
+        raise DataError(
+            path, f"member index {int(stored.max())} outside the palette of {palette.size}"
+        )
+    return palette[stored]
 
 
 def load_prediction(path: str | Path) -> Prediction:
@@ -85,7 +115,8 @@ def load_prediction(path: str | Path) -> Prediction:
             for name in ("members", "done"):
                 if not isinstance(f.get(name), h5py.Dataset):
                     raise DataError(path, f"no {name!r} dataset")
-            members, done = f["members"][()], f["done"][()]
+            palette = f["palette"][()] if isinstance(f.get("palette"), h5py.Dataset) else None
+            members, done = _decode(path, f["members"][()], palette), f["done"][()]
             names, losses = json.loads(a["member_names"]), json.loads(a["member_losses"])
             spacing = tuple(float(s) for s in a["spacing"])
             case_key, device, precision = str(a["case_key"]), str(a["device"]), str(a["precision"])

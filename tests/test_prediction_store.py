@@ -72,15 +72,24 @@ def test_round_trip_is_bit_identical(tmp_path):
     assert loaded.complete and loaded.volumes_ml() == saved.volumes_ml()
 
 
-def test_file_layout(tmp_path):
-    saved = make_prediction()
+def test_file_layout_palette_when_values_fit_uint16(tmp_path):
+    saved = make_prediction()  # 3000 distinct values: uint16 indices into a palette
     with h5py.File(save_prediction(tmp_path / "p.h5", saved), "r") as f:
         members = f["members"]
-        assert members.dtype == np.float32 and members.shape == saved.members.shape
+        assert members.dtype == np.uint16 and members.shape == saved.members.shape
         assert members.chunks == (1, 1, 12, 10)
         assert members.compression == "lzf" and members.shuffle
+        assert np.array_equal(f["palette"][()], np.unique(saved.members))
         assert f.attrs["format"] == "strokelens-prediction" and f.attrs["version"] == 1
-        assert set(f) == {"members", "done"}  # means and uncertainty are recomputed
+        assert set(f) == {"members", "palette", "done"}  # means and uncertainty are recomputed
+
+
+def test_more_distinct_values_than_uint16_are_stored_as_float32(tmp_path):
+    saved = make_prediction(shape=(2, 128, 128))  # 5 x 32768 random values
+    path = save_prediction(tmp_path / "p.h5", saved)
+    with h5py.File(path, "r") as f:
+        assert f["members"].dtype == np.float32 and set(f) == {"members", "done"}
+    assert_same(load_prediction(path), saved)
 
 
 def test_partial_prediction_round_trips(tmp_path):
@@ -112,6 +121,12 @@ def _widen_members(f):
     f["members"] = members.astype(np.float64)
 
 
+def _shorten_palette(f):
+    palette = f["palette"][()]
+    del f["palette"]
+    f["palette"] = palette[:10]
+
+
 BAD_FILES = {
     "not HDF5": (lambda p: p.write_text("hello"), "not a readable prediction file"),
     "empty": (lambda p: p.write_bytes(b""), "not a readable prediction file"),
@@ -132,7 +147,11 @@ BAD_FILES = {
         lambda p: _edit(p, lambda f: f.attrs.modify("member_names", '["a"]')),
         "5 members but 1 names",
     ),
-    "members dtype": (lambda p: _edit(p, _widen_members), "members are float64"),
+    "members dtype": (lambda p: _edit(p, _widen_members), "members are float64 indices"),
+    "short palette": (
+        lambda p: _edit(p, _shorten_palette),
+        "member index .* outside the palette of 10",
+    ),
 }
 
 
