@@ -411,9 +411,9 @@ def serve(conn, manifest_path: Path, threads: int, precision: str, cache_root, *
         except Exception as exc:  # noqa: BLE001
             conn.send(("error", "engine", ref.folder, f"{type(exc).__name__}: {exc}"))
             return
-        if cache is not None:
+        conn.send(("done", prediction.timing, prediction.device, prediction.precision))
+        if cache is not None:  # after "done": the app shows the case while this writes
             try:
                 cache.put(fingerprint, case, prediction)
             except OSError:
                 pass  # a cache that cannot be written costs a re-run later, nothing else
-        conn.send(("done", prediction.timing, prediction.device, prediction.precision))

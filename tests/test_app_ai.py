@@ -119,7 +119,8 @@ def test_run_all_goes_through_every_case_and_caches_them(
     assert len(order) == 4 + 8 + 4
     assert all(e.status is Status.PREDICTED and e.core_ml is not None for e in model.entries)
     assert progress == sorted(progress) and progress[-1] == 1.0
-    assert len(list(tmp_path.rglob("*.h5"))) == 3
+    # the AI process writes each case to the cache after sending it
+    qtbot.waitUntil(lambda: len(list(tmp_path.rglob("*.h5"))) == 3, timeout=10000)
 
     # a new window (a new session) finds the predictions in the cache without running the AI
     again = MainWindow(
