@@ -27,13 +27,15 @@ from strokelens.core.prediction import THRESHOLD, Prediction
 AGREE, FOCAL_ONLY, CE_ONLY = 1, 2, 3
 #: Reference masks in column order, and how headers name them.
 REFERENCES: tuple[str, ...] = ("truth", "corrected")
-REFERENCE_TITLES = {"truth": "ground truth", "corrected": "corrected"}
+REFERENCE_TITLES = {"truth": "ground truth", "corrected": "corrected mask"}
+#: Short names in column headers (a dock is narrow); the panel's title line spells them out.
+REFERENCE_SHORT = {"truth": "GT", "corrected": "corr."}
 #: Ensemble titles; the two losses first so they sit side by side.
 SOURCE_TITLES = {
-    "focal": "Focal ensemble",
-    "ce": "Cross-entropy ensemble",
+    "focal": "Focal",
+    "ce": "Cross entropy",
     "all": "All members",
-    "wce": "Weighted-CE ensemble",
+    "wce": "Weighted CE",
 }
 _SOURCE_ORDER = ("focal", "ce", "all")
 
@@ -113,7 +115,7 @@ def compare_case(
     sources = [
         SourceRow(
             source=s,
-            title=SOURCE_TITLES.get(s, f"{s} ensemble"),
+            title=SOURCE_TITLES.get(s, s),
             volume_ml=volume_ml(mask, spacing),
             metrics={
                 r: case_metrics(mask, refs[r], spacing) if r in refs else None for r in REFERENCES
@@ -154,7 +156,7 @@ class Column:
 
 
 def _vs(reference: str) -> str:
-    return f"vs {REFERENCE_TITLES[reference]}"
+    return REFERENCE_SHORT[reference]
 
 
 def ensemble_columns(references: Sequence[str]) -> list[Column]:

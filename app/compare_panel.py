@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 )
 
 from strokelens.app.compare import (
+    REFERENCE_SHORT,
     REFERENCE_TITLES,
     Column,
     Comparison,
@@ -143,8 +144,10 @@ class ComparePanel(QWidget):
         self.comparison = comparison
         refs = comparison.references
         rows = as_rows(comparison)
-        vs = ", ".join(f"vs {REFERENCE_TITLES[r]}" for r in refs)
-        self.title.setText(f"{comparison.case_key} · {vs or 'no ground truth or corrected mask'}")
+        legend = ", ".join(f"{REFERENCE_SHORT[r]} = {REFERENCE_TITLES[r]}" for r in refs)
+        self.title.setText(
+            f"{comparison.case_key} · {legend or 'no ground truth or corrected mask'}"
+        )
         _fill(self.ensembles, ensemble_columns(refs), [r for r in rows if r["kind"] == "ensemble"])
         self._fit_height(self.ensembles)
         _fill(self.members, member_columns(refs), [r for r in rows if r["kind"] == "member"])

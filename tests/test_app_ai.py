@@ -272,10 +272,10 @@ def test_compare_dock_equals_core_metrics_and_difference_layer(loop, ai_window, 
     table = window.compare.ensembles
     rows = {table.item(r, 0).text(): r for r in range(table.rowCount())}
     headers = [table.horizontalHeaderItem(c).text() for c in range(table.columnCount())]
-    for source, title in (("focal", "Focal ensemble"), ("ce", "Cross-entropy ensemble")):
+    for source, title in (("focal", "Focal"), ("ce", "Cross entropy")):
         expected = case_metrics(prediction.mask(source), case.mask, case.spacing)
-        dsc = table.item(rows[title], headers.index("DSC\nvs ground truth")).text()
-        avd = table.item(rows[title], headers.index("AVD mL\nvs ground truth")).text()
+        dsc = table.item(rows[title], headers.index("DSC\nGT")).text()
+        avd = table.item(rows[title], headers.index("AVD mL\nGT")).text()
         assert dsc == format_value(expected["dsc"], 3)
         assert avd == format_value(expected["avd_ml"], 1)
     members = window.compare.members
@@ -300,7 +300,7 @@ def test_compare_dock_equals_core_metrics_and_difference_layer(loop, ai_window, 
     run(loop, window.update_compare())
     headers = [table.horizontalHeaderItem(c).text() for c in range(table.columnCount())]
     expected = compare_case(prediction, case.mask, corrected).sources[2].metrics["corrected"]
-    column = headers.index("DSC\nvs corrected")
+    column = headers.index("DSC\ncorr.")
     assert table.item(rows["All members"], column).text() == format_value(expected["dsc"], 3)
 
 

@@ -137,7 +137,7 @@ def test_csv_round_trip():
     assert kinds == ["ensemble"] * 3 + ["member"] * 4 + ["agreement"] * 3
     assert {r["case"] for r in rows} == {"case_7"}
     focal = rows[0]
-    assert focal["name"] == "Focal ensemble"
+    assert focal["name"] == "Focal"
     assert float(focal["hd_mm_vs_corrected"]) == comparison.sources[0].metrics["corrected"]["hd"]
     assert float(focal["dsc_vs_ce"]) == comparison.agreement.dsc
     assert float(rows[3]["dsc_vs_truth"]) == comparison.members[0].dsc["truth"]
@@ -179,7 +179,7 @@ def test_panel_shows_formatted_numbers(panel):
     assert [panel.ensembles.horizontalHeaderItem(c).text() for c in range(len(columns))] == [
         c.title for c in columns
     ]
-    assert "vs ground truth" in columns[2].title and "vs corrected" in columns[-1].title
+    assert columns[2].title == "DSC\nGT" and columns[-1].title.endswith("corr.")
     ensembles = [r for r in rows if r["kind"] == "ensemble"]
     assert panel.ensembles.rowCount() == len(ensembles)
     for i, row in enumerate(ensembles):
