@@ -302,7 +302,7 @@ class MainWindow(QMainWindow):
         if state is None or not self.restoreState(state):
             docks = self.docks
             self.resizeDocks(
-                [docks["cases"], docks["stroke"]], [370, 330], Qt.Orientation.Horizontal
+                [docks["cases"], docks["stroke"]], [440, 330], Qt.Orientation.Horizontal
             )
             self.resizeDocks(
                 [docks["stroke"], docks["layers"], docks["curve"]],
