@@ -15,7 +15,7 @@ from PySide6.QtCore import (
     Qt,
     Signal,
 )
-from PySide6.QtGui import QColor, QFont
+from PySide6.QtGui import QColor, QFont, QFontMetrics
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHeaderView,
@@ -164,7 +164,9 @@ class CaseBrowser(QWidget):
     def _fit_columns(self) -> None:
         """Columns as wide as their contents now, the status and core columns as wide as
         their widest value to come ("in review", "AI 100%", "999.9")."""
-        metrics = self.table.fontMetrics()
+        bold = QFont(self.table.font())
+        bold.setBold(True)  # the current case's row is bold
+        metrics = QFontMetrics(bold)
         padding = (
             2 * self.table.style().pixelMetric(self.table.style().PixelMetric.PM_HeaderMargin) + 8
         )
