@@ -381,7 +381,10 @@ def serve(conn, manifest_path: Path, threads: int, precision: str, cache_root, *
         return stop.is_set() or priority.value >= 0
 
     while True:
-        message = conn.recv()
+        try:
+            message = conn.recv()
+        except EOFError:  # the app is gone
+            return
         if message[0] == "quit":
             return
         _, ref, priority_slice = message

@@ -6,6 +6,7 @@ import os
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import asyncio
+import shutil
 import time
 from dataclasses import replace
 
@@ -314,3 +315,17 @@ def test_run_ai_with_a_broken_ensemble_reports_and_keeps_running(loop, window, d
     assert time.perf_counter() - started < 10
     assert "ensemble.json" in window.statusBar().currentMessage()
     assert window.job is None and window.model.case is not None
+
+
+def test_a_corrupt_member_file_is_reported_by_name(loop, window, dataset, ensemble, tmp_path):
+    copy = tmp_path / "ensemble"
+    shutil.copytree(ensemble.parent, copy)
+    weights = sorted(copy.rglob("*.safetensors"))[0]
+    weights.write_bytes(weights.read_bytes()[:-10] + b"0123456789")
+    assert run(loop, window.open_dataset(dataset))
+    assert window.set_ensemble(copy / ensemble.name)
+    assert not run(loop, window.run_ai([window.model.case.key]))
+    message = window.statusBar().currentMessage()
+    assert weights.name in message and "sha256" in message
+    assert window.job is None and not window.ai_progress.isVisible()
+    assert window.model.entries[0].status is Status.NEW
