@@ -226,18 +226,19 @@ class AiRunner:
 
     def _next_message(self, job: AiJob | None, mirror: list[Prediction | None]) -> tuple:
         """Reader thread: wait for the next message, applying slices to the mirror here."""
-        assert self._conn is not None and self._process is not None
+        conn, process = self._conn, self._process  # kept: shutdown() may clear the fields
+        assert conn is not None and process is not None
         while True:
             self._sync(job)
             try:
-                ready = self._conn.poll(POLL_S)
-                message = self._conn.recv() if ready else None
+                ready = conn.poll(POLL_S)
+                message = conn.recv() if ready else None
             except (EOFError, OSError):
                 message = None
                 ready = True
-            if message is None and (ready or not self._process.is_alive()):
-                self._process.join(1.0)
-                code = self._process.exitcode
+            if message is None and (ready or not process.is_alive()):
+                process.join(1.0)
+                code = process.exitcode
                 return ("error", "engine", self.manifest_path, f"the AI process ended ({code})")
             if message is None:
                 continue

@@ -329,3 +329,20 @@ def test_a_corrupt_member_file_is_reported_by_name(loop, window, dataset, ensemb
     assert weights.name in message and "sha256" in message
     assert window.job is None and not window.ai_progress.isVisible()
     assert window.model.entries[0].status is Status.NEW
+
+
+def test_closing_the_window_mid_run_ends_the_engine_process(loop, ai_window, large):
+    window, model = ai_window, ai_window.model
+    assert run(loop, window.open_dataset(large))
+    window.spawn(window.run_ai([model.case.key]))
+
+    async def first_slice():
+        while model.case.key not in window._pending and model.case.key not in model.predictions:
+            await asyncio.sleep(0.01)
+
+    run(loop, asyncio.wait_for(first_slice(), 30))
+    process = window._runner._process
+    window.close()
+    process.join(5)
+    assert not process.is_alive()
+    assert window.job is None or window.job.stopped
