@@ -13,6 +13,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 from helpers import make_ensemble, write_isles_case
+from PySide6.QtCore import Qt
 
 from strokelens.app.compare import AGREE, CE_ONLY, FOCAL_ONLY, compare_case, format_value
 from strokelens.app.inference import AiJob, AiRunner, default_threads, format_eta
@@ -346,3 +347,39 @@ def test_closing_the_window_mid_run_ends_the_engine_process(loop, ai_window, lar
     process.join(5)
     assert not process.is_alive()
     assert window.job is None or window.job.stopped
+
+
+@pytest.fixture(scope="module")
+def phantom(tmp_path_factory):
+    """One 2-slice phantom case in the ISLES layout (CBF and CBV stored x 10, sidecar scale)."""
+    from strokelens.core.phantom import generate_dataset
+
+    root = tmp_path_factory.mktemp("phantom")
+    generate_dataset(root, 1, seed=3, split="training", slices=(2,))
+    return root
+
+
+def test_phantom_case_review_with_ai_and_compare(qtbot, loop, ai_window, phantom):
+    window, model = ai_window, ai_window.model
+    assert run(loop, window.open_dataset(phantom))
+    case = model.case
+    assert case.value_scales == {"CBF": 0.1, "CBV": 0.1} and case.mask.any()
+    z = model.slice
+    shown = window.view.panes[1].image.image  # CBF in mL/100g/min, not the stored x 10
+    inside = ~np.isnan(shown)  # NaN: off the brain, drawn transparent
+    assert inside.any() and np.allclose(shown[inside], case.channels["CBF"][z][inside] * 0.1)
+    model.step_slice(1 if z == 0 else -1)
+    qtbot.keyClick(window.view.graphics, Qt.Key.Key_3)  # CE layer off, then on again
+    assert not model.layers["ce"].visible
+    qtbot.keyClick(window.view.graphics, Qt.Key.Key_3)
+    window.docks["compare"].raise_()
+    assert run(loop, window.run_ai([case.key]))
+    run(loop, window.update_compare())
+    prediction = model.predictions[case.key]
+    table, rows = window.compare.ensembles, window.compare.ensembles.rowCount()
+    expected = case_metrics(prediction.mask("all"), case.mask, case.spacing)
+    row = next(r for r in range(rows) if table.item(r, 0).text() == "All members")
+    headers = [table.horizontalHeaderItem(c).text() for c in range(table.columnCount())]
+    assert table.item(row, headers.index("DSC\nGT")).text() == format_value(expected["dsc"], 3)
+    assert table.item(row, headers.index("HD mm\nGT")).text() == format_value(expected["hd"], 1)
+    assert model.entries[0].core_ml == pytest.approx(volume_ml(prediction.mask(), case.spacing))
