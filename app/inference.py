@@ -27,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import os
-import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -67,7 +66,7 @@ class AiJob:
     finished: list[str] = field(default_factory=list)
     done_work: int = 0
     case_work: int = 0
-    stop_event: threading.Event = field(default_factory=threading.Event)
+    stopped: bool = False
     priority_request: int | None = None
     partials: dict[str, Prediction] = field(default_factory=dict)
     _rate_start: tuple[float, int] | None = None  # (time, work) when the first result came
@@ -98,20 +97,13 @@ class AiJob:
         self.running = self.keys.pop(0)
         return self.running
 
-    # -- flags read by the engine's cancel check (worker thread) -------------------------------
+    # -- requests (the runner mirrors them into the flags the engine process reads) -----------
     def stop(self) -> None:
-        self.stop_event.set()
-
-    @property
-    def stopped(self) -> bool:
-        return self.stop_event.is_set()
+        self.stopped = True
 
     def request_priority(self, z: int) -> None:
         """Run slice ``z`` of the running case next (it is on screen and not done yet)."""
         self.priority_request = z
-
-    def should_interrupt(self) -> bool:
-        return self.stopped or self.priority_request is not None
 
     # -- progress ------------------------------------------------------------------------------
     @property
@@ -124,7 +116,7 @@ class AiJob:
 
     def set_case_progress(self, done: int, now: float | None = None) -> None:
         self.case_work = done
-        if self._rate_start is None:  # the rate excludes loading the engine and the first case
+        if self._rate_start is None:  # from the first result: loading the engine is not work
             self._rate_start = (time.perf_counter() if now is None else now, self.completed_work)
 
     def fraction(self) -> float:
