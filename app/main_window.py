@@ -5,6 +5,10 @@ thread pool through the asyncio loop (qasync in the app); results come back to t
 where the model is updated and its events redraw the views. A newer case request supersedes an
 older one still loading (generation counter), and the cases around the current one are read
 ahead, so stepping through a data set rarely waits for the disk.
+
+"Run AI" hands cases to an ``AiRunner`` (``inference``: the ensemble in its own process) and
+draws what comes back, at most every ``AI_REFRESH_MS``; the compare dock is recomputed in a
+worker after mask changes.
 """
 
 from __future__ import annotations
