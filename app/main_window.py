@@ -286,6 +286,7 @@ class MainWindow(QMainWindow):
         self._action(ai_menu, "Run AI on &all cases", self.run_ai_all, ("Ctrl+Shift+R",))
         self._action(ai_menu, "&Stop the AI", self.cancel_ai, ("Esc",))
         ai_menu.addSeparator()
+        self._action(ai_menu, "Compare &focal vs CE", self.show_compare, ("Ctrl+E",))
         self._action(ai_menu, "Choose &ensemble…", self.choose_ensemble)
 
         help_menu = bar.addMenu("&Help")
@@ -697,6 +698,12 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"AI skipped {key}: {exc}", 10000)
 
     # -- compare focal vs CE --------------------------------------------------------------------
+    def show_compare(self) -> None:
+        """Bring the compare dock forward (it shares its place with the curve dock)."""
+        dock = self.docks["compare"]
+        dock.show()
+        dock.raise_()
+
     def _want_compare(self) -> None:
         if self.docks["compare"].isVisible():
             self._compare_timer.start()

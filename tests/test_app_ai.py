@@ -264,10 +264,11 @@ def test_job_progress_eta_queue_and_texts():
     ]  # fmt: skip
 
 
-def test_compare_dock_equals_core_metrics_and_difference_layer(loop, ai_window, dataset):
+def test_compare_dock_equals_core_metrics_and_difference_layer(qtbot, loop, ai_window, dataset):
     window, model = ai_window, ai_window.model
     assert run(loop, window.open_dataset(dataset))
-    window.docks["compare"].raise_()
+    qtbot.keyClick(window.view.graphics, Qt.Key.Key_E, Qt.KeyboardModifier.ControlModifier)
+    assert window.compare.isVisible()
     assert run(loop, window.run_ai([model.case.key]))
     run(loop, window.update_compare())
     case, prediction = model.case, model.predictions[model.case.key]
