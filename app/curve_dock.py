@@ -89,7 +89,7 @@ class CurvePanel(QWidget):
         """Redraw once per event-loop turn, however many cursor/slice events came in it."""
         if not self._update_pending:
             self._update_pending = True
-            QTimer.singleShot(0, self.update_curve)
+            QTimer.singleShot(0, self, self.update_curve)  # cancelled if the dock is deleted
 
     def showEvent(self, event) -> None:  # noqa: N802 (Qt override)
         super().showEvent(event)

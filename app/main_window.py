@@ -150,6 +150,8 @@ class MainWindow(QMainWindow):
         self._pending: dict = {}  # case key -> prediction with slices not drawn yet
         self._ai_timer = QTimer(self, singleShot=True, interval=AI_REFRESH_MS)
         self._ai_timer.timeout.connect(self._flush_ai)
+        self._series_timer = QTimer(self, singleShot=True, interval=SERIES_DELAY_MS)
+        self._series_timer.timeout.connect(self._start_perfusion)
         self._priority_timer = QTimer(self, singleShot=True, interval=PRIORITY_DELAY_MS)
         self._priority_timer.timeout.connect(self._ai_priority_slice)
         self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="strokelens")
@@ -329,7 +331,8 @@ class MainWindow(QMainWindow):
         self.settings.sync()
         if self.job is not None:
             self.job.stop()
-        for timer in (self._ai_timer, self._priority_timer, self._compare_timer):
+        timers = (self._ai_timer, self._priority_timer, self._compare_timer, self._series_timer)
+        for timer in timers:
             timer.stop()
         for task in list(self._tasks):
             task.cancel()
@@ -470,19 +473,20 @@ class MainWindow(QMainWindow):
 
     # -- 4D series -----------------------------------------------------------------------------
     def _want_perfusion(self) -> None:
-        """Read the series once the reviewer stays on a case (not while paging through)."""
+        """Read the series once the reviewer stays on a case (not while paging through): the
+        timer restarts on every case change."""
         case = self.model.case
         if case is not None and case.has_perfusion:
-            QTimer.singleShot(SERIES_DELAY_MS, lambda key=case.key: self._start_perfusion(key))
+            self._series_timer.start()
 
-    def _start_perfusion(self, key: str) -> None:
+    def _start_perfusion(self) -> None:
         case = self.model.case
         if (
             case is not None
-            and case.key == key
+            and case.has_perfusion
             and self.docks["curve"].isVisible()
             and self.model.perfusion is None
-            and self._perfusion_loading != key
+            and self._perfusion_loading != case.key
         ):
             self.spawn(self._load_perfusion(case))
 
