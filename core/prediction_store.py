@@ -18,6 +18,7 @@ any device is reused (the file records which one made it).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -193,15 +194,23 @@ def default_cache_root() -> Path:
     return base / "strokelens" / "predictions"
 
 
+#: Default size bound of the cache: about 290 22-slice cases of the 10-member demo ensemble.
+MAX_CACHE_BYTES = 2 * 1024**3
+
+
 class PredictionCache:
-    """Complete predictions by ensemble and case inputs, under ``root``.
+    """Complete predictions by ensemble and case inputs, under ``root``, at most ``max_bytes``.
 
     A file that cannot be read is a miss: ``get`` logs a warning and leaves it in place (for
-    inspection); the next ``put`` for that case replaces it atomically.
+    inspection); the next ``put`` for that case replaces it atomically. ``get`` marks a file as
+    used (its mtime); ``put`` then removes the least recently used files, never the one just
+    written, until the cache fits ``max_bytes``. Entries of a rewritten case (new input
+    fingerprint) are never read again and age out this way.
     """
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, max_bytes: int = MAX_CACHE_BYTES):
         self.root = Path(root)
+        self.max_bytes = max_bytes
 
     def path_for(self, manifest_sha: str, case: Case) -> Path:
         name = re.sub(r"[^A-Za-z0-9._-]+", "_", case.key)
@@ -212,13 +221,38 @@ class PredictionCache:
         if not path.is_file():
             return None
         try:
-            return load_prediction(path)
+            prediction = load_prediction(path)
         except DataError as exc:
             _log.warning("ignoring cached prediction: %s", exc)
             return None
+        with contextlib.suppress(OSError):  # a read-only cache still serves
+            os.utime(path)
+        return prediction
 
     def put(self, manifest_sha: str, case: Case, prediction: Prediction) -> Path:
         if not prediction.complete:
             done, total = int(prediction.done.sum()), len(prediction.done)
             raise ValueError(f"only complete predictions are cached ({done}/{total} slices done)")
-        return save_prediction(self.path_for(manifest_sha, case), prediction)
+        path = save_prediction(self.path_for(manifest_sha, case), prediction)
+        self.prune(keep=path)
+        return path
+
+    def prune(self, keep: Path | None = None) -> list[Path]:
+        """Remove the least recently used files until the cache fits; returns those removed."""
+        files = []
+        for path in self.root.rglob("*.h5"):
+            with contextlib.suppress(OSError):  # removed meanwhile by another instance
+                st = path.stat()
+                files.append((st.st_mtime_ns, st.st_size, path))
+        total = sum(size for _, size, _ in files)
+        removed = []
+        for _, size, path in sorted(files):
+            if total <= self.max_bytes:
+                break
+            if path == keep:
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+            total -= size
+            removed.append(path)
+        return removed

@@ -287,3 +287,23 @@ def test_module_does_not_import_torch_or_qt():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60)
     assert done.returncode == 0, done.stderr.decode()
+
+
+def test_cache_keeps_to_its_size_removing_the_least_recently_used(tmp_path):
+    cases = []
+    for n in range(3):
+        write_simple_case(tmp_path / "data" / f"c{n}", seed=n)
+        cases.append(load_case(tmp_path / "data" / f"c{n}"))
+    probe = PredictionCache(tmp_path / "probe")
+    size = probe.put("abc", cases[0], _for(cases[0])).stat().st_size
+    cache = PredictionCache(tmp_path / "cache", max_bytes=2 * size + size // 2)  # room for 2
+    paths = []
+    for n, case in enumerate(cases[:2]):
+        paths.append(cache.put("abc", case, _for(case)))
+        os.utime(paths[-1], ns=(n * 10**9, n * 10**9))  # c0 older than c1
+    assert cache.get("abc", cases[0]) is not None  # c0 is used again: c1 is now the oldest
+    third = cache.put("abc", cases[2], _for(cases[2]))
+    assert third.is_file() and paths[0].is_file() and not paths[1].exists()
+    tiny = PredictionCache(tmp_path / "tiny", max_bytes=1)
+    only = tiny.put("abc", cases[1], _for(cases[1]))
+    assert only.is_file()  # the file just written stays, even over the bound
