@@ -9,10 +9,15 @@ HELP = "open the review workstation on a data set (ISLES or simple layout)"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("path", nargs="?", help="data set root, split folder or case folder")
+    add_window_options(parser)
+
+
+def add_window_options(parser: argparse.ArgumentParser) -> None:
+    """Options of every command that opens the window (``app``, ``demo``)."""
     parser.add_argument(
         "--screenshot",
         metavar="FILE.png",
-        help="open PATH, show its first case, save a PNG of the window and exit",
+        help="show the first case, save a PNG of the window and exit",
     )
     parser.add_argument(
         "--ensemble", metavar="MANIFEST", help="ensemble for Run AI (default: the bundled demo)"
@@ -22,12 +27,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def window_options(args: argparse.Namespace) -> dict:
+    """``run_gui`` keywords from the options of ``add_window_options``."""
+    return {"screenshot": args.screenshot, "ensemble": args.ensemble, "run_ai": args.run_ai}
+
+
 def run(args: argparse.Namespace) -> int:
     from strokelens.app.launch import run_gui
 
     if args.screenshot and not args.path:
         print("strokelens app: error: --screenshot needs a PATH to open")
         return 2
-    return run_gui(
-        args.path, screenshot=args.screenshot, ensemble=args.ensemble, run_ai=args.run_ai
-    )
+    return run_gui(args.path, **window_options(args))
