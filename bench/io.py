@@ -7,11 +7,11 @@ Run: python bench/io.py
 from __future__ import annotations
 
 import tempfile
-import time
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+from timing import best_of
 
 from strokelens.core.dataset import load_case
 
@@ -32,15 +32,6 @@ def write_case(folder: Path) -> list[Path]:
     return paths
 
 
-def best_of(fn, n: int = 15) -> float:
-    times = []
-    for _ in range(n):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
-
-
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "case_1"
@@ -53,7 +44,7 @@ def main() -> None:
             return load_case(folder)
 
         plain(), reader()  # warm the page cache
-        t_plain, t_reader = best_of(plain), best_of(reader)
+        (t_plain, _), (t_reader, _) = best_of(plain, 15), best_of(reader, 15)
     print(f"plain nibabel get_fdata(float32), 5 maps 256x256x22: {t_plain * 1e3:.1f} ms")
     print(f"StrokeLens load_case (checks, float32, (z,y,x)):       {t_reader * 1e3:.1f} ms")
     print(f"reader overhead ratio: {t_reader / t_plain:.2f} (target <= 1.3)")

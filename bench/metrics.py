@@ -11,12 +11,11 @@ Run: python bench/metrics.py [--repeats N]
 from __future__ import annotations
 
 import argparse
-import time
-from collections.abc import Callable
 
 import numpy as np
 from medpy.metric import binary as mb
 from scipy import ndimage
+from timing import best_of
 
 from strokelens.core.metrics import case_metrics
 
@@ -65,15 +64,6 @@ def medpy_metrics(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
     }
 
 
-def best_of(fn: Callable[[], object], n: int) -> float:
-    times = []
-    for _ in range(n):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7, help="timing runs per case (best kept)")
@@ -84,8 +74,8 @@ def main() -> None:
     ours_total = theirs_total = worst = 0.0
     print(f"{'truth mL':>9} {'pred mL':>8} {'ours ms':>8} {'medpy ms':>9} {'ratio':>6}  max |diff|")
     for pred, truth in cases:
-        ours = best_of(lambda p=pred, t=truth: case_metrics(p, t, SPACING), args.repeats)
-        theirs = best_of(lambda p=pred, t=truth: medpy_metrics(p, t), args.repeats)
+        ours, _ = best_of(lambda p=pred, t=truth: case_metrics(p, t, SPACING), args.repeats)
+        theirs, _ = best_of(lambda p=pred, t=truth: medpy_metrics(p, t), args.repeats)
         a, b = case_metrics(pred, truth, SPACING), medpy_metrics(pred, truth)
         diff = max(abs(a[k] - b[k]) for k in a)
         ours_total, theirs_total, worst = ours_total + ours, theirs_total + theirs, max(worst, ours)
