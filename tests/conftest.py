@@ -52,3 +52,11 @@ def window(qtbot, loop, settings):
     qtbot.waitExposed(win)
     win.activateWindow()
     return win
+
+
+@pytest.fixture(scope="session")
+def ensemble(tmp_path_factory):
+    """A tiny random 4-member ensemble (2 focal, 2 CE) on disk: its manifest path."""
+    from helpers import make_ensemble
+
+    return make_ensemble(tmp_path_factory.mktemp("ensemble"))

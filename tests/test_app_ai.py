@@ -12,7 +12,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from helpers import make_ensemble, write_isles_case
+from helpers import write_isles_case
 from PySide6.QtCore import Qt
 
 from strokelens.app.compare import AGREE, CE_ONLY, FOCAL_ONLY, compare_case, format_value
@@ -34,11 +34,6 @@ def dataset(tmp_path_factory):
     write_isles_case(root / "TRAINING" / "case_2", (24, 20, 8), truth=False, seed=2)
     write_isles_case(root / "TRAINING" / "case_3", (24, 20, 4), seed=3)
     return root
-
-
-@pytest.fixture(scope="module")
-def ensemble(tmp_path_factory):
-    return make_ensemble(tmp_path_factory.mktemp("ensemble"))
 
 
 @pytest.fixture

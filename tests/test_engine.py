@@ -25,11 +25,6 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
-def ensemble(tmp_path_factory):
-    return make_ensemble(tmp_path_factory.mktemp("ensemble"))
-
-
-@pytest.fixture(scope="module")
 def case(tmp_path_factory):
     return load_case(write_isles_case(tmp_path_factory.mktemp("case") / "case_1")["CT"].parents[1])
 

@@ -10,7 +10,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from helpers import make_ensemble, write_isles_case, write_simple_case
+from helpers import write_isles_case, write_simple_case
 
 from strokelens.app.cli import main
 from strokelens.app.commands import predict
@@ -19,11 +19,6 @@ from strokelens.core.engine import Engine
 from strokelens.core.metrics import METRICS, case_metrics
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-@pytest.fixture(scope="module")
-def ensemble(tmp_path_factory):
-    return make_ensemble(tmp_path_factory.mktemp("ensemble"))
 
 
 @pytest.fixture(scope="module")
