@@ -188,9 +188,9 @@ class MainWindow(QMainWindow):
         self.tabifyDockWidget(self.docks["curve"], self.docks["compare"])
         self.docks["curve"].raise_()
         self.docks["curve"].visibilityChanged.connect(lambda _on: self._want_perfusion())
-        self._compare_generation = 0
+        self._compare_task: asyncio.Task | None = None
         self._compare_timer = QTimer(self, singleShot=True, interval=COMPARE_DELAY_MS)
-        self._compare_timer.timeout.connect(lambda: self.spawn(self.update_compare()))
+        self._compare_timer.timeout.connect(self._request_compare)
         self.docks["compare"].visibilityChanged.connect(lambda _on: self._want_compare())
         self.model.mask_changed.connect(self._want_compare)
         self.cursor_label = QLabel()
@@ -713,11 +713,29 @@ class MainWindow(QMainWindow):
             self._compare_timer.start()
 
     async def update_compare(self) -> None:
-        """Recompute the compare table of the case on screen in a worker (once it is predicted)."""
+        """Recompute the compare table of the case on screen, and return once the dock shows it.
+
+        A request made meanwhile (the timer after a mask change, another call) supersedes this
+        one and is waited for: the dock then shows the masks as they are, never a stale or an
+        empty table.
+        """
+        task = self._request_compare()
+        while True:
+            await asyncio.wait([task])  # errors are reported by spawn, once
+            if task is self._compare_task:
+                return
+            task = self._compare_task
+
+    def _request_compare(self) -> asyncio.Task:
+        self._compare_timer.stop()  # this request covers the pending mask change
+        self._compare_task = self.spawn(self._compare_case_on_screen())
+        return self._compare_task
+
+    async def _compare_case_on_screen(self) -> None:
+        """The comparison of the case on screen, computed in a worker (once it is predicted)."""
         from strokelens.app.compare import compare_case
 
         case = self.model.case
-        self._compare_generation += 1
         if case is None:
             self.compare.set_message("No case open.")
             return
@@ -730,10 +748,9 @@ class MainWindow(QMainWindow):
                 else f"{case.key}: no AI prediction yet. AI ▸ Run AI on this case (Ctrl+R)."
             )
             return
-        generation = self._compare_generation
         corrected = self.model.corrected.get(case.key)
         comparison = await self.run_in_worker(compare_case, prediction, case.mask, corrected)
-        if generation == self._compare_generation:  # else a newer mask is being compared
+        if asyncio.current_task() is self._compare_task:  # else a newer request shows its own
             self.compare.show_comparison(comparison)
 
     # -- demo ----------------------------------------------------------------------------------

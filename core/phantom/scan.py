@@ -88,7 +88,8 @@ def random_patient(rng: np.random.Generator, patient_id: str) -> Patient:
         tissue=random_tissue(rng),
         physiology=random_physiology(rng),
         lesion=random_lesion(rng, pose.volume_factor),
-        pixel=float(pixel),
+        # NIfTI keeps pixdim as float32: the maps are analysed with the spacing the files carry
+        pixel=float(np.float32(pixel)),
     )
 
 
