@@ -170,9 +170,11 @@ class AiRunner:
         threads: int | None = None,
         precision: str = "auto",
         cache_root: Path | None = None,
+        allow_external_members: bool = False,
     ):
         self.loop = loop
         self.manifest_path = Path(manifest_path)
+        self.allow_external_members = allow_external_members
         self.threads = threads or default_threads()
         self.precision = precision
         self.cache_root = cache_root
@@ -194,7 +196,11 @@ class AiRunner:
         self._process = self._context.Process(
             target=serve,
             args=(theirs, self.manifest_path, self.threads, self.precision, self.cache_root),
-            kwargs={"stop": self._stop, "priority": self._priority},
+            kwargs={
+                "stop": self._stop,
+                "priority": self._priority,
+                "allow_external_members": self.allow_external_members,
+            },
             name="strokelens-ai",
             daemon=True,
         )
@@ -351,14 +357,26 @@ class AiRunner:
         self._reader.shutdown(wait=False, cancel_futures=True)
 
 
-def serve(conn, manifest_path: Path, threads: int, precision: str, cache_root, *, stop, priority):
+def serve(
+    conn,
+    manifest_path: Path,
+    threads: int,
+    precision: str,
+    cache_root,
+    *,
+    stop,
+    priority,
+    allow_external_members: bool = False,
+):
     """The engine process: load the members, then predict cases on request until "quit"."""
     from strokelens.core.dataset import load_ref
     from strokelens.core.engine import Cancelled, Engine
     from strokelens.core.prediction_store import PredictionCache, manifest_fingerprint
 
     try:
-        engine = Engine.from_manifest(manifest_path, threads=threads, precision=precision)
+        engine = Engine.from_manifest(
+            manifest_path, allow_external_members, threads=threads, precision=precision
+        )
     except DataError as exc:
         conn.send(("error", "engine", exc.path, exc.problem))
         return
@@ -411,5 +429,5 @@ def serve(conn, manifest_path: Path, threads: int, precision: str, cache_root, *
         if cache is not None:  # after "done": the app shows the case while this writes
             try:
                 cache.put(fingerprint, case, prediction)
-            except OSError:
+            except (OSError, DataError):
                 pass  # a cache that cannot be written costs a re-run later, nothing else

@@ -45,12 +45,14 @@ def run_gui(
     demo_folder: Path | None = None,
     screenshot: str | Path | None = None,
     ensemble: str | Path | None = None,
+    allow_external_members: bool = False,
     run_ai: bool = False,
 ) -> int:
     """Open the window on ``path`` (or the demo data in ``demo_folder``); 0 on success.
 
-    ``ensemble``: the manifest "Run AI" uses; ``run_ai``: predict the first case at once (with
-    ``screenshot``, the picture shows its result).
+    ``ensemble``: the manifest "Run AI" uses (``allow_external_members``: as for
+    ``read_manifest``); ``run_ai``: predict the first case at once (with ``screenshot``, the
+    picture shows its result).
     """
     import qasync
     from PySide6.QtCore import QEvent, QSettings
@@ -69,7 +71,14 @@ def run_gui(
         else QSettings()
     )
     cache = PredictionCache(default_cache_root())  # screenshots show cached predictions too
-    window = MainWindow(Model(), settings, loop, ensemble=ensemble, prediction_cache=cache)
+    window = MainWindow(
+        Model(),
+        settings,
+        loop,
+        ensemble=ensemble,
+        prediction_cache=cache,
+        allow_external_members=allow_external_members,
+    )
     if screenshot:
         window.resize(*SCREENSHOT_SIZE)
     window.show()

@@ -94,12 +94,12 @@ def read_case(ref) -> PreparedCase:
     return prepare_case(load_ref(ref))
 
 
-def _ensemble_info(path: Path) -> tuple[int, str]:
+def _ensemble_info(path: Path, allow_external_members: bool) -> tuple[int, str]:
     """Member count and cache fingerprint of an ensemble manifest (worker)."""
     from strokelens.core.manifest import read_manifest
     from strokelens.core.prediction_store import manifest_fingerprint
 
-    manifest = read_manifest(path)
+    manifest = read_manifest(path, allow_external_members)
     return len(manifest.members), manifest_fingerprint(manifest)
 
 
@@ -133,16 +133,19 @@ class MainWindow(QMainWindow):
         loop: asyncio.AbstractEventLoop | None = None,
         ensemble: str | Path | None = None,
         prediction_cache: PredictionCache | None = None,
+        allow_external_members: bool = False,
     ):
         """``ensemble``: the manifest "Run AI" uses (default: the last one chosen, else the
         bundled demo ensemble); ``prediction_cache``: where finished predictions are kept and
-        found again (None: not kept)."""
+        found again (None: not kept); ``allow_external_members``: the user's leave (a command
+        line option) to load member weights outside a manifest's folder."""
         super().__init__()
         self.model = model or Model()
         self.settings = settings or QSettings()
         self._loop = loop or asyncio.get_event_loop()
         self.ensemble = self._default_ensemble(ensemble)
         self.prediction_cache = prediction_cache
+        self.allow_external_members = allow_external_members
         self._runner: AiRunner | None = None
         self._ensemble_info: tuple[int, str] | None = None  # (members, fingerprint)
         self.job: AiJob | None = None
@@ -543,7 +546,9 @@ class MainWindow(QMainWindow):
                     "No ensemble to run: choose a manifest with AI ▸ Choose ensemble…"
                 )
             path = self.ensemble
-            self._ensemble_info = await self.run_in_worker(_ensemble_info, path)
+            self._ensemble_info = await self.run_in_worker(
+                _ensemble_info, path, self.allow_external_members
+            )
         return self._ensemble_info
 
     async def _load_cached_prediction(self, case) -> None:
@@ -603,6 +608,7 @@ class MainWindow(QMainWindow):
                 self._loop,
                 self.ensemble,  # type: ignore[arg-type]
                 cache_root=None if cache is None else cache.root,
+                allow_external_members=self.allow_external_members,
             )
         runner = self._runner
         job = self.job = AiJob([], {}, partials=self._partials)

@@ -175,8 +175,12 @@ class Engine:
         self.load_seconds = time.perf_counter() - start
 
     @classmethod
-    def from_manifest(cls, path: str | Path, **kwargs) -> Engine:
-        return cls(read_manifest(path), **kwargs)
+    def from_manifest(
+        cls, path: str | Path, allow_external_members: bool = False, **kwargs
+    ) -> Engine:
+        """The engine of the manifest at ``path`` (see ``read_manifest``); ``kwargs`` as for
+        the constructor."""
+        return cls(read_manifest(path, allow_external_members), **kwargs)
 
     @property
     def members(self) -> list[Member]:

@@ -12,8 +12,10 @@ the saved one bit for bit. Files are written atomically (``writer.atomic_write``
 ``PredictionCache`` keeps complete predictions under ``ROOT/<ensemble>/<case key>.<inputs>.h5``:
 ``<ensemble>`` is ``manifest_fingerprint`` (member names, losses, weight sha256, preprocessing) and
 ``<inputs>`` hashes the five channel files' resolved path, size and mtime, so a changed ensemble or
-a rewritten input file misses. Device and precision are not part of the key: a prediction from
-any device is reused (the file records which one made it).
+a rewritten input file misses; ``<case key>`` keeps letters, digits and ``_`` (anything else
+becomes ``_``; the fingerprint keeps such names apart), and the path is made with
+``safepath.path_inside``, so no case folder name leads outside ROOT. Device and precision are
+not part of the key: a prediction from any device is reused (the file records which one made it).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from strokelens.core.case import CHANNELS, Case
 from strokelens.core.errors import DataError
 from strokelens.core.manifest import Manifest
 from strokelens.core.prediction import Prediction
+from strokelens.core.safepath import path_inside
 from strokelens.core.writer import atomic_write
 
 FORMAT = "strokelens-prediction"
@@ -213,14 +216,14 @@ class PredictionCache:
         self.max_bytes = max_bytes
 
     def path_for(self, manifest_sha: str, case: Case) -> Path:
-        name = re.sub(r"[^A-Za-z0-9._-]+", "_", case.key)
-        return self.root / manifest_sha / f"{name}.{case_fingerprint(case)}.h5"
+        name = re.sub(r"[^A-Za-z0-9_]+", "_", case.key)
+        return path_inside(self.root, manifest_sha, f"{name}.{case_fingerprint(case)}.h5")
 
     def get(self, manifest_sha: str, case: Case) -> Prediction | None:
-        path = self.path_for(manifest_sha, case)
-        if not path.is_file():
-            return None
         try:
+            path = self.path_for(manifest_sha, case)
+            if not path.is_file():
+                return None
             prediction = load_prediction(path)
         except DataError as exc:
             _log.warning("ignoring cached prediction: %s", exc)

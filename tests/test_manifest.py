@@ -41,7 +41,7 @@ def test_round_trip(tmp_path):
             lambda d: d["members"][0].update(weights="gone.safetensors"),
             "gone.safetensors not found",
         ),
-        (lambda d: d["members"][0].pop("sha256"), "malformed"),
+        (lambda d: d["members"][0].pop("sha256"), r"member 1 \(focal-fold1\): sha256 is required"),
     ],
 )
 def test_broken_manifests(tmp_path, edit, words):

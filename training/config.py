@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from strokelens.core.errors import DataError
+from strokelens.core.losses import LOSSES
 from strokelens.core.models import resolve_config
 from strokelens.resources import resource_path
 from strokelens.training.augment import AugmentConfig
@@ -97,7 +98,10 @@ def load_config(name_or_path: str | Path) -> TrainConfig:
     except ValueError as exc:
         raise DataError(path, f"[model]: {exc}") from exc
     loss = dict(raw.get("loss", {}))
-    names = tuple(loss.pop("names", ("focal", "ce")))
+    names = loss.pop("names", ["focal", "ce"])
+    # Loss names become run folders (``RUN/<loss>/``) and manifest fields: only known ones.
+    if not isinstance(names, list) or not names or any(n not in LOSSES for n in names):
+        raise DataError(path, f"[loss] names must be a list of {sorted(LOSSES)}, not {names!r}")
     augment = raw.get("augment", {})
     enabled = augment.pop("enabled", True) if isinstance(augment, dict) else True
     pretrained = str(raw.get("pretrained", {}).get("path", ""))
@@ -105,7 +109,7 @@ def load_config(name_or_path: str | Path) -> TrainConfig:
         pretrained = str((path.parent / pretrained).resolve())
     config = TrainConfig(
         model=model,
-        losses=names,
+        losses=tuple(names),
         loss_params={k: dict(v) for k, v in loss.items()},
         pretrained=pretrained,
         schedule=_take(path, "train", raw.get("train", {}), Schedule),

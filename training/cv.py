@@ -23,6 +23,7 @@ from strokelens.core.errors import DataError
 from strokelens.core.manifest import Manifest, Member
 from strokelens.core.metrics import case_metrics, summarize
 from strokelens.core.preprocessing import load_scaling
+from strokelens.core.safepath import path_inside
 from strokelens.core.weights import file_sha256
 from strokelens.core.writer import atomic_write_bytes
 from strokelens.training.cache import CacheReader, build_cache
@@ -91,7 +92,7 @@ def run_cv(
     for loss in losses:
         for fold in only_folds or range(1, len(folds) + 1):
             train_keys, val_keys = split_for_fold(folds, fold - 1)
-            fold_dir = out / loss / f"fold_{fold}"
+            fold_dir = path_inside(out, loss, f"fold_{fold}")  # --loss is any string
             meta = {"fold": fold, "data": str(Path(data).resolve()), "config": config.source}
             trainer = Trainer(config, cache, train_keys, val_keys, fold_dir, loss, device, meta)
             finished = fold_dir / RESULT

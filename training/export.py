@@ -1,7 +1,8 @@
 """Export a cross-validation ensemble for deployment: inference-only members, optionally fp16.
 
 Exported members drop the auxiliary head (a training aid) and may store float16 tensors (half
-the size; loading casts back to float32). The bundled demo ensemble is made this way.
+the size; loading casts back to float32). The bundled demo ensemble is made this way. Member
+files are named after the members, so each path is made with ``core.safepath.path_inside``.
 """
 
 from __future__ import annotations
@@ -12,16 +13,27 @@ import torch
 
 from strokelens.core.manifest import Manifest, Member, read_manifest
 from strokelens.core.models import build_model
+from strokelens.core.safepath import path_inside
 from strokelens.core.weights import load_weights, save_weights
 
 
-def export_ensemble(manifest_path: str | Path, out: str | Path, half: bool = True) -> Path:
-    """Write ``out/ensemble.json`` and ``out/<member>.safetensors``; returns the manifest path."""
-    source = read_manifest(manifest_path)
+def export_ensemble(
+    manifest_path: str | Path,
+    out: str | Path,
+    half: bool = True,
+    allow_external_members: bool = False,
+) -> Path:
+    """Write ``out/ensemble.json`` and ``out/<member>.safetensors``; returns the manifest path.
+
+    ``allow_external_members``: as for ``read_manifest``.
+    """
+    source = read_manifest(manifest_path, allow_external_members)
     out = Path(out)
+    targets = [path_inside(out, f"{m.name}.safetensors") for m in source.members]
+    manifest_out = path_inside(out, "ensemble.json")
     out.mkdir(parents=True, exist_ok=True)
     members = []
-    for m in source.members:
+    for m, target in zip(source.members, targets, strict=True):
         model, config, meta = load_weights(source.weights_path(m), sha256=m.sha256)
         config = {**config, "aux": False} if "aux" in config else config
         slim = build_model(config)
@@ -29,10 +41,7 @@ def export_ensemble(manifest_path: str | Path, out: str | Path, half: bool = Tru
         slim.load_state_dict(state)
         if half:
             slim = slim.to(torch.float16)
-        name = f"{m.name}.safetensors"
-        sha = save_weights(slim, out / name, config, {**meta, "exported_from": m.weights})
-        members.append(Member(m.name, m.loss, m.fold, name, sha, m.val_dice))
+        sha = save_weights(slim, target, config, {**meta, "exported_from": m.weights})
+        members.append(Member(m.name, m.loss, m.fold, target.name, sha, m.val_dice))
     meta = {**source.meta, "exported_from": str(Path(manifest_path).resolve()), "fp16": half}
-    return Manifest(source.name, members, source.preprocessing, meta=meta).save(
-        out / "ensemble.json"
-    )
+    return Manifest(source.name, members, source.preprocessing, meta=meta).save(manifest_out)

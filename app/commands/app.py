@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from strokelens.app.commands import add_allow_external_members
+
 HELP = "open the review workstation on a data set (ISLES or simple layout)"
 
 
@@ -22,6 +24,7 @@ def add_window_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--ensemble", metavar="MANIFEST", help="ensemble for Run AI (default: the bundled demo)"
     )
+    add_allow_external_members(parser)
     parser.add_argument(
         "--run-ai", action="store_true", help="run the AI on the first case at once"
     )
@@ -29,7 +32,12 @@ def add_window_options(parser: argparse.ArgumentParser) -> None:
 
 def window_options(args: argparse.Namespace) -> dict:
     """``run_gui`` keywords from the options of ``add_window_options``."""
-    return {"screenshot": args.screenshot, "ensemble": args.ensemble, "run_ai": args.run_ai}
+    return {
+        "screenshot": args.screenshot,
+        "ensemble": args.ensemble,
+        "allow_external_members": args.allow_external_members,
+        "run_ai": args.run_ai,
+    }
 
 
 def run(args: argparse.Namespace) -> int:

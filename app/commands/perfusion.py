@@ -105,6 +105,7 @@ def process_case(ref, out_dir: Path, args: argparse.Namespace) -> str:
 def run(args: argparse.Namespace) -> int:
     from strokelens.core.dataset import open_dataset
     from strokelens.core.errors import DataError
+    from strokelens.core.safepath import check_name, path_inside
 
     root = Path(args.path)
     dataset = open_dataset(root)
@@ -118,12 +119,13 @@ def run(args: argparse.Namespace) -> int:
         return 1
     failed = present = 0
     for ref in sources:
-        case_out = out / ref.key
-        if not args.force and all((case_out / f"{n}.nii.gz").exists() for n in MAP_FILES):
-            present += 1
-            print(f"{ref.key}: already in {case_out} (--force recomputes)")
-            continue
         try:
+            check_name(ref.id, "case folder name", ref.folder)
+            case_out = path_inside(out, *([ref.split] if ref.split else []), ref.id)
+            if not args.force and all((case_out / f"{n}.nii.gz").exists() for n in MAP_FILES):
+                present += 1
+                print(f"{ref.key}: already in {case_out} (--force recomputes)")
+                continue
             print(process_case(ref, case_out, args), flush=True)
         except DataError as exc:
             failed += 1

@@ -7,6 +7,9 @@ the member std (uncertainty) and with ``--members`` each member's probabilities.
 repeat across splits (ISLES' TRAINING and TESTING both hold case_1), each split gets a folder.
 ``predictions.csv`` / ``predictions.json`` hold per case the lesion volumes of the all/focal/ce
 masks and, where a ground truth exists, their ISLES metrics, plus the summary over cases.
+
+File names are made of case folder names and the manifest's losses and member names, so every
+output path is made with ``core.safepath.path_inside``: nothing is written outside DIR.
 """
 
 from __future__ import annotations
@@ -15,10 +18,12 @@ import argparse
 import re
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm import tqdm
 
+from strokelens.app.commands import add_allow_external_members
 from strokelens.app.commands.evaluate import format_table, write_csv, write_json
 from strokelens.core.case import Case
 from strokelens.core.dataset import open_dataset
@@ -29,6 +34,7 @@ from strokelens.core.errors import DataError
 from strokelens.core.manifest import read_manifest
 from strokelens.core.metrics import METRICS, case_metrics, summarize
 from strokelens.core.prediction import Prediction
+from strokelens.core.safepath import check_name, path_inside
 from strokelens.core.writer import submission_name, write_mask, write_probability
 
 HELP = "segment the infarct core of a case or data set with an ensemble (masks, maps, volumes)"
@@ -45,6 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--ensemble", help="ensemble manifest (JSON) naming the member weights")
+    add_allow_external_members(parser)
     parser.add_argument(
         "--method", default="strokelens", help="method name in ISLES submission file names"
     )
@@ -85,17 +92,46 @@ def mask_name(case: Case, method: str) -> str:
     return submission_name(case, method) if case.submission_id else f"{case.id}_mask.nii.gz"
 
 
-def write_outputs(case: Case, prediction: Prediction, folder: Path, method: str, members: bool):
+@dataclass
+class CaseFiles:
+    """Where one case's outputs go."""
+
+    mask: Path
+    probability: dict[str, Path]  # source ("all" or a loss) -> mean probability map
+    uncertainty: Path
+    members: dict[str, Path]  # member name -> its probabilities (empty without --members)
+
+
+def case_files(
+    out: Path, case: Case, sources: list[str], members: list[str], method: str, per_split: bool
+) -> CaseFiles:
+    """The files of ``case`` under ``out``, each made with ``path_inside`` (known before the
+    inference runs, so a name that cannot be a file costs no inference)."""
+    sub = [case.split] if per_split and case.split else []
+
+    def inside(*parts: str) -> Path:
+        return path_inside(out, *sub, *parts)
+
+    def prob(source: str) -> Path:
+        return inside("maps", f"{case.id}_prob{'' if source == 'all' else '_' + source}.nii.gz")
+
+    return CaseFiles(
+        mask=inside(mask_name(case, method)),
+        probability={source: prob(source) for source in sources},
+        uncertainty=inside("maps", f"{case.id}_uncertainty.nii.gz"),
+        members={name: inside("maps", f"{case.id}_member_{name}.nii.gz") for name in members},
+    )
+
+
+def write_outputs(case: Case, prediction: Prediction, files: CaseFiles) -> Path:
     """The case's mask and maps; returns the mask path."""
-    maps = folder / "maps"
     for source in prediction.sources:
-        suffix = "" if source == "all" else f"_{source}"
-        write_probability(case, prediction.mean(source), maps / f"{case.id}_prob{suffix}.nii.gz")
-    write_probability(case, prediction.uncertainty, maps / f"{case.id}_uncertainty.nii.gz")
-    if members:
-        for name, probabilities in zip(prediction.member_names, prediction.members, strict=True):
-            write_probability(case, probabilities, maps / f"{case.id}_member_{name}.nii.gz")
-    return write_mask(case, prediction.mask(), folder / mask_name(case, method))
+        write_probability(case, prediction.mean(source), files.probability[source])
+    write_probability(case, prediction.uncertainty, files.uncertainty)
+    for name, probabilities in zip(prediction.member_names, prediction.members, strict=True):
+        if name in files.members:
+            write_probability(case, probabilities, files.members[name])
+    return write_mask(case, prediction.mask(), files.mask)
 
 
 def case_row(case: Case, prediction: Prediction, mask_path: Path, out: Path) -> dict:
@@ -122,7 +158,7 @@ def run(args: argparse.Namespace) -> int:
         raise DataError(Path(args.out), f"--method {args.method!r}: use letters, digits, _ and -")
     if args.demo == bool(args.input):
         raise DataError(Path(args.out), "give either INPUT or --demo")
-    manifest = read_manifest(manifest_path(args.ensemble))
+    manifest = read_manifest(manifest_path(args.ensemble), args.allow_external_members)
     source = (
         args.input or ensure_demo(progress=lambda f: print(f"demo data: wrote {f}")) / "TESTING"
     )
@@ -142,10 +178,14 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     ids = [ref.id for ref in dataset]
     per_split = len(set(ids)) < len(ids)
+    sources = ["all", *dict.fromkeys(m.loss for m in manifest.members)]
+    members = [m.name for m in manifest.members] if args.members else []
     rows, failed = [], []
     for n, ref in enumerate(dataset, 1):
         try:
+            check_name(ref.id, "case folder name", ref.folder)
             case = dataset.load(ref)
+            files = case_files(out, case, sources, members, args.method, per_split)
         except DataError as exc:
             failed.append({"key": ref.key, "error": str(exc)})
             tqdm.write(f"{ref.key}: skipped: {exc}", file=sys.stderr)
@@ -157,10 +197,8 @@ def run(args: argparse.Namespace) -> int:
                 bar.update(done - bar.n)
 
             prediction = engine.predict(case, progress=progress)
-        folder = out / case.split if per_split and case.split else out
-        mask_path = write_outputs(case, prediction, folder, args.method, args.members)
+        mask_path = write_outputs(case, prediction, files)
         rows.append(case_row(case, prediction, mask_path, out))
-    sources = ["all", *dict.fromkeys(m.loss for m in manifest.members)]
     scored = [r for r in rows if "all_dsc" in r]
     per_source = {s: [{k: r[f"{s}_{k}"] for k in METRICS} for r in scored] for s in sources}
     summary = {s: summarize(metrics) for s, metrics in per_source.items()} if scored else {}
