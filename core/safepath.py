@@ -47,11 +47,11 @@ def check_name(value: object, what: str, source: str | Path) -> str:
     ``source`` (the file it came from) and ``what`` (the field, e.g. "member 2 name")."""
     if not isinstance(value, str):
         raise DataError(source, f"{what} must be a string, not {type(value).__name__}")
-    if len(value) > MAX_NAME:
-        raise DataError(source, f"{what} is longer than {MAX_NAME} characters")
     problem = _problem(value)
     if problem is not None:
         raise DataError(source, f"{what} {value!r} cannot be part of a file name: {problem}")
+    if len(value) > MAX_NAME:
+        raise DataError(source, f"{what} is longer than {MAX_NAME} characters")
     return value
 
 
