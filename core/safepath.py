@@ -42,11 +42,9 @@ def _problem(part: str) -> str | None:
     return None
 
 
-def check_name(value: object, what: str, source: str | Path) -> str:
-    """``value`` if it is a string fit to be part of a file name, else a DataError naming
-    ``source`` (the file it came from) and ``what`` (the field, e.g. "member 2 name")."""
-    if not isinstance(value, str):
-        raise DataError(source, f"{what} must be a string, not {type(value).__name__}")
+def check_name(value: str, what: str, source: str | Path) -> str:
+    """``value`` if it is fit to be part of a file name, else a DataError naming ``source``
+    (the file or folder it came from) and ``what`` (the field, e.g. "member 2: name")."""
     problem = _problem(value)
     if problem is not None:
         raise DataError(source, f"{what} {value!r} cannot be part of a file name: {problem}")
