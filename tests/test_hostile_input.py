@@ -189,10 +189,26 @@ def test_allow_external_members_loads_an_external_member(box, capsys):
     )
 
 
-def test_app_and_demo_pass_allow_external_members_on():
+def test_app_and_demo_pass_allow_external_members_on(box):
+    """The option reaches the window, and the window's manifest reader and engine process
+    honour it (the engine process's answer to the window is an error message)."""
+    from strokelens.app.inference import serve
+    from strokelens.app.main_window import _ensemble_info
+
     for name in ("app", "demo"):
         args = build_parser([name]).parse_args([name, "--allow-external-members"])
         assert window_options(args)["allow_external_members"] is True
+    box.edit(first(weights=lambda box: str(box.outside)))
+    with pytest.raises(DataError, match=OUTSIDE):
+        _ensemble_info(box.manifest, False)
+    assert _ensemble_info(box.manifest, True)[0] == 4
+
+    class Pipe(list):
+        send = list.append
+
+    sent = Pipe()
+    serve(sent, box.manifest, 1, "fp32", None, stop=None, priority=None)
+    assert sent[0][:3] == ("error", "engine", box.manifest) and OUTSIDE in sent[0][3]
 
 
 def test_case_folder_name_that_is_no_file_name_is_skipped(box, capsys):
