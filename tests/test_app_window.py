@@ -347,4 +347,5 @@ def test_bare_strokelens_opens_the_workstation(monkeypatch):
     calls = []
     monkeypatch.setattr("strokelens.app.launch.run_gui", lambda *a, **k: calls.append((a, k)))
     assert main([]) == 0
-    assert calls == [((None,), {"screenshot": None, "ensemble": None, "run_ai": False})]
+    options = {"screenshot": None, "ensemble": None, "allow_external_members": False}
+    assert calls == [((None,), {**options, "run_ai": False})]
