@@ -1,4 +1,8 @@
-"""The ``strokelens`` command line: a thin dispatcher over ``strokelens.app.commands``."""
+"""The ``strokelens`` command line: a thin dispatcher over ``strokelens.app.commands``.
+
+Exit codes: 0 done, 1 a problem StrokeLens names (bad input, say), 2 a usage error or an
+unexpected failure (one line here, the traceback in a log file), 130 interrupted (Ctrl+C).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,11 @@ import importlib
 import multiprocessing
 import os
 import sys
+import time
+import traceback
+from pathlib import Path
 
+from strokelens.core import userdirs
 from strokelens.core.errors import StrokeLensError
 
 #: command name -> module under ``strokelens.app.commands`` (imported lazily).
@@ -67,6 +75,31 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into e.g. `head`, which stopped reading
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except KeyboardInterrupt:
+        print(f"\nstrokelens {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug: one line for the user, the traceback for the report
+        log = log_traceback(argv, exc)
+        where = f"; traceback in {log}" if log else ""
+        print(
+            f"strokelens {args.command}: unexpected error: {type(exc).__name__}: {exc}{where}",
+            file=sys.stderr,
+        )
+        return 2
+
+
+def log_traceback(argv: list[str], exc: BaseException) -> Path | None:
+    """Append ``exc``'s traceback to ``cli.log`` in the user's log folder; None if unwritable."""
+    path = userdirs.log_dir() / "cli.log"
+    text = "".join(traceback.format_exception(exc))
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a", encoding="utf-8", errors="backslashreplace") as f:
+            f.write(f"--- {stamp} strokelens {' '.join(argv)}\n{text}\n")
+    except OSError:
+        return None
+    return path
 
 
 if __name__ == "__main__":

@@ -1,8 +1,7 @@
 """The demo: a phantom data set generated on first use, and the bundled demo ensemble.
 
 The demo data set (24 training + 6 testing phantom cases, seed 2018) lives in the user's data
-folder (``$XDG_DATA_HOME/strokelens/demo``, ``~/.local/share/strokelens/demo`` on Linux,
-``%LOCALAPPDATA%\\strokelens\\demo`` on Windows, ``~/Library/Application Support/...`` on macOS). It is
+folder (``userdirs.data_dir() / "demo"``: ``~/.local/share/strokelens/demo`` on Linux). It is
 written to ``demo.partial`` and renamed when complete, so an interrupted first run is redone
 rather than opened half-made. A non-empty folder that is not a complete demo is never touched.
 """
@@ -11,10 +10,10 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from strokelens.core import userdirs
 from strokelens.core.errors import DataError
 from strokelens.resources import resource_path
 
@@ -27,16 +26,8 @@ DEMO_SEED = 2018
 DEMO_MANIFEST = resource_path("demo", "ensemble.json")
 
 
-def user_data_root() -> Path:
-    if sys.platform == "win32":
-        return Path(os.environ.get("LOCALAPPDATA", Path.home() / "AppData" / "Local"))
-    if sys.platform == "darwin":
-        return Path.home() / "Library" / "Application Support"
-    return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
-
-
 def demo_folder() -> Path:
-    return user_data_root() / "strokelens" / "demo"
+    return userdirs.data_dir() / "demo"
 
 
 def demo_ready(folder: Path) -> bool:

@@ -26,13 +26,13 @@ import json
 import logging
 import os
 import re
-import sys
 from dataclasses import asdict
 from pathlib import Path
 
 import h5py
 import numpy as np
 
+from strokelens.core import userdirs
 from strokelens.core.case import CHANNELS, Case
 from strokelens.core.errors import DataError
 from strokelens.core.manifest import Manifest
@@ -187,14 +187,8 @@ def case_fingerprint(case: Case) -> str:
 
 
 def default_cache_root() -> Path:
-    """The user's cache folder (as ``demo.user_data_root`` does for data) + strokelens/predictions."""
-    if sys.platform == "win32":
-        base = Path(os.environ.get("LOCALAPPDATA", Path.home() / "AppData" / "Local"))
-    elif sys.platform == "darwin":
-        base = Path.home() / "Library" / "Caches"
-    else:
-        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "strokelens" / "predictions"
+    """``predictions`` in the user's StrokeLens cache folder."""
+    return userdirs.cache_dir() / "predictions"
 
 
 #: Default size bound of the cache: about 290 22-slice cases of the 10-member demo ensemble.

@@ -15,6 +15,7 @@ import contextlib
 import json
 import multiprocessing
 import os
+import signal
 import tempfile
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -273,13 +274,22 @@ def generate_dataset(
     context = multiprocessing.get_context("spawn")  # safe from GUI and threaded callers
     threads = str(max(1, (os.cpu_count() or 1) // jobs))
     with _child_environment(dict.fromkeys(BLAS_THREAD_VARIABLES, threads)):
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+        with ProcessPoolExecutor(jobs, context, initializer=_ignore_interrupt) as pool:
             futures = [pool.submit(_generate_one, str(root), p, seed, split) for p in plans]
-            for future in futures:
-                folders.append(future.result())
-                if progress:
-                    progress(folders[-1])
+            try:
+                for future in futures:
+                    folders.append(future.result())
+                    if progress:
+                        progress(folders[-1])
+            except BaseException:  # Ctrl+C or a failed case: queued cases never start
+                pool.shutdown(cancel_futures=True)
+                raise
     return folders
+
+
+def _ignore_interrupt() -> None:
+    """Workers leave Ctrl+C to the parent, which stops the pool (no traceback per worker)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 @contextlib.contextmanager
