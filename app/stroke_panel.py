@@ -29,14 +29,15 @@ VERDICT_COLORS = {
 
 
 class VolumeBars(QWidget):
-    """Volumes as bars on a common scale, one per (mL, colour), top to bottom."""
+    """Volumes as bars on a common scale, one per (mL, colour), top to bottom; an unknown volume
+    (None) leaves its place empty, without even a track that could read as 0 mL."""
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
-        self.volumes: list[tuple[float, str]] = []
+        self.volumes: list[tuple[float | None, str]] = []
         self.setMinimumHeight(40)
 
-    def set_volumes(self, volumes: Sequence[tuple[float, str]]) -> None:
+    def set_volumes(self, volumes: Sequence[tuple[float | None, str]]) -> None:
         self.volumes = list(volumes)
         self.update()
 
@@ -44,10 +45,12 @@ class VolumeBars(QWidget):
         if not self.volumes:
             return
         painter = QPainter(self)
-        top = max(max(ml for ml, _ in self.volumes), 1.0)
+        top = max([ml for ml, _ in self.volumes if ml is not None] + [1.0])
         gap = 6
         height = (self.height() - gap * (len(self.volumes) - 1)) / len(self.volumes)
         for row, (value, color) in enumerate(self.volumes):
+            if value is None:
+                continue
             y = row * (height + gap)
             painter.fillRect(QRectF(0, y, self.width(), height), QColor("#23272e"))
             painter.fillRect(QRectF(0, y, self.width() * value / top, height), QColor(color))
@@ -94,7 +97,7 @@ class StrokePanel(QWidget):
     def show_view(self, view: StrokeView) -> None:
         self.view = view
         self._show_rows(view.rows)
-        self.bars.set_volumes([(row.ml or 0.0, row.color) for row in view.rows if row.color])
+        self.bars.set_volumes([(row.ml, row.color) for row in view.rows if row.color])
         background, text = VERDICT_COLORS[view.verdict]
         self.verdict.setText(view.verdict.value)
         self.verdict.setStyleSheet(

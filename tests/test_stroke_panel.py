@@ -60,6 +60,7 @@ def test_no_core_shows_no_verdict_and_says_why(qtbot):
     assert [panel.values[k].text() for k in ("core", "mismatch", "ratio")] == ["–"] * 3
     assert panel.values["hypo"].text() == "40.0 mL"
     assert panel.notes["core"].text() == ""
+    assert [ml for ml, _ in panel.bars.volumes] == [None, pytest.approx(40.0)]  # no 0 mL core bar
 
 
 def test_partial_core_ticks_no_criterion_until_complete(qtbot):
