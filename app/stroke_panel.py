@@ -128,7 +128,8 @@ class StrokePanel(QWidget):
             for row in rows:
                 swatch = f"<span style='color:{row.color}'>■</span> " if row.color else ""
                 value, note = QLabel(), QLabel()
-                value.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                for label in (value, note):
+                    label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 value.setStyleSheet("font-size: 15px; font-weight: 600;")
                 note.setStyleSheet(f"color: {MUTED_COLOR};")
                 self.form.addRow(QLabel(swatch + html.escape(row.title)), value)
