@@ -58,14 +58,13 @@ class VolumeBars(QWidget):
 
 
 class StrokePanel(QWidget):
-    """Public for tests and screenshots: ``view`` (the ``StrokeView`` drawn), ``values`` and
-    ``notes`` (row key -> label), ``verdict``, ``reason`` and ``criteria`` (one label each,
-    its ``mark`` property the ``Mark``'s name)."""
+    """Draws a ``StrokeView``. Public for tests: ``values`` and ``notes`` (row key -> label),
+    ``verdict``, ``reason`` and ``criteria`` (one label each, its ``mark`` property the
+    ``Mark``'s name)."""
 
     def __init__(self, model: Model, parent: QWidget | None = None):
         super().__init__(parent)
         self.model = model
-        self.view: StrokeView | None = None
         self.values: dict[str, QLabel] = {}
         self.notes: dict[str, QLabel] = {}
         self.form = QFormLayout()
@@ -95,7 +94,6 @@ class StrokePanel(QWidget):
         self.show_view(stroke_view(self.model.stroke_numbers()))
 
     def show_view(self, view: StrokeView) -> None:
-        self.view = view
         self._show_rows(view.rows)
         self.bars.set_volumes([(row.ml, row.color) for row in view.rows if row.color])
         background, text = VERDICT_COLORS[view.verdict]
@@ -106,13 +104,13 @@ class StrokePanel(QWidget):
         )
         self.reason.setText(view.reason)
         self.reason.setVisible(bool(view.reason))
-        while len(self.criteria) < len(view.criteria):
-            label = QLabel()
-            label.setTextFormat(Qt.TextFormat.PlainText)
-            self.criteria.append(label)
-            self.criteria_box.addWidget(label)
-        while len(self.criteria) > len(view.criteria):
-            self.criteria.pop().deleteLater()
+        if len(self.criteria) != len(view.criteria):
+            for label in self.criteria:
+                label.deleteLater()
+            self.criteria = [QLabel() for _ in view.criteria]
+            for label in self.criteria:
+                label.setTextFormat(Qt.TextFormat.PlainText)
+                self.criteria_box.addWidget(label)
         for label, criterion in zip(self.criteria, view.criteria, strict=True):
             label.setText(f"{criterion.mark.value} {criterion.label}")
             label.setProperty("mark", criterion.mark.name)
@@ -129,10 +127,13 @@ class StrokePanel(QWidget):
                 swatch = f"<span style='color:{row.color}'>■</span> " if row.color else ""
                 value, note = QLabel(), QLabel()
                 for label in (value, note):
+                    label.setTextFormat(Qt.TextFormat.PlainText)
                     label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 value.setStyleSheet("font-size: 15px; font-weight: 600;")
                 note.setStyleSheet(f"color: {MUTED_COLOR};")
-                self.form.addRow(QLabel(swatch + html.escape(row.title)), value)
+                title = QLabel(swatch + html.escape(row.title))
+                title.setTextFormat(Qt.TextFormat.RichText)
+                self.form.addRow(title, value)
                 self.form.addRow("", note)
                 self.values[row.key], self.notes[row.key] = value, note
         for row in rows:
