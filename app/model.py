@@ -136,6 +136,39 @@ LAYERS: tuple[Layer, ...] = (
 PREDICTION_LAYERS = ("focal", "ce", "mean", "uncertainty", "difference")
 
 
+class CoreSource(StrEnum):
+    """Where the reported core mask comes from, in the words the stroke panel shows."""
+
+    CORRECTED = "corrected mask"
+    ENSEMBLE = "AI ensemble"
+    TRUTH = "ground truth"
+
+
+@dataclass(frozen=True)
+class CoreMask:
+    """The core mask a case's numbers come from; ``slices`` (done, total) is set while the AI
+    is still filling the mask in, whose missing slices count as no core."""
+
+    source: CoreSource
+    mask: np.ndarray
+    slices: tuple[int, int] | None = None
+
+    @property
+    def partial(self) -> bool:
+        return self.slices is not None and self.slices[0] < self.slices[1]
+
+
+@dataclass(frozen=True)
+class StrokeNumbers:
+    """The stroke panel's input: the ``Tmax > 6 s`` volume, the core mask and their mismatch
+    (``core`` and ``mismatch`` are None when the case has no core mask yet: no core is not an
+    empty core)."""
+
+    hypoperfused_ml: float
+    core: CoreMask | None
+    mismatch: Mismatch | None
+
+
 @dataclass
 class PreparedCase:
     """A loaded case plus what the viewer derives from it once (computed in a worker).
@@ -462,35 +495,32 @@ class Model:
             self.layer_data_changed.emit("corrected")
             self.mask_changed.emit()
 
-    def best_mask(self) -> tuple[str, np.ndarray | None]:
-        """The core mask to report and where it comes from: corrected > ensemble > ground truth."""
+    def best_mask(self) -> CoreMask | None:
+        """The core mask to report: corrected > ensemble (complete or not) > ground truth; None
+        when the current case has none of them (a testing case before Run AI)."""
         case = self.case
         if case is None:
-            return "none", None
+            return None
         if case.key in self.corrected:
-            return "corrected mask", self.corrected[case.key]
+            return CoreMask(CoreSource.CORRECTED, self.corrected[case.key])
         prediction = self.predictions.get(case.key)
         if prediction is not None:
-            source = "ensemble mask"
-            if not prediction.complete:
-                done, n = int(prediction.done.sum()), prediction.done.size
-                source += f" ({done} of {n} slices so far)"
-            return source, prediction.mask("all")
+            done = (int(prediction.done.sum()), prediction.done.size)
+            return CoreMask(CoreSource.ENSEMBLE, prediction.mask("all"), done)
         if case.mask is not None:
-            return "ground truth", case.mask
-        return "none", None
+            return CoreMask(CoreSource.TRUTH, case.mask)
+        return None
 
-    def stroke_numbers(self) -> tuple[Mismatch, str, bool] | None:
-        """Core / ``Tmax > 6 s`` mismatch of the current case, the core mask's source, and
-        whether that mask is final (False while the AI is still filling its slices in)."""
+    def stroke_numbers(self) -> StrokeNumbers | None:
+        """What the stroke panel reports on the current case (None: no case open)."""
         if self.prepared is None:
             return None
-        key = self.prepared.case.key
-        source, mask = self.best_mask()
-        core_ml = 0.0 if mask is None else volume_ml(mask, self.prepared.case.spacing)
-        prediction = self.predictions.get(key)
-        final = key in self.corrected or prediction is None or prediction.complete
-        return mismatch_from_volumes(core_ml, self.prepared.hypoperfused_ml), source, final
+        hypo_ml = self.prepared.hypoperfused_ml
+        core = self.best_mask()
+        if core is None:
+            return StrokeNumbers(hypo_ml, None, None)
+        core_ml = volume_ml(core.mask, self.prepared.case.spacing)
+        return StrokeNumbers(hypo_ml, core, mismatch_from_volumes(core_ml, hypo_ml))
 
     # -- 4D series -----------------------------------------------------------------------------
     def set_perfusion(self, series: PerfusionSeries) -> None:

@@ -1,139 +1,142 @@
 """Stroke-team summary (RAPID-style): core, Tmax > 6 s, mismatch volume and ratio, target mismatch.
 
-The core comes from the best mask the model has (corrected > ensemble > ground truth; the panel
-says which). Numbers follow ``core.mismatch`` and refresh on every ``mask_changed`` event.
+The panel draws ``app.stroke_view.stroke_view(model.stroke_numbers())``, refreshed on every
+``mask_changed`` and ``case_changed`` event; what it says, and when it says no verdict, is decided
+there.
 """
 
 from __future__ import annotations
 
-import math
+import html
+from collections.abc import Sequence
 
 from PySide6.QtCore import QRectF, Qt
 from PySide6.QtGui import QColor, QPainter
 from PySide6.QtWidgets import QFormLayout, QLabel, QVBoxLayout, QWidget
 
 from strokelens.app.model import Model
+from strokelens.app.stroke_view import Mark, Row, StrokeView, Verdict, stroke_view
 from strokelens.app.theme import BAD_COLOR, OK_COLOR
-from strokelens.core.mismatch import (
-    TARGET_CORE_BELOW_ML,
-    TARGET_MISMATCH_ML,
-    TARGET_RATIO,
-    Mismatch,
-)
 
-CORE_COLOR = "#e0508a"
-HYPO_COLOR = "#3fbf6f"
-
-
-def format_ratio(ratio: float) -> str:
-    if math.isnan(ratio):
-        return "–"
-    return "∞" if math.isinf(ratio) else f"{ratio:.1f}"
+MUTED_COLOR = "#8a9099"
+MARK_COLORS = {Mark.MET: OK_COLOR, Mark.FAILED: BAD_COLOR, Mark.UNDECIDED: MUTED_COLOR}
+#: Verdict box (background, text): no verdict is drawn fainter than a negative one.
+VERDICT_COLORS = {
+    Verdict.TARGET: (OK_COLOR, "white"),
+    Verdict.NO_TARGET: ("#555b64", "white"),
+    Verdict.NONE: ("#2a2f36", MUTED_COLOR),
+}
 
 
 class VolumeBars(QWidget):
-    """Core and Tmax > 6 s volumes as two bars on a common scale."""
+    """Volumes as bars on a common scale, one per (mL, colour), top to bottom; an unknown volume
+    (None) leaves its place empty, without even a track that could read as 0 mL."""
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
-        self.core_ml = self.hypo_ml = 0.0
+        self.volumes: list[tuple[float | None, str]] = []
         self.setMinimumHeight(40)
 
-    def set_volumes(self, core_ml: float, hypo_ml: float) -> None:
-        self.core_ml, self.hypo_ml = core_ml, hypo_ml
+    def set_volumes(self, volumes: Sequence[tuple[float | None, str]]) -> None:
+        self.volumes = list(volumes)
         self.update()
 
     def paintEvent(self, _event) -> None:  # noqa: N802 (Qt override)
+        if not self.volumes:
+            return
         painter = QPainter(self)
-        top = max(self.core_ml, self.hypo_ml, 1.0)
-        height = (self.height() - 6) / 2
-        for row, (value, color) in enumerate(
-            ((self.core_ml, CORE_COLOR), (self.hypo_ml, HYPO_COLOR))
-        ):
-            y = row * (height + 6)
+        top = max([ml for ml, _ in self.volumes if ml is not None] + [1.0])
+        gap = 6
+        height = (self.height() - gap * (len(self.volumes) - 1)) / len(self.volumes)
+        for row, (value, color) in enumerate(self.volumes):
+            if value is None:
+                continue
+            y = row * (height + gap)
             painter.fillRect(QRectF(0, y, self.width(), height), QColor("#23272e"))
             painter.fillRect(QRectF(0, y, self.width() * value / top, height), QColor(color))
         painter.end()
 
 
 class StrokePanel(QWidget):
+    """Draws a ``StrokeView``. Public for tests: ``values`` and ``notes`` (row key -> label),
+    ``verdict``, ``reason`` and ``criteria`` (one label each, its ``mark`` property the
+    ``Mark``'s name)."""
+
     def __init__(self, model: Model, parent: QWidget | None = None):
         super().__init__(parent)
         self.model = model
-        self.core = QLabel()
-        self.core_source = QLabel()
-        self.core_source.setStyleSheet("color: #8a9099;")
-        self.hypo = QLabel()
-        self.mismatch = QLabel()
-        self.ratio = QLabel()
-        for label in (self.core, self.hypo, self.mismatch, self.ratio):
-            label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-            label.setStyleSheet("font-size: 15px; font-weight: 600;")
+        self.values: dict[str, QLabel] = {}
+        self.notes: dict[str, QLabel] = {}
+        self.form = QFormLayout()
+        self.form.setLabelAlignment(Qt.AlignmentFlag.AlignLeft)
         self.bars = VolumeBars()
         self.verdict = QLabel()
         self.verdict.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.criteria = QLabel()
-        self.criteria.setTextFormat(Qt.TextFormat.RichText)
-
-        form = QFormLayout()
-        form.setLabelAlignment(Qt.AlignmentFlag.AlignLeft)
-        core_title = QLabel(f"<span style='color:{CORE_COLOR}'>■</span> Core")
-        hypo_title = QLabel(f"<span style='color:{HYPO_COLOR}'>■</span> Tmax &gt; 6 s")
-        form.addRow(core_title, self.core)
-        form.addRow("", self.core_source)
-        form.addRow(hypo_title, self.hypo)
-        form.addRow("Mismatch volume", self.mismatch)
-        form.addRow("Mismatch ratio", self.ratio)
+        self.reason = QLabel()
+        self.reason.setWordWrap(True)
+        self.reason.setStyleSheet(f"color: {MUTED_COLOR};")
+        self.criteria: list[QLabel] = []
+        self.criteria_box = QVBoxLayout()
+        self.criteria_box.setSpacing(2)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(8, 8, 8, 8)
-        layout.addLayout(form)
+        layout.addLayout(self.form)
         layout.addWidget(self.bars)
         layout.addWidget(self.verdict)
-        layout.addWidget(self.criteria)
+        layout.addWidget(self.reason)
+        layout.addLayout(self.criteria_box)
         layout.addStretch(1)
         model.mask_changed.connect(self.refresh)
         model.case_changed.connect(self.refresh)
         self.refresh()
 
     def refresh(self) -> None:
-        numbers = self.model.stroke_numbers()
-        if numbers is None:
-            for label in (self.core, self.hypo, self.mismatch, self.ratio, self.core_source):
-                label.setText("–")
-            self.bars.set_volumes(0.0, 0.0)
-            self.verdict.setText("")
-            self.criteria.setText("")
-            return
-        result, source, final = numbers
-        self.core.setText(f"{result.core_ml:.1f} mL")
-        self.core_source.setText(f"from the {source}")
-        self.hypo.setText(f"{result.hypoperfused_ml:.1f} mL")
-        self.mismatch.setText(f"{result.mismatch_ml:.1f} mL")
-        self.ratio.setText(format_ratio(result.ratio))
-        self.bars.set_volumes(result.core_ml, result.hypoperfused_ml)
-        self._show_verdict(result, final)
+        self.show_view(stroke_view(self.model.stroke_numbers()))
 
-    def _show_verdict(self, result: Mismatch, final: bool) -> None:
-        """The target-mismatch verdict; none while the core mask is still being predicted
-        (a partial core would read as a small core, i.e. a false "target mismatch")."""
-        color = OK_COLOR if result.target and final else "#555b64"
-        text = "TARGET MISMATCH" if result.target else "no target mismatch"
-        if not final:
-            text = "core not complete: no verdict"
-        self.verdict.setText(text)
+    def show_view(self, view: StrokeView) -> None:
+        self._show_rows(view.rows)
+        self.bars.set_volumes([(row.ml, row.color) for row in view.rows if row.color])
+        background, text = VERDICT_COLORS[view.verdict]
+        self.verdict.setText(view.verdict.value)
         self.verdict.setStyleSheet(
-            f"background: {color}; color: white; font-weight: 700; padding: 6px; "
+            f"background: {background}; color: {text}; font-weight: 700; padding: 6px; "
             "border-radius: 4px;"
         )
-        checks = (
-            (result.ratio >= TARGET_RATIO, f"ratio ≥ {TARGET_RATIO:g}"),
-            (result.mismatch_ml >= TARGET_MISMATCH_ML, f"mismatch ≥ {TARGET_MISMATCH_ML:g} mL"),
-            (result.core_ml < TARGET_CORE_BELOW_ML, f"core &lt; {TARGET_CORE_BELOW_ML:g} mL"),
-        )
-        self.criteria.setText(
-            "<br>".join(
-                f"<span style='color:{OK_COLOR if ok else BAD_COLOR}'>{'✓' if ok else '✗'}</span>"
-                f" {text}"
-                for ok, text in checks
-            )
-        )
+        self.reason.setText(view.reason)
+        self.reason.setVisible(bool(view.reason))
+        if len(self.criteria) != len(view.criteria):
+            for label in self.criteria:
+                label.deleteLater()
+            self.criteria = [QLabel() for _ in view.criteria]
+            for label in self.criteria:
+                label.setTextFormat(Qt.TextFormat.PlainText)
+                self.criteria_box.addWidget(label)
+        for label, criterion in zip(self.criteria, view.criteria, strict=True):
+            label.setText(f"{criterion.mark.value} {criterion.label}")
+            label.setProperty("mark", criterion.mark.name)
+            label.setStyleSheet(f"color: {MARK_COLORS[criterion.mark]};")
+
+    def _show_rows(self, rows: Sequence[Row]) -> None:
+        """One form row per ``Row`` and a note row under it; rebuilt when the rows change."""
+        if [row.key for row in rows] != list(self.values):
+            while self.form.rowCount():
+                self.form.removeRow(0)
+            self.values.clear()
+            self.notes.clear()
+            for row in rows:
+                swatch = f"<span style='color:{row.color}'>■</span> " if row.color else ""
+                value, note = QLabel(), QLabel()
+                for label in (value, note):
+                    label.setTextFormat(Qt.TextFormat.PlainText)
+                    label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                value.setStyleSheet("font-size: 15px; font-weight: 600;")
+                note.setStyleSheet(f"color: {MUTED_COLOR};")
+                title = QLabel(swatch + html.escape(row.title))
+                title.setTextFormat(Qt.TextFormat.RichText)
+                self.form.addRow(title, value)
+                self.form.addRow("", note)
+                self.values[row.key], self.notes[row.key] = value, note
+        for row in rows:
+            self.values[row.key].setText(row.value)
+            self.notes[row.key].setText(row.note)
+            self.form.setRowVisible(self.notes[row.key], bool(row.note))

@@ -9,7 +9,9 @@ Definitions (REFERENCE.md §5, DEFUSE 3 / RAPID conventions):
 - mismatch volume: hypoperfused volume minus core volume (a difference of volumes, as RAPID reports
   it, not a voxel set difference), floored at 0; mismatch ratio: hypoperfused / core volume
   (``inf`` for an empty core with hypoperfusion, ``nan`` when both are empty);
-- target mismatch: ratio >= 1.8, mismatch >= 15 mL and core < 70 mL.
+- target mismatch: ratio >= 1.8, mismatch >= 15 mL and core < 70 mL (``TARGET_CRITERIA``), decided
+  on the exact values; ``shown_value`` writes a number so that it reads on the same side of a
+  limit as the decision.
 
 Only numpy is imported up front (the viewer imports this module at start-up); the scipy-based
 helpers are imported when volumes are computed from arrays.
@@ -20,6 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import ROUND_FLOOR, Decimal
 
 import numpy as np
 
@@ -30,17 +33,74 @@ BRAIN_HU = (15.0, 80.0)
 TARGET_RATIO = 1.8
 TARGET_MISMATCH_ML = 15.0
 TARGET_CORE_BELOW_ML = 70.0
+#: Most decimals ``shown_value`` writes; past them it truncates toward the value's side.
+MAX_DECIMALS = 3
 
 
 @dataclass(frozen=True)
 class Mismatch:
-    """Volumes (mL) and the target-mismatch verdict of one case."""
+    """Volumes (mL) of one case and their mismatch."""
 
     core_ml: float
     hypoperfused_ml: float
     mismatch_ml: float
     ratio: float
-    target: bool
+
+    @property
+    def target(self) -> bool:
+        """Target mismatch: every one of ``TARGET_CRITERIA`` passes."""
+        return all(criterion.passes(self) for criterion in TARGET_CRITERIA)
+
+
+@dataclass(frozen=True)
+class Criterion:
+    """One limit of the target-mismatch rule: the ``Mismatch`` attribute ``field`` is at least
+    ``limit`` (``at_least``) or below it; ``label`` is how a reader sees the rule."""
+
+    field: str
+    limit: float
+    at_least: bool
+    label: str
+
+    def value(self, result: Mismatch) -> float:
+        return getattr(result, self.field)
+
+    def passes(self, result: Mismatch) -> bool:
+        value = self.value(result)
+        return value >= self.limit if self.at_least else value < self.limit  # nan fails both
+
+
+TARGET_CRITERIA: tuple[Criterion, ...] = (
+    Criterion("ratio", TARGET_RATIO, True, f"ratio ≥ {TARGET_RATIO:g}"),
+    Criterion("mismatch_ml", TARGET_MISMATCH_ML, True, f"mismatch ≥ {TARGET_MISMATCH_ML:g} mL"),
+    Criterion("core_ml", TARGET_CORE_BELOW_ML, False, f"core < {TARGET_CORE_BELOW_ML:g} mL"),
+)
+
+
+def shown_value(value: float, limit: float | None = None, decimals: int = 1) -> str:
+    """``value`` with ``decimals`` decimals, or with as many more as it takes (up to
+    ``MAX_DECIMALS``) to read on the same side of ``limit`` as the exact value.
+
+    The criteria decide on exact values (as DEFUSE 3 and RAPID do); rounding the decision instead
+    would move the published limits. Rounding never carries a value at or above a limit below it
+    (rounding is monotone and the limits have few decimals), but it does carry a value just
+    below a limit onto it: 1.799 would read "1.8" beside "✗ ratio ≥ 1.8", and 69.97 mL "70.0"
+    beside "✓ core < 70 mL". So such a value gets more decimals ("1.799", "69.97"); one closer
+    than ``MAX_DECIMALS`` allow is truncated ("1.7999" reads "1.799"), never rounded up onto the
+    limit. One rule serves all three criteria, because each one's boundary is "below the limit or
+    not". ``nan`` (no ratio: both volumes empty) reads "–", ``inf`` (empty core) "∞".
+    """
+    if math.isnan(value):
+        return "–"
+    if math.isinf(value):
+        return "∞"
+    if limit is None or value >= limit:
+        return f"{value:.{decimals}f}"
+    for places in range(decimals, MAX_DECIMALS + 1):
+        text = f"{value:.{places}f}"
+        if float(text) < limit:
+            return text
+    return str(Decimal(value).quantize(Decimal(1).scaleb(-MAX_DECIMALS), rounding=ROUND_FLOOR))
 
 
 def hypoperfusion_mask(
@@ -66,12 +126,7 @@ def mismatch_from_volumes(core_ml: float, hypoperfused_ml: float) -> Mismatch:
         ratio = hypoperfused_ml / core_ml
     else:
         ratio = math.inf if hypoperfused_ml > 0 else math.nan
-    target = (
-        ratio >= TARGET_RATIO  # False for nan
-        and mismatch_ml >= TARGET_MISMATCH_ML
-        and core_ml < TARGET_CORE_BELOW_ML
-    )
-    return Mismatch(core_ml, hypoperfused_ml, mismatch_ml, ratio, bool(target))
+    return Mismatch(core_ml, hypoperfused_ml, mismatch_ml, ratio)
 
 
 def mismatch(

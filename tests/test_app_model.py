@@ -6,16 +6,20 @@ import pytest
 from strokelens.app import colormaps
 from strokelens.app.model import (
     FIXED_WINDOWS,
+    CoreMask,
+    CoreSource,
     Model,
     RecentList,
     Status,
+    StrokeNumbers,
     auto_window,
     prepare_case,
 )
+from strokelens.app.stroke_view import NO_CORE, PARTIAL_CORE, Mark, Verdict, stroke_view
 from strokelens.core.case import CHANNELS, Case
 from strokelens.core.demo import demo_ready, generate_demo
 from strokelens.core.errors import DataError
-from strokelens.core.mismatch import mismatch
+from strokelens.core.mismatch import mismatch, mismatch_from_volumes
 from strokelens.core.prediction import Prediction
 
 SHAPE = (3, 12, 10)
@@ -129,7 +133,7 @@ def test_layer_settings_emit_only_on_change(model):
 def test_prediction_seam_layers_status_and_core_volume(model):
     case = model.case
     data_events, entry_events = record(model.layer_data_changed), record(model.entry_changed)
-    assert model.layer_data("focal") is None and model.best_mask()[0] == "ground truth"
+    assert model.layer_data("focal") is None and model.best_mask().source is CoreSource.TRUTH
     prediction = make_prediction(case, (1, slice(0, 4), slice(0, 5)), (1, slice(0, 2), slice(0, 2)))
     growing = Prediction.empty(
         case.key, case.shape, case.spacing, ["f1", "f2", "c1"], ["focal"] * 2 + ["ce"]
@@ -140,8 +144,8 @@ def test_prediction_seam_layers_status_and_core_volume(model):
     entry = model.entries[0]
     assert entry.status is Status.NEW and entry.core_ml is None and entry.progress == 0.3
     assert model.layer_data("focal").sum() == 20
-    assert model.best_mask()[0] == "ensemble mask (1 of 3 slices so far)"
-    assert model.stroke_numbers()[2] is False  # no verdict from a partial core
+    best = model.best_mask()
+    assert best.source is CoreSource.ENSEMBLE and best.slices == (1, 3) and best.partial
     data_events.clear()
     model.set_prediction(case.key, prediction)
     assert entry.status is Status.PREDICTED and entry.progress is None
@@ -152,7 +156,7 @@ def test_prediction_seam_layers_status_and_core_volume(model):
     assert entry_events[-1] == (0,)
     assert model.layer_data("focal").sum() == 20 and model.layer_data("ce").sum() == 4
     assert model.layer_data("uncertainty").max() > 0
-    assert model.best_mask()[0] == "ensemble mask"
+    assert model.best_mask().source is CoreSource.ENSEMBLE and not model.best_mask().partial
     with pytest.raises(ValueError, match="shape"):
         model.set_prediction(
             case.key, Prediction.empty(case.key, (1, 2, 2), SPACING, ["a"], ["ce"])
@@ -165,14 +169,75 @@ def test_best_mask_prefers_corrected_and_stroke_numbers_follow_core_mismatch(mod
     corrected = np.zeros(SHAPE, np.uint8)
     corrected[0, :5, :] = 1  # 50 voxels = 0.5 mL
     model.set_corrected(case.key, corrected)
-    assert masks and model.best_mask()[0] == "corrected mask"
-    numbers, source, final = model.stroke_numbers()
+    assert masks and model.best_mask().source is CoreSource.CORRECTED
+    numbers = model.stroke_numbers()
     expected = mismatch(corrected, case.channels["Tmax"], case.spacing, case.channels["CT"])
-    assert source == "corrected mask" and numbers == expected and final
+    assert numbers.core.source is CoreSource.CORRECTED and numbers.mismatch == expected
+    assert not numbers.core.partial
+    view = stroke_view(numbers)
+    assert view.row("core").note == "from the corrected mask" and view.verdict is not Verdict.NONE
     model.set_corrected(case.key, None)
-    assert model.stroke_numbers()[0] == mismatch(
+    assert model.stroke_numbers().mismatch == mismatch(
         case.mask, case.channels["Tmax"], case.spacing, case.channels["CT"]
     )
+    assert stroke_view(model.stroke_numbers()).row("core").note == "from the ground truth"
+
+
+def test_no_core_mask_is_no_core_and_no_verdict(model):
+    """A case without ground truth before Run AI: no core volume, no ratio, nothing ticked
+    (it used to read "Core 0.0 mL, ratio ∞, TARGET MISMATCH")."""
+    model.set_case(1, prepare_case(make_case("c2", truth=False, seed=1)))
+    numbers = model.stroke_numbers()
+    assert model.best_mask() is None
+    assert numbers.core is None and numbers.mismatch is None
+    assert numbers.hypoperfused_ml == pytest.approx(1.8)  # still known without a core
+    view = stroke_view(numbers)
+    assert view.verdict is Verdict.NONE and view.reason == NO_CORE
+    assert [c.mark for c in view.criteria] == [Mark.UNDECIDED] * 3
+    assert [view.row(k).value for k in ("core", "mismatch", "ratio")] == ["–"] * 3
+    assert view.row("hypo").value == "1.8 mL" and view.row("core").note == ""
+
+
+def test_partial_core_decides_no_criterion(model):
+    """A partial AI core is a lower bound: 0.2 mL would pass "core < 70 mL" and a ratio of 9, yet
+    nothing is ticked or crossed until every slice is done."""
+    case = model.case
+    prediction = make_prediction(case, (1, slice(0, 4), slice(0, 5)), (1, slice(0, 2), slice(0, 2)))
+    growing = Prediction.empty(
+        case.key, case.shape, case.spacing, prediction.member_names, prediction.member_losses
+    )
+    growing.update([1], prediction.members[:, 1:2])
+    model.set_prediction(case.key, growing)
+    view = stroke_view(model.stroke_numbers())
+    assert view.verdict is Verdict.NONE and view.reason == PARTIAL_CORE
+    assert [c.mark for c in view.criteria] == [Mark.UNDECIDED] * 3
+    assert view.row("core").value == "0.2 mL"
+    assert view.row("core").note == "from the AI ensemble (1 of 3 slices so far)"
+    model.set_prediction(case.key, prediction)
+    view = stroke_view(model.stroke_numbers())
+    assert view.verdict is Verdict.NO_TARGET and view.reason == ""  # mismatch 1.6 mL < 15
+    assert [c.mark for c in view.criteria] == [Mark.MET, Mark.FAILED, Mark.MET]
+
+
+@pytest.mark.parametrize(
+    ("core_ml", "hypo_ml", "row", "shown", "marks"),
+    [
+        (20.0, 35.98, "ratio", "1.799", "✗✓✓"),  # 1.8 at one decimal, beside "✗ ratio ≥ 1.8"
+        (20.0, 34.96, "mismatch", "14.96 mL", "✗✗✓"),
+        (69.97, 140.0, "core", "69.97 mL", "✓✓✓"),  # "70.0 mL" beside "✓ core < 70 mL"
+        (20.0, 36.0, "ratio", "1.8", "✓✓✓"),  # at the limit: passes, one decimal
+        (70.04, 200.0, "core", "70.0 mL", "✓✓✗"),  # rounded down onto the limit: fails there
+    ],
+)
+def test_numbers_read_on_the_side_of_the_limit_that_was_decided(
+    core_ml, hypo_ml, row, shown, marks
+):
+    core = CoreMask(CoreSource.TRUTH, np.zeros(SHAPE, np.uint8))
+    result = mismatch_from_volumes(core_ml, hypo_ml)
+    view = stroke_view(StrokeNumbers(hypo_ml, core, result))
+    assert view.row(row).value == shown
+    assert "".join(c.mark for c in view.criteria) == marks
+    assert view.verdict is (Verdict.TARGET if marks == "✓✓✓" else Verdict.NO_TARGET)
 
 
 def test_mask_rgba_filled_contour_and_empty():

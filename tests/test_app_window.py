@@ -18,7 +18,13 @@ from PySide6.QtWidgets import QApplication
 from strokelens.app.main_window import DEFAULT_SIZE, MainWindow
 from strokelens.app.model import Model
 from strokelens.app.shortcuts_dialog import MOUSE, ShortcutsDialog
-from strokelens.core.mismatch import mismatch
+from strokelens.app.stroke_view import NO_CORE
+from strokelens.core.mismatch import (
+    TARGET_CORE_BELOW_ML,
+    TARGET_MISMATCH_ML,
+    mismatch,
+    shown_value,
+)
 from strokelens.core.prediction import Prediction
 
 SHAPE_XYZ = (24, 20, 4)  # case arrays are (4, 20, 24)
@@ -215,17 +221,32 @@ def test_stroke_panel_numbers_follow_the_best_mask(loop, window, dataset):
     ct, tmax = case.channels["CT"], case.channels["Tmax"]
     truth = mismatch(case.mask, tmax, case.spacing, ct)
     panel = window.stroke
-    assert panel.core.text() == f"{truth.core_ml:.1f} mL"
-    assert panel.core_source.text() == "from the ground truth"
-    assert panel.hypo.text() == f"{truth.hypoperfused_ml:.1f} mL"
+    core_text = f"{shown_value(truth.core_ml, TARGET_CORE_BELOW_ML)} mL"
+    assert panel.values["core"].text() == core_text
+    assert panel.notes["core"].text() == "from the ground truth"
+    assert panel.values["hypo"].text() == f"{truth.hypoperfused_ml:.1f} mL"
     corrected = np.zeros(case.shape, np.uint8)
     corrected[:, :10, :] = 1
     model.set_corrected(case.key, corrected)
     expected = mismatch(corrected, tmax, case.spacing, ct)
-    assert panel.core.text() == f"{expected.core_ml:.1f} mL" != f"{truth.core_ml:.1f} mL"
-    assert panel.core_source.text() == "from the corrected mask"
-    assert panel.mismatch.text() == f"{expected.mismatch_ml:.1f} mL"
+    core_text, before = f"{shown_value(expected.core_ml, TARGET_CORE_BELOW_ML)} mL", core_text
+    assert panel.values["core"].text() == core_text != before
+    assert panel.notes["core"].text() == "from the corrected mask"
+    mismatch_text = f"{shown_value(expected.mismatch_ml, TARGET_MISMATCH_ML)} mL"
+    assert panel.values["mismatch"].text() == mismatch_text
     assert panel.verdict.text() == ("TARGET MISMATCH" if expected.target else "no target mismatch")
+
+
+def test_stroke_panel_has_no_verdict_on_a_case_without_a_core(loop, window, dataset):
+    """The reported bug: a case without ground truth, before Run AI, read "Core 0.0 mL, from the
+    none, ratio ∞, TARGET MISMATCH" with all three criteria ticked."""
+    model = opened(loop, window, dataset)
+    assert run(loop, window.show_case(1))
+    assert model.case.mask is None and model.index == 1
+    panel = window.stroke
+    assert panel.verdict.text() == "no verdict" and panel.reason.text() == NO_CORE
+    assert panel.values["core"].text() == "–" and panel.values["ratio"].text() == "–"
+    assert [label.property("mark") for label in panel.criteria] == ["UNDECIDED"] * 3
 
 
 def test_curve_dock_loads_the_4d_series_of_the_current_case(qtbot, loop, window, dataset):

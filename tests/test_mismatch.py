@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 
 from strokelens.core import mismatch as mismatch_module
-from strokelens.core.mismatch import hypoperfusion_mask, mismatch, mismatch_from_volumes
+from strokelens.core.mismatch import (
+    hypoperfusion_mask,
+    mismatch,
+    mismatch_from_volumes,
+    shown_value,
+)
 from strokelens.core.perfusion import analysis
 
 SPACING = (5.0, 1.0, 2.0)  # 10 mm^3 per voxel = 0.01 mL
@@ -62,3 +67,26 @@ def test_empty_core_ratio_and_negative_mismatch():
 
 def test_brain_window_is_the_perfusion_analysis_one():
     assert mismatch_module.BRAIN_HU == analysis.BRAIN_HU
+
+
+@pytest.mark.parametrize(
+    ("value", "limit", "text"),
+    [
+        (1.799, 1.8, "1.799"),  # one decimal would read 1.8, i.e. at the limit it fails
+        (1.79, 1.8, "1.79"),
+        (14.96, 15.0, "14.96"),
+        (69.97, 70.0, "69.97"),
+        (69.94, 70.0, "69.9"),  # one decimal is below the limit already
+        (1.7999, 1.8, "1.799"),  # past MAX_DECIMALS: truncated, never rounded onto the limit
+        (math.nextafter(1.8, 0.0), 1.8, "1.799"),
+        (1.8, 1.8, "1.8"),
+        (70.04, 70.0, "70.0"),  # at or above a limit, rounding cannot cross it
+        (12.345, None, "12.3"),
+        (math.inf, 1.8, "∞"),
+        (math.nan, 1.8, "–"),
+    ],
+)
+def test_shown_value_reads_on_the_decided_side_of_the_limit(value, limit, text):
+    assert shown_value(value, limit) == text
+    if limit is not None and math.isfinite(value):
+        assert (float(text) < limit) == (value < limit)

@@ -1,12 +1,17 @@
 """Make the workstation screenshots in this folder from the demo phantom and the demo ensemble.
 
 Run: python docs/screenshots/make.py [--data DEMO_FOLDER] [--case training/case_1]
-(the demo data are generated first if missing; throw-away settings and prediction cache).
+[--testing-case testing/case_1] (the demo data are generated first if missing; throw-away
+settings and prediction cache).
 
+- panel-no-core.png: the stroke panel on a testing case (no ground truth) before "Run AI": no
+  core, so no verdict and no criterion decided;
 - main.png: a training case after "Run AI": ground truth orange, focal red, CE cyan contours,
   the stroke-team numbers and the time-density curve;
 - compare.png: the same case with the focal-vs-CE difference layer (agree white, focal only red,
-  CE only cyan) and the compare dock.
+  CE only cyan) and the compare dock;
+- panel-partial.png: the stroke panel on that case with only the slices the AI does first (the
+  one on screen and its nearest neighbours, ``PARTIAL_SLICES``), as while it runs.
 """
 
 from __future__ import annotations
@@ -20,12 +25,17 @@ from pathlib import Path
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 HERE = Path(__file__).parent
+#: Slices done in panel-partial.png.
+PARTIAL_SLICES = 5
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, help="demo data folder (default: the user's)")
     parser.add_argument("--case", default="training/case_1", help="case key to show")
+    parser.add_argument(
+        "--testing-case", default="testing/case_1", help="case without ground truth to show"
+    )
     args = parser.parse_args()
 
     import qasync
@@ -35,6 +45,7 @@ def main() -> None:
     from strokelens.app.main_window import MainWindow
     from strokelens.app.model import Model
     from strokelens.core.demo import demo_folder, ensure_demo
+    from strokelens.core.prediction import Prediction
     from strokelens.core.prediction_store import PredictionCache
 
     data = ensure_demo(args.data or demo_folder())
@@ -50,6 +61,10 @@ def main() -> None:
         async def shoot() -> None:
             model = window.model
             await window.open_dataset(data)
+            await window.show_case(model.index_of(args.testing_case))
+            await window.idle()
+            await asyncio.sleep(0.3)  # layout, without re-entering the loop's tasks
+            window.stroke.grab().save(str(HERE / "panel-no-core.png"))
             await window.show_case(model.index_of(args.case))
             await window.run_ai([args.case])
             await window.settled()
@@ -64,10 +79,22 @@ def main() -> None:
             await asyncio.sleep(0.3)
             app.processEvents()
             window.save_screenshot(HERE / "compare.png")
+            full = model.predictions[args.case]
+            partial = Prediction.empty(
+                args.case, full.shape, full.spacing, full.member_names, full.member_losses,
+                full.min_component_ml,
+            )  # fmt: skip
+            first = sorted(range(full.shape[0]), key=lambda z: abs(z - model.slice))
+            partial.update(first[:PARTIAL_SLICES], full.members[:, first[:PARTIAL_SLICES]])
+            model.set_prediction(args.case, partial)
+            await window.idle()
+            await asyncio.sleep(0.3)
+            window.stroke.grab().save(str(HERE / "panel-partial.png"))
             window.close()
 
         loop.run_until_complete(shoot())
-    print(f"wrote {HERE / 'main.png'} and {HERE / 'compare.png'}")
+    names = ("panel-no-core.png", "main.png", "compare.png", "panel-partial.png")
+    print("wrote", ", ".join(str(HERE / name) for name in names))
 
 
 if __name__ == "__main__":
