@@ -82,7 +82,7 @@ def stroke_view(numbers: StrokeNumbers | None) -> StrokeView:
     if core.partial:
         done, total = core.slices
         note += f" ({done} of {total} slices so far)"
-    rows = _rows(numbers.hypoperfused_ml, result, note)
+    rows = _rows(numbers.hypoperfused_ml, result, note, core.partial)
     if core.partial:
         return StrokeView(rows, _undecided(), Verdict.NONE, PARTIAL_CORE)
     criteria = tuple(
@@ -92,15 +92,21 @@ def stroke_view(numbers: StrokeNumbers | None) -> StrokeView:
     return StrokeView(rows, criteria, Verdict.TARGET if result.target else Verdict.NO_TARGET, "")
 
 
-def _rows(hypo_ml: float | None, result: Mismatch | None, core_note: str) -> tuple[Row, ...]:
+def _rows(
+    hypo_ml: float | None, result: Mismatch | None, core_note: str, partial: bool = False
+) -> tuple[Row, ...]:
     """Core, Tmax > 6 s, mismatch and ratio; a number a criterion reads is shown against its
-    limit."""
+    limit. A partial core only grows, so it is a lower bound, and the mismatch volume and ratio
+    from it are upper bounds: shown as such (a ratio of 3.4 from 5 of 22 slices was 1.7 in the
+    end)."""
+    bound = dict.fromkeys(("mismatch_ml", "ratio"), "≤ " if partial else "")
+    bound["core_ml"] = "≥ " if partial else ""
 
     def shown(field: str, unit: str) -> str:
         if result is None:
             return "–"
         criterion = next(c for c in TARGET_CRITERIA if c.field == field)
-        return f"{shown_value(criterion.value(result), criterion.limit)}{unit}"
+        return f"{bound[field]}{shown_value(criterion.value(result), criterion.limit)}{unit}"
 
     hypo = "–" if hypo_ml is None else f"{shown_value(hypo_ml)} mL"
     core_ml = None if result is None else result.core_ml

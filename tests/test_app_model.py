@@ -211,7 +211,7 @@ def test_partial_core_decides_no_criterion(model):
     view = stroke_view(model.stroke_numbers())
     assert view.verdict is Verdict.NONE and view.reason == PARTIAL_CORE
     assert [c.mark for c in view.criteria] == [Mark.UNDECIDED] * 3
-    assert view.row("core").value == "0.2 mL"
+    assert view.row("core").value == "≥ 0.2 mL"  # a lower bound until complete
     assert view.row("core").note == "from the AI ensemble (1 of 3 slices so far)"
     model.set_prediction(case.key, prediction)
     view = stroke_view(model.stroke_numbers())

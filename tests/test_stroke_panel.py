@@ -72,7 +72,10 @@ def test_partial_core_ticks_no_criterion_until_complete(qtbot):
     prediction = Prediction.empty(case.key, SHAPE, SPACING, ["f", "c"], ["focal", "ce"])
     prediction.update([0], probabilities[:, :1])
     model.set_prediction(case.key, prediction)
-    assert panel.values["core"].text() == "30.0 mL"  # would pass "core < 70 mL" so far
+    assert panel.values["core"].text() == "≥ 30.0 mL"  # would pass "core < 70 mL" so far
+    # from a partial core the mismatch volume and ratio are upper bounds
+    assert panel.values["ratio"].text().startswith("≤ ")
+    assert panel.values["mismatch"].text().startswith("≤ ")
     assert panel.notes["core"].text() == "from the AI ensemble (1 of 2 slices so far)"
     assert panel.verdict.text() == "no verdict" and panel.reason.text() == PARTIAL_CORE
     assert marks(panel) == ["UNDECIDED"] * 3
