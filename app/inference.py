@@ -15,11 +15,15 @@ A priority change is a cancel plus a resume: the process keeps the partial predi
 completes it from the new slice on, never running a finished slice again. A stopped case keeps
 its partial prediction (``AiJob.partials``, and the process's copy) for the next run.
 
-Protocol (tuples over a pipe). App to process: ``("predict", case_ref, priority_slice)``,
-``("quit",)``. Process to app: ``("loaded", names, losses)`` once, then per case
-``("start", key, shape, spacing, done)``, ``("slice", z, members)``, ``("progress", done, total)``
-and one of ``("done", timing, device, precision)``, ``("cancelled",)``,
-``("error", "case" | "engine", path, problem)``.
+Protocol (tuples over a pipe). App to process: ``("predict", request, case_ref,
+priority_slice)``, ``("quit",)``. Process to app, each reply led by the number of the request it
+answers (0 at start-up): ``(0, "loaded", names, losses)`` once, then per case ``(request,
+"start", key, shape, spacing, done)``, ``(request, "slice", z, members)``, ``(request,
+"progress", done, total)`` and one of ``(request, "done", timing, device, precision)``,
+``(request, "cancelled")``, ``(request, "error", "case" | "engine", path, problem)``. The app
+drops replies to any request but the one it waits for, and one run uses the process at a time
+(a new "Run AI" right after a stop waits for the stopped run to end): a reply to an earlier
+request never lands in another case's prediction.
 """
 
 from __future__ import annotations
@@ -184,6 +188,8 @@ class AiRunner:
         self._process = None
         self._conn = None
         self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ai-reader")
+        self._requests = 0  # number of the last "predict" sent
+        self._in_use = asyncio.Lock()  # held by the run using the process
         self.member_names: list[str] = []
         self.member_losses: list[str] = []
 
@@ -207,7 +213,7 @@ class AiRunner:
         self._process.start()
         theirs.close()
         self._conn = ours
-        message = await self._receive(None, None)
+        message = await self._receive(None, None, 0)
         if message[0] == "error":
             self.shutdown()
             raise DataError(message[2], message[3])
@@ -222,8 +228,11 @@ class AiRunner:
         if job.priority_request is not None and self._priority.value < 0:
             self._priority.value = job.priority_request
 
-    def _next_message(self, job: AiJob | None, mirror: list[Prediction | None]) -> tuple:
-        """Reader thread: wait for the next message, applying slices to the mirror here."""
+    def _next_message(
+        self, job: AiJob | None, mirror: list[Prediction | None], request: int
+    ) -> tuple:
+        """Reader thread: wait for the next reply to ``request`` (without its number), applying
+        slices to the mirror here; replies to other requests are dropped."""
         conn, process = self._conn, self._process  # kept: shutdown() may clear the fields
         assert conn is not None and process is not None
         while True:
@@ -238,15 +247,19 @@ class AiRunner:
                 process.join(1.0)
                 code = process.exitcode
                 return ("error", "engine", self.manifest_path, f"the AI process ended ({code})")
-            if message is None:
+            if message is None or message[0] != request:
                 continue
+            message = message[1:]
             if message[0] == "slice" and mirror[0] is not None:
                 mirror[0].update([message[1]], message[2][:, None])
             return message
 
-    async def _receive(self, job: AiJob | None, mirror: list[Prediction | None] | None) -> tuple:
+    async def _receive(
+        self, job: AiJob | None, mirror: list[Prediction | None] | None, request: int
+    ) -> tuple:
+        mirror = mirror if mirror is not None else [None]
         return await self.loop.run_in_executor(
-            self._reader, self._next_message, job, mirror if mirror is not None else [None]
+            self._reader, self._next_message, job, mirror, request
         )
 
     # -- cases ---------------------------------------------------------------------------------
@@ -269,10 +282,12 @@ class AiRunner:
         self._stop.clear()
         self._priority.value = -1
         self._sync(job)
-        self._conn.send(("predict", ref, priority))
+        self._requests += 1
+        request = self._requests
+        self._conn.send(("predict", request, ref, priority))
         mirror: list[Prediction | None] = [None]
         while True:
-            message = await self._receive(job, mirror)
+            message = await self._receive(job, mirror, request)
             kind = message[0]
             if kind == "start":
                 mirror[0] = self._mirror(job, *message[1:])
@@ -316,26 +331,28 @@ class AiRunner:
 
         A case that cannot be read is reported through ``on_case_error`` and skipped; a priority
         request resumes the running case from the requested slice; a stop keeps the partial
-        prediction in ``job.partials``.
+        prediction in ``job.partials``. A run waits for the one before it to end (one stopped
+        moments ago ends within a member-batch): two runs must never share the process.
         """
-        while (key := job.next_key()) is not None:
-            priority = priority_of(key)
-            while True:
-                try:
-                    prediction = await self.predict(
-                        ref_of(key), job, priority, on_slice, on_progress
-                    )
-                except Interrupted as exc:
-                    job.partials[key] = exc.prediction
-                    if job.stopped:
-                        return
-                    priority, job.priority_request = job.priority_request, None
-                    continue
-                except DataError as exc:
-                    on_case_error(key, exc)
-                else:
-                    on_case_done(key, prediction)
-                break
+        async with self._in_use:
+            while (key := job.next_key()) is not None:
+                priority = priority_of(key)
+                while True:
+                    try:
+                        prediction = await self.predict(
+                            ref_of(key), job, priority, on_slice, on_progress
+                        )
+                    except Interrupted as exc:
+                        job.partials[key] = exc.prediction
+                        if job.stopped:
+                            return
+                        priority, job.priority_request = job.priority_request, None
+                        continue
+                    except DataError as exc:
+                        on_case_error(key, exc)
+                    else:
+                        on_case_done(key, prediction)
+                    break
 
     def shutdown(self) -> None:
         """Stop the process (it ends after the member-batch running); ``load`` starts anew."""
@@ -378,14 +395,14 @@ def serve(
             manifest_path, allow_external_members, threads=threads, precision=precision
         )
     except DataError as exc:
-        conn.send(("error", "engine", exc.path, exc.problem))
+        conn.send((0, "error", "engine", exc.path, exc.problem))
         return
     except Exception as exc:  # noqa: BLE001 (any failure must reach the app, not a dead pipe)
-        conn.send(("error", "engine", manifest_path, f"{type(exc).__name__}: {exc}"))
+        conn.send((0, "error", "engine", manifest_path, f"{type(exc).__name__}: {exc}"))
         return
     cache = None if cache_root is None else PredictionCache(Path(cache_root))
     fingerprint = manifest_fingerprint(engine.manifest)
-    conn.send(("loaded", [m.name for m in engine.members], [m.loss for m in engine.members]))
+    conn.send((0, "loaded", [m.name for m in engine.members], [m.loss for m in engine.members]))
     partials: dict[str, Prediction] = {}
 
     def interrupted() -> bool:
@@ -398,34 +415,38 @@ def serve(
             return
         if message[0] == "quit":
             return
-        _, ref, priority_slice = message
+        _, request, ref, priority_slice = message
+
+        def reply(*fields, request=request) -> None:
+            conn.send((request, *fields))
+
         try:
             case = load_ref(ref)
         except DataError as exc:
-            conn.send(("error", "case", exc.path, exc.problem))
+            reply("error", "case", exc.path, exc.problem)
             continue
         resume = partials.pop(case.key, None)
         if resume is not None and resume.shape != case.shape:
             resume = None
         done = None if resume is None else resume.done.copy()
-        conn.send(("start", case.key, case.shape, case.spacing, done))
+        reply("start", case.key, case.shape, case.spacing, done)
         try:
             prediction = engine.predict(
                 case,
                 priority_slice=priority_slice,
-                on_slice=lambda r: conn.send(("slice", r.z, r.members.copy())),
-                progress=lambda d, t: conn.send(("progress", d, t)),
+                on_slice=lambda r: reply("slice", r.z, r.members.copy()),
+                progress=lambda d, t: reply("progress", d, t),
                 cancel=interrupted,
                 resume=resume,
             )
         except Cancelled as exc:
             partials[case.key] = exc.prediction
-            conn.send(("cancelled",))
+            reply("cancelled")
             continue
         except Exception as exc:  # noqa: BLE001
-            conn.send(("error", "engine", ref.folder, f"{type(exc).__name__}: {exc}"))
+            reply("error", "engine", ref.folder, f"{type(exc).__name__}: {exc}")
             return
-        conn.send(("done", prediction.timing, prediction.device, prediction.precision))
+        reply("done", prediction.timing, prediction.device, prediction.precision)
         if cache is not None:  # after "done": the app shows the case while this writes
             try:
                 cache.put(fingerprint, case, prediction)

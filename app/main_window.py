@@ -634,8 +634,9 @@ class MainWindow(QMainWindow):
             self._flush_ai()
             for key in [*job.keys, *filter(None, [job.running])]:
                 model.set_progress(key, None)
-            self.job = None
-            self.ai_progress.hide()
+            if self.job is job:  # else a newer run (started after a stop) owns the progress
+                self.job = None
+                self.ai_progress.hide()
         done, seconds = len(job.finished), time.perf_counter() - job.started
         if job.stopped:
             self.statusBar().showMessage(

@@ -384,3 +384,82 @@ def test_phantom_case_review_with_ai_and_compare(qtbot, loop, ai_window, phantom
     assert table.item(row, headers.index("DSC\nGT")).text() == format_value(expected["dsc"], 3)
     assert table.item(row, headers.index("HD mm\nGT")).text() == format_value(expected["hd"], 1)
     assert model.entries[0].core_ml == pytest.approx(volume_ml(prediction.mask(), case.spacing))
+
+
+def test_stop_priority_and_a_new_run_at_random_moments_never_mix_cases(ensemble, dataset):
+    """Ctrl+R, then within ~0-150 ms a stop, a priority slice or a case preference, then a new
+    run at once (Esc and Ctrl+R again): no error, and every slice lands in its own case."""
+    import random
+
+    from strokelens.core.dataset import open_dataset
+
+    loop = asyncio.new_event_loop()
+    refs = {ref.key: ref for ref in open_dataset(dataset)}
+    keys = list(refs)[:2]
+    runner = AiRunner(loop, ensemble, threads=1)
+    rng = random.Random(12)
+    landed, failures = [], []
+
+    def new_job() -> AiJob:
+        job = AiJob([], {})
+        job.add(keys, dict.fromkeys(keys, 4 * 8))  # progress only
+        return job
+
+    async def run(job):
+        await runner.run(
+            job,
+            refs.__getitem__,
+            lambda _k: 0,
+            on_slice=lambda k, z, p: landed.append((k, p.case_key)),
+            on_progress=lambda d, t: None,
+            on_case_done=lambda k, p: landed.append((k, p.case_key)),
+            on_case_error=lambda k, e: failures.append((k, e)),
+        )
+
+    async def one_round():
+        first = new_job()
+        runs = [loop.create_task(run(first))]
+        await asyncio.sleep(rng.uniform(0, 0.15))
+        request = rng.choice(["stop", "priority", "prefer"])
+        if request == "priority":
+            first.request_priority(rng.randrange(4))
+        elif request == "prefer":
+            first.prefer(keys[-1])
+        await asyncio.sleep(rng.uniform(0, 0.02))
+        first.stop()
+        runs.append(loop.create_task(run(new_job())))
+        for task in runs:
+            try:
+                await asyncio.wait_for(task, 60)
+            except Exception as exc:  # noqa: BLE001 (collected: the assertion shows them all)
+                failures.append((request, exc))
+
+    try:
+        loop.run_until_complete(runner.load())
+        for _ in range(40):
+            loop.run_until_complete(one_round())
+        assert not failures
+        assert landed and all(key == shown for key, shown in landed)
+    finally:
+        runner.close()
+        loop.close()
+
+
+def test_run_ai_right_after_esc_waits_for_the_stopped_run_and_keeps_its_own_progress(
+    qtbot, loop, ai_window, large
+):
+    """Ctrl+R, Esc, Ctrl+R in quick succession: the second run owns the progress (the first
+    one's ending must not clear it) and completes the case from the slices kept."""
+    window, model = ai_window, ai_window.model
+    assert run(loop, window.open_dataset(large))
+    key = model.case.key
+    first = loop.create_task(window.run_ai([key]))
+    qtbot.waitUntil(lambda: window.job is not None and window.job.running == key, timeout=30000)
+    qtbot.keyClick(window.view.graphics, Qt.Key.Key_Escape)
+    second = loop.create_task(window.run_ai([key]))
+    assert run(loop, first)
+    assert not second.done() and window.job is not None and not window.job.stopped
+    assert run(loop, second)
+    run(loop, window.idle())
+    assert model.predictions[key].complete and window.job is None
+    assert model.entries[0].status is Status.PREDICTED
