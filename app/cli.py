@@ -11,7 +11,6 @@ import importlib
 import multiprocessing
 import os
 import sys
-import time
 import traceback
 from pathlib import Path
 
@@ -90,16 +89,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def log_traceback(argv: list[str], exc: BaseException) -> Path | None:
     """Append ``exc``'s traceback to ``cli.log`` in the user's log folder; None if unwritable."""
-    path = userdirs.log_dir() / "cli.log"
     text = "".join(traceback.format_exception(exc))
-    stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("a", encoding="utf-8", errors="backslashreplace") as f:
-            f.write(f"--- {stamp} strokelens {' '.join(argv)}\n{text}\n")
-    except OSError:
-        return None
-    return path
+    return userdirs.append_log("cli.log", f"strokelens {' '.join(argv)}\n{text}")
 
 
 if __name__ == "__main__":

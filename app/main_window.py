@@ -14,8 +14,10 @@ worker after mask changes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 import time
+import traceback
 from collections import OrderedDict
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
@@ -52,6 +54,7 @@ from strokelens.app.model import (
 from strokelens.app.shortcuts_dialog import ShortcutsDialog
 from strokelens.app.slice_view import SliceView
 from strokelens.app.stroke_panel import StrokePanel
+from strokelens.core import userdirs
 from strokelens.core.case import CHANNELS
 from strokelens.core.errors import DataError, StrokeLensError
 
@@ -161,6 +164,7 @@ class MainWindow(QMainWindow):
         # the 4D series has its own thread, so a slow series never delays the next case
         self._series_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="series")
         self._tasks: set[asyncio.Task] = set()
+        self.error_box: QMessageBox | None = None  # the one dialog for failures to act on
         self._cases: OrderedDict[str, asyncio.Future] = OrderedDict()
         self._generation = 0
         self._perfusion_loading: str | None = None
@@ -384,10 +388,23 @@ class MainWindow(QMainWindow):
     def run_in_worker(self, function: Callable[..., Any], *args: Any) -> asyncio.Future:
         return self._loop.run_in_executor(self._executor, function, *args)
 
-    def report_error(self, exc: BaseException) -> None:
+    def report_error(self, exc: BaseException, act: bool = False) -> None:
+        """Status bar and ``app.log`` (written in a worker); a dialog only for a failure the user
+        must ``act`` on, and at most one open: a later failure replaces its text, so a burst of
+        background errors never stacks dialogs."""
         self.statusBar().showMessage(f"Error: {exc}", 15000)
-        box = QMessageBox(QMessageBox.Icon.Warning, "StrokeLens", str(exc), parent=self)
-        box.open()  # not exec(): never block the loop
+        detail = str(exc)
+        if not isinstance(exc, StrokeLensError):  # a bug: the traceback is for the report
+            detail = "".join(traceback.format_exception(exc))
+        with contextlib.suppress(RuntimeError):  # the window is closing: no workers left
+            self._executor.submit(userdirs.append_log, "app.log", detail)
+        if not act:
+            return
+        if self.error_box is not None and self.error_box.isVisible():
+            self.error_box.setText(str(exc))
+            return
+        self.error_box = QMessageBox(QMessageBox.Icon.Warning, "StrokeLens", str(exc), parent=self)
+        self.error_box.open()  # not exec(): never block the loop
 
     # -- data set and cases --------------------------------------------------------------------
     def choose_dataset(self) -> None:
@@ -403,7 +420,7 @@ class MainWindow(QMainWindow):
         try:
             dataset, slices = await self.run_in_worker(scan_dataset, path)
         except DataError as exc:
-            self.report_error(exc)
+            self.report_error(exc, act=True)
             return False
         self._cases.clear()
         self._generation += 1
@@ -595,7 +612,7 @@ class MainWindow(QMainWindow):
         try:
             members, _ = await self._ensemble()
         except StrokeLensError as exc:
-            self.report_error(exc)
+            self.report_error(exc, act=True)
             return False
         work = {k: members * (model.entries[model.index_of(k)].n_slices or 1) for k in keys}
         if self.job is not None and not self.job.stopped:
@@ -628,7 +645,7 @@ class MainWindow(QMainWindow):
                 self._on_ai_case_error,
             )
         except StrokeLensError as exc:
-            self.report_error(exc)
+            self.report_error(exc, act=True)
             return False
         finally:
             self._flush_ai()
@@ -782,7 +799,7 @@ class MainWindow(QMainWindow):
             try:
                 await self.run_in_worker(demo.generate_demo, folder, progress)
             except DataError as exc:
-                self.report_error(exc)
+                self.report_error(exc, act=True)
                 return False
         return await self.open_dataset(folder)
 

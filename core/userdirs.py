@@ -7,6 +7,7 @@ so the demo data, the prediction cache and the logs land where users and admins 
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import platformdirs
@@ -27,3 +28,17 @@ def cache_dir() -> Path:
 def log_dir() -> Path:
     """Logs (the command line's tracebacks of unexpected errors)."""
     return Path(platformdirs.user_log_dir(APP, appauthor=False))
+
+
+def append_log(name: str, text: str) -> Path | None:
+    """Append ``text``, stamped, to the log file ``name`` in ``log_dir()``; None when it cannot
+    be written (a log must never turn one failure into two)."""
+    path = log_dir() / name
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a", encoding="utf-8", errors="backslashreplace") as f:
+            f.write(f"--- {stamp} {text.rstrip()}\n")
+    except OSError:
+        return None
+    return path

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import tempfile
 
 import pytest
 import torch
+
+# The app and the command line log to the user's log folder: the tests' logs go to a throw-away one.
+os.environ["XDG_STATE_HOME"] = tempfile.mkdtemp(prefix="strokelens-tests-state-")
 
 
 @pytest.fixture

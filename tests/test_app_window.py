@@ -13,12 +13,14 @@ import pytest
 from helpers import write_isles_case
 from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent, QImage, QMouseEvent, QWheelEvent
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QMessageBox
 
 from strokelens.app.main_window import DEFAULT_SIZE, MainWindow
 from strokelens.app.model import Model
 from strokelens.app.shortcuts_dialog import MOUSE, ShortcutsDialog
 from strokelens.app.stroke_view import NO_CORE
+from strokelens.core import userdirs
+from strokelens.core.errors import DataError
 from strokelens.core.mismatch import (
     TARGET_CORE_BELOW_ML,
     TARGET_MISMATCH_ML,
@@ -370,3 +372,24 @@ def test_bare_strokelens_opens_the_workstation(monkeypatch):
     assert main([]) == 0
     options = {"screenshot": None, "ensemble": None, "allow_external_members": False}
     assert calls == [((None,), {**options, "run_ai": False})]
+
+
+def test_background_failures_never_stack_dialogs_and_go_to_the_log(qtbot, loop, window, tmp_path):
+    def open_boxes():
+        return [box for box in window.findChildren(QMessageBox) if box.isVisible()]
+
+    async def fail(n):
+        raise DataError(tmp_path / f"file{n}", "broken")
+
+    for n in range(5):  # e.g. five cases failing in the background at once
+        window.spawn(fail(n))
+    loop.run_until_complete(window.idle())
+    assert open_boxes() == []
+    assert window.statusBar().currentMessage().endswith("file4: broken")
+    log = userdirs.log_dir() / "app.log"
+    qtbot.waitUntil(lambda: log.is_file() and log.read_text().count("broken") >= 5)
+    # failures the user must act on (a data set that cannot be opened): one dialog, the latest
+    for name in ("missing-1", "missing-2"):
+        assert not loop.run_until_complete(window.open_dataset(tmp_path / name))
+    (box,) = open_boxes()
+    assert "missing-2" in box.text()
