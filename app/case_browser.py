@@ -129,6 +129,9 @@ class CaseBrowser(QWidget):
         self.filter = QLineEdit()
         self.filter.setPlaceholderText("Filter cases (id, patient, status)…  Ctrl+F")
         self.filter.setClearButtonEnabled(True)
+        # a click or Ctrl+F only: at launch or by Tab, single-key shortcuts (1, 2, C, ...) would
+        # type into it and filter the cases away
+        self.filter.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
         self.filter.textChanged.connect(self.proxy.setFilterFixedString)
 
         self.table = QTableView()

@@ -177,6 +177,7 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(self.view)
         self.browser = CaseBrowser(self.model)
         self.browser.case_activated.connect(lambda i: self.spawn(self.show_case(i)))
+        self.browser.filter.returnPressed.connect(self.view.graphics.setFocus)
         self.layers = LayersPanel(self.model)
         self.stroke = StrokePanel(self.model)
         self.curve = CurvePanel(self.model)

@@ -26,7 +26,15 @@ from dataclasses import dataclass
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt, QTimer
-from PySide6.QtWidgets import QLabel, QSlider, QStackedLayout, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QApplication,
+    QLabel,
+    QLineEdit,
+    QSlider,
+    QStackedLayout,
+    QVBoxLayout,
+    QWidget,
+)
 
 from strokelens.app import colormaps
 from strokelens.app.model import UNITS, Model
@@ -221,7 +229,10 @@ class SliceView(QWidget):
         if case is None:
             self._stack.setCurrentIndex(0)
             return
-        self._stack.setCurrentIndex(1)
+        if self._stack.currentIndex() == 0:  # the viewer appears: it takes the keys (layer
+            self._stack.setCurrentIndex(1)  # toggles, slices) unless the user is typing
+            if not isinstance(QApplication.focusWidget(), QLineEdit):
+                self.graphics.setFocus()
         flip_x = bool(case.affine[0, 0] > 0)  # i toward the patient's right: flip to radiological
         flip_y = bool(case.affine[1, 1] < 0)  # j toward posterior: flip so anterior is up
         for pane in self.panes:

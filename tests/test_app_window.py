@@ -393,3 +393,16 @@ def test_background_failures_never_stack_dialogs_and_go_to_the_log(qtbot, loop, 
         assert not loop.run_until_complete(window.open_dataset(tmp_path / name))
     (box,) = open_boxes()
     assert "missing-2" in box.text()
+
+
+def test_keys_go_to_the_viewer_at_launch_not_the_case_filter(qtbot, loop, window, dataset):
+    assert run(loop, window.open_dataset(dataset))
+    window.activateWindow()
+    qtbot.waitUntil(lambda: QApplication.focusWidget() is not None)
+    focused, model = QApplication.focusWidget(), window.model
+    assert focused is window.view.graphics
+    visible = model.layers["truth"].visible
+    qtbot.keyClicks(focused, "12")  # layer toggles, as a reviewer presses them first thing
+    assert window.browser.filter.text() == ""
+    assert model.layers["truth"].visible is not visible
+    assert len(window.browser.visible_indices()) == len(model.entries)
