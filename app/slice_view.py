@@ -227,6 +227,8 @@ class SliceView(QWidget):
         self._layer_cache.clear()
         self._composites.clear()
         if case is None:
+            if self.graphics.hasFocus():  # else hiding it hands the focus to the case table,
+                self.graphics.clearFocus()  # whose focus-in picks its first row: opens a case
             self._stack.setCurrentIndex(0)
             return
         if self._stack.currentIndex() == 0:  # the viewer appears: it takes the keys (layer
