@@ -44,21 +44,12 @@ def process_case(ref, out_dir: Path, args: argparse.Namespace) -> str:
     import numpy as np
 
     from strokelens.core.errors import DataError
-    from strokelens.core.nifti import (
-        frame_interval,
-        load_volume,
-        open_image,
-        read_voxels,
-        spacing_zyx,
-    )
+    from strokelens.core.nifti import frame_interval, load_series, load_volume, spacing_zyx
     from strokelens.core.perfusion.analysis import compute_maps
     from strokelens.core.writer import atomic_save, volume_image
 
     path = ref.files["4DPWI"]
-    img = open_image(path)
-    if len(img.shape) != 4:
-        raise DataError(path, f"the perfusion source must be 4D, found shape {img.shape}")
-    series = read_voxels(path, img)
+    series, img = load_series(path)
     dt = args.dt or frame_interval(img) or 1.0
     start = time.perf_counter()
     try:
