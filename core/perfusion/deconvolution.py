@@ -15,13 +15,13 @@ One SVD per threshold, then one matrix product over all voxels; no per-voxel loo
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from strokelens.core.limits import cpu_count
 from strokelens.core.perfusion.simulate import K_H, RHO
 
 #: thresholds (fraction of the largest singular value) tried by oSVD, smallest first.
@@ -51,13 +51,6 @@ def circulant_matrix(aif: np.ndarray, dt: float = 1.0) -> np.ndarray:
     kernel = dt * (np.roll(pad, 1) + 4.0 * pad + np.roll(pad, -1)) / 6.0
     idx = (np.arange(n)[:, None] - np.arange(n)[None, :]) % n
     return kernel[idx]
-
-
-def _workers() -> int:
-    cores = (
-        os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else range(os.cpu_count() or 1)
-    )
-    return max(1, len(cores))
 
 
 class _Factors:
@@ -176,7 +169,7 @@ def perfusion_parameters(
 
     # small matrix products: one BLAS thread per block, blocks spread over the cores (multi-
     # threaded BLAS on 90 x 8192 blocks spins and slows down many-fold on a busy machine)
-    with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(_workers()) as pool:
+    with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(cpu_count()) as pool:
         list(pool.map(run, range(0, c.shape[1], _CHUNK)))
     cbf = np.clip(peak, 0.0, None) * (K_H / RHO) * 6000.0
     cbv = np.clip((K_H / RHO) * 100.0 * c.sum(axis=0, dtype=np.float64) / area_a, 0.0, None)
