@@ -15,6 +15,7 @@ One SVD per threshold, then one matrix product over all voxels; no per-voxel loo
 
 from __future__ import annotations
 
+import math
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -40,6 +41,30 @@ class Parameters:
     cbv: np.ndarray  # mL/100 g
     mtt: np.ndarray  # s
     tmax: np.ndarray  # s
+
+
+def check_dt(dt: float) -> float:
+    """``dt`` if it is a frame interval (positive, finite seconds), else a ValueError."""
+    if not (math.isfinite(dt) and dt > 0):
+        raise ValueError(f"dt (the frame interval) must be a positive number of seconds, not {dt}")
+    return dt
+
+
+def check_threshold(threshold: float) -> float:
+    """``threshold`` if it is a truncation threshold: a fraction of the largest singular value
+    in (0, 1) (0 keeps every component, noise included; 1 or more keeps none)."""
+    if not 0 < threshold < 1:
+        raise ValueError(f"svd_threshold must lie in (0, 1), not {threshold}")
+    return threshold
+
+
+def check_arguments(dt: float, threshold: float, oi_target: float | None) -> None:
+    """ValueError naming the argument unless ``dt``, ``threshold`` and ``oi_target`` (None:
+    bSVD) are possible."""
+    check_dt(dt)
+    check_threshold(threshold)
+    if oi_target is not None and not (math.isfinite(oi_target) and oi_target > 0):
+        raise ValueError(f"oi_target must be a positive number or None (bSVD), not {oi_target}")
 
 
 def circulant_matrix(aif: np.ndarray, dt: float = 1.0) -> np.ndarray:
@@ -116,6 +141,7 @@ def residues(
     The residues of tissue curves ``(T, N)``; times start at ``-(2T // 8) dt`` (a tissue curve that
     leads the AIF has its residue there). ``oi_target`` None: bSVD at ``threshold``.
     """
+    check_arguments(dt, threshold, oi_target)
     f = _Factors(aif, dt)
     r = _residues(np.asarray(curves, dtype=np.float32), f, threshold, oi_target)
     return (np.arange(r.shape[0]) - f.lead) * dt, r
@@ -152,6 +178,7 @@ def perfusion_parameters(
     CBF = ``K_H/RHO * max(f R) * 6000``; CBV = ``K_H/RHO * 100 * sum(c) / sum(a)``;
     MTT = ``60 CBV / CBF``; Tmax = ``residue_onset`` clipped to >= 0 (see module doc).
     """
+    check_arguments(dt, threshold, oi_target)
     c = np.asarray(curves, dtype=np.float32)
     a = np.asarray(aif, dtype=np.float64).ravel()
     area_a = a.sum()
