@@ -29,10 +29,10 @@ _KINDS = {
 _FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
 
 
-def _refuse_unless_regular(path: Path, mode: int, what: str) -> None:
+def _refuse_unless_regular(path: Path, mode: int) -> None:
     if not stat.S_ISREG(mode):
-        kind = _KINDS.get(stat.S_IFMT(mode), "not a regular file")
-        raise DataError(path, f"is {kind}, not a {what}")
+        kind = _KINDS.get(stat.S_IFMT(mode), "a special file")
+        raise DataError(path, f"is {kind}, not a regular file")
 
 
 def _os_error(path: Path, exc: OSError, what: str) -> DataError:
@@ -49,7 +49,7 @@ def check_regular(path: str | Path, what: str = "file") -> os.stat_result:
         st = path.stat()
     except OSError as exc:
         raise _os_error(path, exc, what) from exc
-    _refuse_unless_regular(path, st.st_mode, what)
+    _refuse_unless_regular(path, st.st_mode)
     return st
 
 
@@ -62,7 +62,7 @@ def open_regular(path: str | Path, what: str = "file") -> BinaryIO:
     except OSError as exc:
         raise _os_error(path, exc, what) from exc
     try:
-        _refuse_unless_regular(path, os.fstat(fd).st_mode, what)
+        _refuse_unless_regular(path, os.fstat(fd).st_mode)
         return os.fdopen(fd, "rb")
     except BaseException:
         os.close(fd)
@@ -78,8 +78,8 @@ def read_text(path: str | Path, what: str = "file", max_bytes: int = MAX_TEXT_BY
         except OSError as exc:
             raise _os_error(path, exc, what) from exc
     if len(data) > max_bytes:
-        raise DataError(path, f"larger than {max_bytes} bytes: not a {what}")
+        raise DataError(path, f"{what} of more than {max_bytes} bytes; refused")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise DataError(path, f"not UTF-8 text, not a {what} ({exc})") from exc
+        raise DataError(path, f"{what} is not UTF-8 text ({exc})") from exc
