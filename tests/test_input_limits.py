@@ -343,6 +343,12 @@ def _subjects_fifo(box):
     return _predict(box, "simple")
 
 
+def _cv_summary_fifo(box):
+    (box["root"] / "run").mkdir()
+    _fifo(box["root"] / "run" / "cv.json")
+    return ["report", str(box["root"] / "run"), "--out", str(box["out"])]
+
+
 CBF_ISLES = "SMIR.Brain.XX.O.CT_CBF.345561/SMIR.Brain.XX.O.CT_CBF.345561.nii"
 FIFO = "is a FIFO (named pipe), not a regular file"
 DEVICE = "is a character device, not a regular file"
@@ -365,6 +371,7 @@ DEVICES = {
     "ISLES CBF map a FIFO": (_map_is(_fifo, "isles", CBF_ISLES), CBF_ISLES, FIFO),
     "subjects.csv a FIFO": (_subjects_fifo, "subjects.csv", FIFO),
     "cv --config FIFO": (_config_fifo, "cpu.toml", FIFO),
+    "report RUN with cv.json a FIFO": (_cv_summary_fifo, "cv.json", FIFO),
 }
 
 
