@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
-import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -41,6 +40,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from strokelens.core.errors import DataError, StrokeLensError
+from strokelens.core.limits import cpu_count
 
 if TYPE_CHECKING:
     from strokelens.core.dataset import CaseRef
@@ -52,7 +52,7 @@ ProgressCallback = Callable[[int, int], None]  # member-slices done in this case
 
 def default_threads() -> int:
     """Torch threads for the app: all cores but one, which stays with the interface."""
-    return max(1, (os.cpu_count() or 1) - 1)
+    return max(1, cpu_count() - 1)
 
 
 @dataclass

@@ -9,16 +9,21 @@ Two layouts are read:
   ``.nii.gz``), optional ``mask`` (ground truth) and optional ``4dpwi`` (4D source).
 
 Listing a data set reads folder names and small sidecars only; voxels are read by ``load``.
+Every entry with a NIfTI name counts as that file, whatever it is: a FIFO or a device named
+``ct.nii`` is refused by name when the case is loaded, not skipped as if it were absent.
 Problems that make a case unloadable are kept on its ``CaseRef`` (``errors``) so a listing of a
 partly broken data set still works; ``load`` raises them as ``DataError``.
 
-Policies: non-finite voxels in a map are set to 0 and reported in ``Case.problems``; a ground truth
-must hold only 0 and 1; maps and mask must share shape and (within ``AFFINE_TOLERANCE_MM``) affine.
+Policies: non-finite voxels in a map (stored so, or made by its scaling) are set to 0 and reported
+in ``Case.problems``; a ground truth must hold only 0 and 1; a 4D source holding NaN/Inf is
+refused when read (``nifti.load_series``); maps and mask must share shape and (within
+``AFFINE_TOLERANCE_MM``) affine.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -29,12 +34,13 @@ import numpy as np
 from strokelens.core import isles
 from strokelens.core.case import CHANNELS, Case
 from strokelens.core.errors import DataError
+from strokelens.core.files import read_text
 from strokelens.core.nifti import (
     frame_interval,
     is_nifti_name,
+    load_series,
     load_volume,
-    open_image,
-    read_voxels,
+    open_series,
     spacing_zyx,
     spatial_shape,
 )
@@ -87,11 +93,15 @@ def _nifti_stem(path: Path) -> str:
     return name[: -len(".nii.gz")] if name.lower().endswith(".nii.gz") else path.stem
 
 
+def _is_nifti_entry(path: Path) -> bool:
+    """A NIfTI name that is not a folder (checked as a regular file when read)."""
+    return is_nifti_name(path) and not path.is_dir()
+
+
 def _is_simple_case_folder(folder: Path) -> bool:
     """Holds ``ct`` or, for a case whose maps are still to be computed, ``4dpwi``."""
     return any(
-        p.is_file() and is_nifti_name(p) and _nifti_stem(p).lower() in ("ct", "4dpwi")
-        for p in folder.iterdir()
+        _is_nifti_entry(p) and _nifti_stem(p).lower() in ("ct", "4dpwi") for p in folder.iterdir()
     )
 
 
@@ -125,7 +135,7 @@ def _scan_isles(ref: CaseRef) -> None:
             ref.errors.append(f"two folders for modality {key}: {names}")
             continue
         folder = folders[0]
-        files = [p for p in folder.iterdir() if p.is_file() and is_nifti_name(p)]
+        files = [p for p in folder.iterdir() if _is_nifti_entry(p)]
         named = [p for p in files if _nifti_stem(p) == folder.name]
         if len(named) == 1:
             ref.files[key] = named[0]
@@ -147,7 +157,7 @@ def _scan_isles(ref: CaseRef) -> None:
 
 def _scan_simple(ref: CaseRef) -> None:
     for p in sorted(ref.folder.iterdir()):
-        if not (p.is_file() and is_nifti_name(p)):
+        if not _is_nifti_entry(p):
             continue
         key = _SIMPLE_STEMS.get(_nifti_stem(p).lower())
         if key is None:
@@ -170,10 +180,10 @@ def scan_case(folder: Path, split: str = "") -> CaseRef:
 
 def _read_subjects(csv_path: Path) -> dict[str, str]:
     """``subjects.csv`` (columns ``case`` and ``patient``): case id or key -> patient id."""
+    text = read_text(csv_path, "CSV file")
     try:
-        with open(csv_path, newline="") as f:
-            rows = list(csv.DictReader(f))
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        rows = list(csv.DictReader(io.StringIO(text, newline="")))
+    except csv.Error as exc:
         raise DataError(csv_path, f"unreadable ({exc})") from exc
     if rows and not {"case", "patient"} <= set(rows[0]):
         raise DataError(csv_path, "needs the columns 'case' and 'patient'")
@@ -218,7 +228,7 @@ class Dataset:
 
     def _apply_subjects(self) -> None:
         for csv_path in {self.root / SUBJECTS_CSV, *(r.folder.parent / SUBJECTS_CSV for r in self)}:
-            if csv_path.is_file():
+            if csv_path.exists():  # a FIFO or folder of that name is refused, not skipped
                 mapping = _read_subjects(csv_path)
                 for ref in self:
                     patient = mapping.get(ref.key) or mapping.get(ref.id)
@@ -286,7 +296,7 @@ def _value_scales(ref: CaseRef, problems: list[str]) -> dict[str, float]:
     for channel in CHANNELS:
         path = ref.files[channel]
         sidecar = path.parent / f"{_nifti_stem(path)}.json"
-        if not sidecar.is_file():
+        if not sidecar.exists():
             continue
         try:
             scale = isles.value_scale_from_sidecar(sidecar)
@@ -326,11 +336,10 @@ def load_ref(ref: CaseRef) -> Case:
             header, shape, affine, spacing = img.header, data.shape, img.affine, spacing_zyx(img)
         else:
             _same_geometry(first, shape, affine, path, img)
-        if img.get_data_dtype().kind == "f" and not np.isfinite(data).all():
-            bad = ~np.isfinite(data)
-            n = int(bad.sum())
+        bad = ~np.isfinite(data)  # whatever the stored type: scaling can overflow
+        if bad.any():
             data[bad] = 0.0
-            problems.append(f"{path.name}: {n} non-finite voxels (NaN/Inf) set to 0")
+            problems.append(f"{path.name}: {int(bad.sum())} non-finite voxels (NaN/Inf) set to 0")
         channels[channel] = data
     value_scales = _value_scales(ref, problems)
 
@@ -354,9 +363,7 @@ def load_ref(ref: CaseRef) -> Case:
     loader, dt = None, None
     if "4DPWI" in ref.files:
         path = ref.files["4DPWI"]
-        img = open_image(path)
-        if len(img.shape) != 4:
-            raise DataError(path, f"the perfusion source must be 4D, found shape {img.shape}")
+        img = open_series(path)
         if spatial_shape(img) != shape:
             raise DataError(
                 path, f"shape {spatial_shape(img)} (z, y, x) differs from the maps' {shape}"
@@ -365,7 +372,7 @@ def load_ref(ref: CaseRef) -> Case:
         dt = frame_interval(img)
 
         def loader(path=path):
-            return read_voxels(path, open_image(path))
+            return load_series(path)[0]
 
     return Case(
         id=ref.id,

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import torch
 
+from strokelens.core.limits import cpu_count
+
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
@@ -49,11 +51,19 @@ def native_bf16(device: torch.device) -> bool:
 
 
 def set_threads(threads: int | None) -> None:
-    """Set torch's intra-op CPU thread count (process-wide); None keeps torch's default."""
+    """Set torch's intra-op CPU thread count (process-wide); None keeps torch's default.
+
+    More threads than the CPUs this process may use only make them fight (and a huge count
+    makes OpenMP allocate a stack per thread), so the count is bounded by ``limits.cpu_count``.
+    """
     if threads is None:
         return
-    if threads < 1:
-        raise ValueError(f"threads must be >= 1, not {threads}")
+    cpus = cpu_count()
+    if not 1 <= threads <= cpus:
+        raise ValueError(
+            f"threads must be >= 1 and at most {cpus} (the CPUs this process may use), "
+            f"not {threads}"
+        )
     torch.set_num_threads(threads)
 
 

@@ -11,6 +11,9 @@ import math
 import re
 from pathlib import Path
 
+from strokelens.core.errors import DataError
+from strokelens.core.files import read_text
+
 MODALITY_FOLDER = re.compile(r"^SMIR\.Brain\.XX\.O\.(?P<mod>\w+)\.(?P<id>\d+)$")
 
 #: modality token in the folder name -> our key (channel name, "OT" or "4DPWI").
@@ -44,8 +47,10 @@ def is_isles_case_folder(folder: Path) -> bool:
 def read_sidecar(sidecar: Path) -> dict:
     """A ``.json`` sidecar's object; ValueError with a reason when it is unreadable."""
     try:
-        meta = json.loads(sidecar.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        meta = json.loads(read_text(sidecar, "JSON sidecar"))
+    except DataError as exc:
+        raise ValueError(f"unreadable sidecar ({exc.problem})") from exc
+    except json.JSONDecodeError as exc:
         raise ValueError(f"unreadable sidecar ({exc})") from exc
     if not isinstance(meta, dict):
         raise ValueError("sidecar is not a JSON object")

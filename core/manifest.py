@@ -11,7 +11,9 @@ registry lists them. A manifest is JSON; member paths are relative to the manife
 A manifest is input like any other and may be hostile, so ``read_manifest`` checks every member
 field: ``name`` and ``loss`` become parts of file names (``core.safepath``), every member needs
 its sha256 (a weight file is trusted only because its hash matches), and a weight file must lie
-inside the manifest's folder unless the user allows external members explicitly.
+inside the manifest's folder unless the user allows external members explicitly. The manifest
+must be a regular file of bounded size (``core.files``) with at most ``limits.MAX_MEMBERS``
+members.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from strokelens.core.errors import DataError
+from strokelens.core.files import read_text
+from strokelens.core.limits import MAX_MEMBERS
 from strokelens.core.preprocessing import ChannelRange
 from strokelens.core.safepath import check_name
 from strokelens.core.writer import atomic_write_bytes
@@ -147,10 +151,8 @@ def read_manifest(path: str | Path, allow_external_members: bool = False) -> Man
     """
     path = Path(path)
     try:
-        raw = json.loads(path.read_text())
-    except FileNotFoundError as exc:
-        raise DataError(path, "ensemble manifest not found") from exc
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raw = json.loads(read_text(path, "ensemble manifest"))
+    except json.JSONDecodeError as exc:
         raise DataError(path, f"not a readable ensemble manifest ({exc})") from exc
     if not isinstance(raw, dict) or raw.get("format") != FORMAT:
         raise DataError(path, f"not a StrokeLens ensemble manifest (format must be {FORMAT!r})")
@@ -160,6 +162,10 @@ def read_manifest(path: str | Path, allow_external_members: bool = False) -> Man
         )
     if not isinstance(raw.get("members"), list):
         raise DataError(path, f"members must be a list, not {_json_type(raw.get('members'))}")
+    if len(raw["members"]) > MAX_MEMBERS:
+        raise DataError(
+            path, f"the ensemble has {len(raw['members'])} members; at most {MAX_MEMBERS} are run"
+        )
     members = [_read_member(m, n, path) for n, m in enumerate(raw["members"], 1)]
     if not members:
         raise DataError(path, "the ensemble has no members")

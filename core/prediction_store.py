@@ -35,6 +35,8 @@ import numpy as np
 from strokelens.core import userdirs
 from strokelens.core.case import CHANNELS, Case
 from strokelens.core.errors import DataError
+from strokelens.core.files import check_regular
+from strokelens.core.limits import MAX_MEMBERS, check_shape
 from strokelens.core.manifest import Manifest
 from strokelens.core.prediction import Prediction
 from strokelens.core.safepath import path_inside
@@ -43,6 +45,8 @@ from strokelens.core.writer import atomic_write
 FORMAT = "strokelens-prediction"
 VERSION = 1
 
+#: Most distinct member values stored as a palette (uint16 indices).
+PALETTE_SIZE = np.iinfo(np.uint16).max + 1
 #: Hex digits kept of the sha256 fingerprints (64 bits: collisions are not a practical concern).
 _SHORT = 16
 
@@ -82,7 +86,7 @@ def save_prediction(path: str | Path, prediction: Prediction) -> Path:
 def _encode(members: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     """``members`` as uint16 indices into their distinct values (exact), if they fit."""
     palette = np.unique(members)  # then searchsorted: 3x faster than return_inverse
-    if palette.size > np.iinfo(np.uint16).max + 1:
+    if palette.size > PALETTE_SIZE:
         return members, None
     return np.searchsorted(palette, members).astype(np.uint16), palette
 
@@ -90,12 +94,6 @@ def _encode(members: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
 def _decode(path: Path, stored: np.ndarray, palette: np.ndarray | None) -> np.ndarray:
     if palette is None:
         return stored
-    if stored.dtype != np.uint16 or palette.dtype != np.float32 or palette.ndim != 1:
-        raise DataError(
-            path,
-            f"members are {stored.dtype} indices into a {palette.dtype} {palette.shape} palette,"
-            " not uint16 into float32 (n,)",
-        )
     if stored.size and int(stored.max()) >= palette.size:
         raise DataError(
             path, f"member index {int(stored.max())} outside the palette of {palette.size}"
@@ -103,9 +101,54 @@ def _decode(path: Path, stored: np.ndarray, palette: np.ndarray | None) -> np.nd
     return palette[stored]
 
 
-def load_prediction(path: str | Path) -> Prediction:
-    """Read a file written by ``save_prediction``; a file that is not one raises ``DataError``."""
+def _dataset(path: Path, f: h5py.File, name: str) -> h5py.Dataset:
+    found = f.get(name)
+    if not isinstance(found, h5py.Dataset):
+        raise DataError(path, f"no {name!r} dataset")
+    return found
+
+
+def _check_layout(path: Path, f: h5py.File, shape: tuple[int, int, int] | None) -> None:
+    """The declared shapes and types of the datasets, before any is read: a file may declare an
+    8 GiB dataset in a few bytes, so nothing is allocated before its size is known to fit."""
+    members, done, palette = _dataset(path, f, "members"), _dataset(path, f, "done"), None
+    if isinstance(f.get("palette"), h5py.Dataset):
+        palette = f["palette"]
+    if members.ndim != 4:
+        raise DataError(path, f"members are {members.shape}, not (M, z, y, x)")
+    if not 1 <= members.shape[0] <= MAX_MEMBERS:
+        raise DataError(path, f"{members.shape[0]} members, not 1 to {MAX_MEMBERS}")
+    if shape is not None and members.shape[1:] != tuple(shape):
+        raise DataError(path, f"members are {members.shape[1:]} (z, y, x), the case is {shape}")
+    beyond = check_shape(members.shape[:0:-1])  # (x, y, z): as for any volume read
+    if beyond is not None:
+        raise DataError(path, f"members of {members.shape[1:]} (z, y, x): {beyond}")
+    if done.dtype != bool or done.shape != members.shape[1:2]:
+        raise DataError(path, f"done is {done.dtype} {done.shape}, not bool ({members.shape[1]},)")
+    stored = members.dtype
+    if palette is None and stored != np.float32:
+        raise DataError(path, f"members are {stored}, not float32 (no palette)")
+    if palette is not None and (
+        stored != np.uint16
+        or palette.dtype != np.float32
+        or palette.shape[:1] != palette.shape
+        or palette.size > PALETTE_SIZE
+    ):
+        raise DataError(
+            path,
+            f"members are {stored} indices into a {palette.dtype} {palette.shape} palette,"
+            f" not uint16 into float32 (n <= {PALETTE_SIZE},)",
+        )
+
+
+def load_prediction(path: str | Path, shape: tuple[int, int, int] | None = None) -> Prediction:
+    """Read a file written by ``save_prediction``; a file that is not one raises ``DataError``.
+
+    ``shape``: the ``(z, y, x)`` the prediction must have (its case's); declared sizes are
+    checked against it and ``core.limits`` before anything is read.
+    """
     path = Path(path)
+    check_regular(path, "prediction file")
     try:
         with h5py.File(path, "r") as f:
             a = f.attrs
@@ -116,9 +159,7 @@ def load_prediction(path: str | Path) -> Prediction:
                 raise DataError(
                     path, f"prediction version {found}, this StrokeLens reads {VERSION}"
                 )
-            for name in ("members", "done"):
-                if not isinstance(f.get(name), h5py.Dataset):
-                    raise DataError(path, f"no {name!r} dataset")
+            _check_layout(path, f, shape)
             palette = f["palette"][()] if isinstance(f.get("palette"), h5py.Dataset) else None
             members, done = _decode(path, f["members"][()], palette), f["done"][()]
             names, losses = json.loads(a["member_names"]), json.loads(a["member_losses"])
@@ -126,13 +167,11 @@ def load_prediction(path: str | Path) -> Prediction:
             case_key, device, precision = str(a["case_key"]), str(a["device"]), str(a["precision"])
             min_component_ml = float(a["min_component_ml"])
             timing = {str(k): float(v) for k, v in json.loads(a["timing"]).items()}
-    except FileNotFoundError as exc:
-        raise DataError(path, "prediction file not found") from exc
     except OSError as exc:  # not HDF5, truncated, unreadable chunk
         raise DataError(path, f"not a readable prediction file ({exc})") from exc
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:  # missing or bad attribute
+    except (KeyError, TypeError, ValueError, AttributeError, RuntimeError) as exc:  # attributes
         raise DataError(path, f"malformed prediction file ({exc!r})") from exc
-    _check(path, members, done, names, losses, spacing)
+    _check(path, members, names, losses, spacing)
     try:
         prediction = Prediction.empty(
             case_key, members.shape[1:], spacing, names, losses, min_component_ml
@@ -145,17 +184,14 @@ def load_prediction(path: str | Path) -> Prediction:
     return prediction
 
 
-def _check(path: Path, members, done, names, losses, spacing) -> None:
-    if members.dtype != np.float32 or members.ndim != 4:
-        raise DataError(
-            path, f"members are {members.dtype} {members.shape}, not float32 (M, z, y, x)"
-        )
+def _check(path: Path, members, names, losses, spacing) -> None:
+    lists = all(isinstance(x, list) and all(isinstance(v, str) for v in x) for x in (names, losses))
+    if not lists:
+        raise DataError(path, "member names and losses must be lists of strings")
     if len(names) != members.shape[0] or len(losses) != members.shape[0]:
         raise DataError(
             path, f"{members.shape[0]} members but {len(names)} names and {len(losses)} losses"
         )
-    if done.dtype != bool or done.shape != members.shape[1:2]:
-        raise DataError(path, f"done is {done.dtype} {done.shape}, not bool ({members.shape[1]},)")
     if len(spacing) != 3:
         raise DataError(path, f"spacing {spacing} is not (z, y, x)")
 
@@ -198,8 +234,9 @@ MAX_CACHE_BYTES = 2 * 1024**3
 class PredictionCache:
     """Complete predictions by ensemble and case inputs, under ``root``, at most ``max_bytes``.
 
-    A file that cannot be read is a miss: ``get`` logs a warning and leaves it in place (for
-    inspection); the next ``put`` for that case replaces it atomically. ``get`` marks a file as
+    A file that cannot be read, or holds another shape, case or an incomplete prediction, is a
+    miss: ``get`` logs a warning and leaves it in place (for inspection); the next ``put`` for
+    that case replaces it atomically. ``get`` marks a file as
     used (its mtime); ``put`` then removes the least recently used files, never the one just
     written, until the cache fits ``max_bytes``. Entries of a rewritten case (new input
     fingerprint) are never read again and age out this way.
@@ -216,9 +253,14 @@ class PredictionCache:
     def get(self, manifest_sha: str, case: Case) -> Prediction | None:
         try:
             path = self.path_for(manifest_sha, case)
-            if not path.is_file():
+            if not path.exists():
                 return None
-            prediction = load_prediction(path)
+            prediction = load_prediction(path, case.shape)
+            if prediction.case_key != case.key:
+                raise DataError(path, f"holds case {prediction.case_key}, not {case.key}")
+            if not prediction.complete:
+                done, total = int(prediction.done.sum()), len(prediction.done)
+                raise DataError(path, f"holds {done} of {total} slices: incomplete")
         except DataError as exc:
             _log.warning("ignoring cached prediction: %s", exc)
             return None

@@ -10,6 +10,7 @@ import numpy as np
 
 from strokelens.core.case import CHANNELS, Case
 from strokelens.core.errors import DataError
+from strokelens.core.files import read_text
 from strokelens.resources import resource_path
 
 
@@ -23,7 +24,7 @@ def load_scaling(path: str | Path | None = None) -> dict[str, ChannelRange]:
     """Channel -> clip range, from ``path`` or the packaged ``configs/preprocessing.toml``."""
     path = Path(path) if path is not None else resource_path("configs", "preprocessing.toml")
     try:
-        table = tomllib.loads(path.read_text())["channels"]
+        table = tomllib.loads(read_text(path, "preprocessing config"))["channels"]
         scaling = {
             c: ChannelRange(float(table[c]["low"]), float(table[c]["high"])) for c in CHANNELS
         }

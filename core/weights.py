@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from strokelens.core.errors import DataError
+from strokelens.core.files import check_regular, open_regular
 from strokelens.core.models import build_model, resolve_config
 from strokelens.core.writer import atomic_write_bytes
 
@@ -42,7 +43,7 @@ def file_sha256(path: str | Path) -> str:
     """Hex sha256 of a file's bytes."""
     path = Path(path)
     try:
-        with path.open("rb") as f:
+        with open_regular(path, "weight file") as f:
             return hashlib.file_digest(f, "sha256").hexdigest()
     except OSError as e:
         raise DataError(path, f"cannot read: {e.strerror or e}") from e
@@ -75,8 +76,7 @@ def save_weights(
 def read_metadata(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
     """``(config, meta)`` of a weight file, reading only its header."""
     path = Path(path)
-    if not path.is_file():
-        raise DataError(path, "weight file not found")
+    check_regular(path, "weight file")
     try:
         with safetensors.safe_open(path, framework="pt") as f:
             metadata = f.metadata() or {}
@@ -157,8 +157,7 @@ def _model_key(key: str, targets: dict[str, torch.Tensor]) -> str | None:
 
 
 def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    if not path.is_file():
-        raise DataError(path, "pretrained weight file not found")
+    check_regular(path, "pretrained weight file")
     try:
         if path.suffix == ".safetensors":
             state: Any = safetensors.torch.load_file(path)

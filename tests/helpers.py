@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import resource
+import signal
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import nibabel as nib
@@ -135,3 +140,45 @@ def make_ensemble(folder, losses=("focal", "focal", "ce", "ce"), config=TINY):
         sha = save_weights(model, folder / rel, config, {"loss": loss})
         members.append(Member(f"{loss}-{i}", loss, i % 2 + 1, rel, sha))
     return Manifest("test-ensemble", members, load_scaling()).save(folder / "ensemble.json")
+
+
+def address_space() -> int:
+    """Bytes of address space this process uses now (Linux)."""
+    return int(Path("/proc/self/statm").read_text().split()[0]) * resource.getpagesize()
+
+
+@contextlib.contextmanager
+def bounded(seconds: float = 20.0, memory: int = 1 << 30) -> Iterator[None]:
+    """Make a hang or a memory blow-up fail the test instead of stalling or starving the
+    machine: after ``seconds`` the main thread gets SIGALRM (sent to it alone, so that a blocking
+    open() of a FIFO is interrupted, whichever thread the kernel would pick), which raises
+    TimeoutError; the address space may grow by ``memory`` bytes, beyond which allocations
+    raise MemoryError."""
+
+    def expire(_signum, _frame):
+        raise TimeoutError(f"still running after {seconds} s: it hangs")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    timer = threading.Timer(seconds, signal.pthread_kill, (threading.get_ident(), signal.SIGALRM))
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    resource.setrlimit(resource.RLIMIT_AS, (address_space() + memory, hard))
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+        signal.signal(signal.SIGALRM, previous)
+
+
+#: Offset of ``scl_slope`` (then ``scl_inter``, float32 each) in a NIfTI-1 header.
+SCL_OFFSET = 112
+
+
+def set_scaling(path: Path, slope: float, inter: float) -> Path:
+    """Write ``scl_slope``/``scl_inter`` into a saved little-endian ``.nii`` file's header as
+    given (nibabel would recompute them on save)."""
+    with open(path, "r+b") as f:
+        f.seek(SCL_OFFSET)
+        f.write(np.array([slope, inter], "<f4").tobytes())
+    return path

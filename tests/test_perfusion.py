@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import nibabel as nib
 import numpy as np
@@ -216,3 +217,64 @@ def test_frame_interval_from_4d_header(zoom, unit, expected):
     img.header.set_zooms((1.0, 1.0, 5.0, zoom))
     img.header.set_xyzt_units("mm", unit)
     assert frame_interval(img) == (pytest.approx(expected) if expected else None)
+
+
+#: (option, value, words of the refusal): physically impossible perfusion options
+BAD_OPTIONS = [
+    ("--dt", "0", "dt (the frame interval) must be a positive number of seconds"),
+    ("--dt", "-1.5", "dt (the frame interval) must be a positive number of seconds"),
+    ("--dt", "nan", "dt (the frame interval) must be a positive number of seconds"),
+    ("--dt", "inf", "dt (the frame interval) must be a positive number of seconds"),
+    ("--dt", "one", "not a number: 'one'"),
+    ("--smooth-mm", "-1", "smooth_mm must lie in 0..20 mm"),
+    ("--smooth-mm", "1e9", "smooth_mm must lie in 0..20 mm"),
+    ("--bsvd", "0", "svd_threshold must lie in (0, 1)"),
+    ("--bsvd", "1", "svd_threshold must lie in (0, 1)"),
+    ("--bsvd", "-0.1", "svd_threshold must lie in (0, 1)"),
+    ("--bsvd", "2", "svd_threshold must lie in (0, 1)"),
+]
+
+
+@pytest.mark.parametrize(("option", "value", "words"), BAD_OPTIONS)
+def test_cli_refuses_impossible_options_naming_them(tmp_path, head, option, value, words, capsys):
+    _write_isles_source(tmp_path / "data" / "case_1", head[0])
+    argv = ["perfusion", str(tmp_path / "data"), "--out", str(tmp_path / "out"), option, value]
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    assert f"argument {option}: {words}" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+#: compute_maps keyword -> (value, words): the library's own checks, before any work
+BAD_ARGUMENTS = [
+    ({"dt": 0.0}, "dt (the frame interval) must be a positive"),
+    ({"dt": -1.0}, "dt (the frame interval) must be a positive"),
+    ({"smooth_mm": -0.5}, "smooth_mm must lie in 0..20"),
+    ({"smooth_mm": 10.0, "spacing": (5.0, 0.1, 0.1)}, "spans more than the image"),
+    ({"svd_threshold": 0.0, "oi_target": None}, "svd_threshold must lie in (0, 1)"),
+    ({"svd_threshold": 1.0, "oi_target": None}, "svd_threshold must lie in (0, 1)"),
+    ({"oi_target": -0.1}, "oi_target must be a positive number"),
+    ({"series": "short"}, "5 frames: deconvolution needs at least 10"),
+    ({"series": "nan"}, "the series holds NaN/Inf values"),
+]
+
+
+@pytest.mark.parametrize(("change", "words"), BAD_ARGUMENTS, ids=[w for _, w in BAD_ARGUMENTS])
+def test_compute_maps_refuses_impossible_arguments(head, change, words):
+    series = head[0]
+    if change.get("series") == "short":
+        series = series[:5]
+    elif change.get("series") == "nan":
+        series = series.copy()
+        series[7, 1, 30, 30] = np.nan
+    kwargs = {"spacing": (5.0, 1.0, 1.0)} | {k: v for k, v in change.items() if k != "series"}
+    with pytest.raises(ValueError, match=re.escape(words)):
+        compute_maps(series, **kwargs)
+
+
+def test_cli_refuses_a_series_too_short_to_deconvolve(tmp_path, head, capsys):
+    _write_isles_source(tmp_path / "data" / "case_1", head[0][:6])
+    assert main(["perfusion", str(tmp_path / "data")]) == 1
+    err = capsys.readouterr().err
+    assert "4DPWI" in err and "6 frames: deconvolution needs at least 10" in err

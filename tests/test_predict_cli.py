@@ -3,6 +3,8 @@ case_metrics; ``strokelens evaluate`` finds those files again and reports the sa
 
 from __future__ import annotations
 
+import csv
+import gzip
 import json
 import math
 
@@ -122,3 +124,40 @@ def test_simple_case_mask_name_and_missing_ensemble(ensemble, tmp_path, monkeypa
     assert main([*args, "--ensemble", str(ensemble), "--threads", "1"]) == 0
     assert (out / "patient7_mask.nii.gz").is_file()
     assert not list(out.glob("SMIR.*"))
+
+
+def test_case_problems_are_printed_and_written_per_case(ensemble, tmp_path, capsys):
+    """NaN voxels in a map are set to 0 and the case is predicted; the user is told, in the
+    terminal and in predictions.json / .csv, for that case only."""
+    write_simple_case(tmp_path / "data" / "clean", shape_xyz=(16, 12, 2))
+    paths = write_simple_case(tmp_path / "data" / "holes", shape_xyz=(16, 12, 2), seed=1)
+    img = nib.load(paths["mtt"])
+    values = np.asarray(img.dataobj, dtype=np.float32)
+    values[2, 3, 1] = values[5, 5, 0] = np.nan
+    nib.save(nib.Nifti1Image(values, img.affine), paths["mtt"])
+    out = tmp_path / "out"
+    argv = ["predict", str(tmp_path / "data"), "--out", str(out), "--ensemble", str(ensemble)]
+    assert main([*argv, "--threads", "1"]) == 0
+    problem = "mtt.nii.gz: 2 non-finite voxels (NaN/Inf) set to 0"
+    assert f"holes: warning: {problem}" in capsys.readouterr().err
+    rows = {r["key"]: r for r in json.loads((out / "predictions.json").read_text())["cases"]}
+    assert rows["holes"]["problems"] == [problem] and rows["clean"]["problems"] == []
+    with open(out / "predictions.csv", newline="") as f:
+        table = {r["key"]: r for r in csv.DictReader(f)}
+    assert table["holes"]["problems"] == problem and table["clean"]["problems"] == ""
+
+
+def test_corrupt_gzip_case_is_failed_not_predicted(ensemble, tmp_path, capsys):
+    """The reported symptom: a .nii.gz whose CRC fails was read and predicted."""
+    paths = write_simple_case(tmp_path / "data" / "case_1", shape_xyz=(16, 12, 2))
+    raw = gzip.decompress(paths["cbf"].read_bytes())
+    corrupt = bytearray(gzip.compress(raw, compresslevel=0))
+    corrupt[len(corrupt) // 2] ^= 0x10  # a voxel byte of the stored deflate block
+    paths["cbf"].write_bytes(corrupt)
+    out = tmp_path / "out"
+    argv = ["predict", str(tmp_path / "data"), "--out", str(out), "--ensemble", str(ensemble)]
+    assert main([*argv, "--threads", "1"]) == 1
+    assert f"{paths['cbf']}: corrupt gzip data (CRC check failed" in capsys.readouterr().err
+    report = json.loads((out / "predictions.json").read_text())
+    assert report["cases"] == [] and "CRC check failed" in report["failed"][0]["error"]
+    assert not list(out.glob("*.nii*"))

@@ -11,7 +11,7 @@ from dataclasses import replace
 import h5py
 import numpy as np
 import pytest
-from helpers import write_simple_case
+from helpers import bounded, write_simple_case
 
 from strokelens.core.dataset import load_case
 from strokelens.core.errors import DataError
@@ -307,3 +307,74 @@ def test_cache_keeps_to_its_size_removing_the_least_recently_used(tmp_path):
     tiny = PredictionCache(tmp_path / "tiny", max_bytes=1)
     only = tiny.put("abc", cases[1], _for(cases[1]))
     assert only.is_file()  # the file just written stays, even over the bound
+
+
+def _declare(name: str, shape, dtype):
+    """Replace dataset ``name`` by one that declares ``shape`` (nothing stored: a few bytes)."""
+
+    def change(f):
+        del f[name]
+        f.create_dataset(name, shape=shape, dtype=dtype, chunks=tuple(min(n, 64) for n in shape))
+
+    return change
+
+
+def _replace(name: str, make):
+    def change(f):
+        data = make(f[name][()])
+        del f[name]
+        f[name] = data
+
+    return change
+
+
+#: damage -> what the warning says; each file is a miss, never an exception or a hit
+BAD_CACHE_FILES = {
+    "8 GiB declared members": (
+        _declare("members", (16, 128, 1024, 1024), np.uint16),
+        "the case is (4, 20, 24)",
+    ),
+    "17 TB declared members": (
+        _declare("members", (64, 4096, 4096, 4096), np.float32),
+        "the case is (4, 20, 24)",
+    ),
+    "8 GiB declared palette": (_declare("palette", (2**31,), np.float32), "(2147483648,) palette"),
+    "one row more": (
+        _replace("members", lambda m: np.concatenate([m, m[:, :, :1]], axis=2)),
+        "members are (4, 21, 24) (z, y, x), the case is (4, 20, 24)",
+    ),
+    "one slice more": (
+        _replace("members", lambda m: np.concatenate([m, m[:, :1]], axis=1)),
+        "members are (5, 20, 24) (z, y, x)",
+    ),
+    "65 members": (
+        _replace("members", lambda m: np.concatenate([m] * 13, axis=0)),
+        "65 members, not 1 to 64",
+    ),
+    "members 3D": (_replace("members", lambda m: m[0]), "members are (4, 20, 24), not (M, z"),
+    "another case": (
+        lambda f: f.attrs.modify("case_key", "testing/case_9"),
+        "holds case testing/case_9, not case_1",
+    ),
+    "incomplete": (_replace("done", lambda d: d & False), "holds 0 of 4 slices: incomplete"),
+    "names not a list": (
+        lambda f: f.attrs.modify("member_names", "5"),
+        "member names and losses must be lists",
+    ),
+    "timing nested too deep": (
+        lambda f: f.attrs.modify("timing", "[" * 100_000),
+        "malformed prediction file (RecursionError",
+    ),
+}
+
+
+@pytest.mark.parametrize("damage", BAD_CACHE_FILES, ids=list(BAD_CACHE_FILES))
+def test_corrupt_cache_file_is_a_miss_with_a_warning(tmp_path, case, caplog, damage):
+    corrupt, words = BAD_CACHE_FILES[damage]
+    cache = PredictionCache(tmp_path / "cache")
+    path = cache.put("abc", case, _for(case))
+    _edit(path, corrupt)
+    with caplog.at_level(logging.WARNING), bounded(seconds=30, memory=1 << 30):
+        assert cache.get("abc", case) is None
+    assert f"ignoring cached prediction: {path}: " in caplog.text and words in caplog.text
+    assert path.is_file()  # left for inspection; the next put replaces it

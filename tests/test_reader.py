@@ -207,7 +207,7 @@ BAD_INPUTS = [
     ("absurd header size", "CT_CBF", _absurd_header, "absurd header size", ".nii"),
     ("unreadable file", "CT_CBF", _unreadable, "cannot be read", ".nii"),
     ("empty file", "CT_CBF", _empty_file, "empty file", ".nii"),
-    ("corrupt header extension", "CT_CBF", _corrupt_header, "cannot be read as NIfTI", ".nii"),
+    ("corrupt header extension", "CT_CBF", _corrupt_header, "corrupt header", ".nii"),
     ("complex voxels", "CT_CBF", _complex_voxels, "unsupported voxel type", ".nii"),
     ("several NIfTI files", "CT_CBF", _several_files, "several NIfTI files", "case_1"),
     ("mask shape differs", "OT", _mask_shape, "differs from", ".nii"),

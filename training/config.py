@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from strokelens.core.errors import DataError
+from strokelens.core.files import read_text
 from strokelens.core.losses import LOSSES
 from strokelens.core.models import resolve_config
 from strokelens.resources import resource_path
@@ -85,10 +86,8 @@ def load_config(name_or_path: str | Path) -> TrainConfig:
     if not path.suffix and not path.exists():
         path = resource_path("configs", f"{name_or_path}.toml")
     try:
-        raw = tomllib.loads(path.read_text())
-    except FileNotFoundError as exc:
-        raise DataError(path, "training config not found") from exc
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raw = tomllib.loads(read_text(path, "training config"))
+    except tomllib.TOMLDecodeError as exc:
         raise DataError(path, f"not a readable TOML config ({exc})") from exc
     unknown = sorted(set(raw) - {"model", "pretrained", "loss", "train", "augment", "cv"})
     if unknown:

@@ -10,13 +10,21 @@ from pathlib import Path
 
 import numpy as np
 
+from strokelens.core.errors import DataError
+from strokelens.core.files import read_text
+
 LOSS_LABELS = {"focal": "Focal loss", "ce": "Cross entropy", "wce": "Weighted CE"}
 LOSS_COLOURS = {"focal": "#d62728", "ce": "#1f77b4", "wce": "#2ca02c"}  # red / blue as Fig. 3
 
 
 def read_run(run: str | Path) -> dict:
     path = Path(run) / "cv.json"
-    data = json.loads(path.read_text())
+    try:
+        data = json.loads(read_text(path, "cross-validation summary"))
+    except json.JSONDecodeError as exc:
+        raise DataError(path, f"not a readable cross-validation summary ({exc})") from exc
+    if not isinstance(data, dict):
+        raise DataError(path, "not a cross-validation summary (no JSON object)")
     data["run"] = str(run)
     return data
 

@@ -14,27 +14,54 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+
+from strokelens.core.perfusion.analysis import MAX_SMOOTH_MM, check_smooth_mm, compute_maps
+from strokelens.core.perfusion.deconvolution import check_dt, check_threshold
 
 HELP = "compute CBF, CBV, MTT and Tmax maps from the 4D perfusion source of a data set or case"
 
 MAP_FILES = ("ct", "cbf", "cbv", "mtt", "tmax")
 
 
+def _checked(check: Callable[[float], float]) -> Callable[[str], float]:
+    """An argparse type: a number that the perfusion code's own ``check`` accepts (one rule for
+    the command line and the library), else the option's error."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        try:
+            return check(value)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from exc
+
+    return parse
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("path", help="data set root, split folder or case folder")
     parser.add_argument("--out", type=Path, help="output folder (default: <PATH>-maps)")
     parser.add_argument(
-        "--dt", type=float, help="frame interval in s (default: from the 4D header, else 1 s)"
+        "--dt",
+        type=_checked(check_dt),
+        help="frame interval in s (default: from the 4D header, else 1 s)",
     )
     parser.add_argument(
-        "--smooth-mm", type=float, default=2.0, help="in-plane Gaussian sigma in mm (default 2)"
+        "--smooth-mm",
+        type=_checked(check_smooth_mm),
+        default=2.0,
+        help=f"in-plane Gaussian sigma in mm, 0 to {MAX_SMOOTH_MM:g} (default 2)",
     )
     parser.add_argument(
         "--bsvd",
-        type=float,
+        type=_checked(check_threshold),
         metavar="THRESHOLD",
-        help="fixed-threshold bSVD (fraction of the largest singular value) instead of oSVD",
+        help="fixed-threshold bSVD (fraction of the largest singular value, in (0, 1)) instead "
+        "of oSVD",
     )
     parser.add_argument("--force", action="store_true", help="recompute cases already written")
 
@@ -44,21 +71,11 @@ def process_case(ref, out_dir: Path, args: argparse.Namespace) -> str:
     import numpy as np
 
     from strokelens.core.errors import DataError
-    from strokelens.core.nifti import (
-        frame_interval,
-        load_volume,
-        open_image,
-        read_voxels,
-        spacing_zyx,
-    )
-    from strokelens.core.perfusion.analysis import compute_maps
+    from strokelens.core.nifti import frame_interval, load_series, load_volume, spacing_zyx
     from strokelens.core.writer import atomic_save, volume_image
 
     path = ref.files["4DPWI"]
-    img = open_image(path)
-    if len(img.shape) != 4:
-        raise DataError(path, f"the perfusion source must be 4D, found shape {img.shape}")
-    series = read_voxels(path, img)
+    series, img = load_series(path)
     dt = args.dt or frame_interval(img) or 1.0
     start = time.perf_counter()
     try:

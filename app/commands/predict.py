@@ -6,7 +6,9 @@ in ``DIR/maps/`` the mean probability maps (all members, focal members, cross-en
 the member std (uncertainty) and with ``--members`` each member's probabilities. When case names
 repeat across splits (ISLES' TRAINING and TESTING both hold case_1), each split gets a folder.
 ``predictions.csv`` / ``predictions.json`` hold per case the lesion volumes of the all/focal/ce
-masks and, where a ground truth exists, their ISLES metrics, plus the summary over cases.
+masks, where a ground truth exists their ISLES metrics, and the case's problems (also printed as
+warnings: what the reader found in the input and how it was handled), plus the summary over
+cases.
 
 File names are made of case folder names and the manifest's losses and member names, so every
 output path is made with ``core.safepath.path_inside``: nothing is written outside DIR.
@@ -135,7 +137,8 @@ def write_outputs(case: Case, prediction: Prediction, files: CaseFiles) -> Path:
 
 
 def case_row(case: Case, prediction: Prediction, mask_path: Path, out: Path) -> dict:
-    """The flat CSV row: volumes per source and, with a ground truth, metrics per source."""
+    """The case's row: volumes per source, with a ground truth metrics per source, and the
+    case's problems (what the reader found and fixed, e.g. NaN voxels set to 0)."""
     row: dict = {
         "key": case.key,
         "id": case.id,
@@ -150,6 +153,7 @@ def case_row(case: Case, prediction: Prediction, mask_path: Path, out: Path) -> 
         for source in prediction.sources:
             scores = case_metrics(prediction.mask(source), case.mask, case.spacing)
             row |= {f"{source}_{k}": v for k, v in scores.items()}
+    row["problems"] = list(case.problems)
     return row
 
 
@@ -190,6 +194,8 @@ def run(args: argparse.Namespace) -> int:
             failed.append({"key": ref.key, "error": str(exc)})
             tqdm.write(f"{ref.key}: skipped: {exc}", file=sys.stderr)
             continue
+        for problem in case.problems:
+            tqdm.write(f"{ref.key}: warning: {problem}", file=sys.stderr)
         total = len(engine.models) * case.n_slices
         with tqdm(total=total, desc=f"{ref.key} ({n}/{len(dataset)})", unit="member-slice") as bar:
 
@@ -202,8 +208,10 @@ def run(args: argparse.Namespace) -> int:
     scored = [r for r in rows if "all_dsc" in r]
     per_source = {s: [{k: r[f"{s}_{k}"] for k in METRICS} for r in scored] for s in sources}
     summary = {s: summarize(metrics) for s, metrics in per_source.items()} if scored else {}
-    if rows:
-        write_csv(rows, out / "predictions.csv")
+    if rows:  # a CSV cell holds the problems joined
+        write_csv(
+            [r | {"problems": "; ".join(r["problems"])} for r in rows], out / "predictions.csv"
+        )
     write_json(
         {
             "ensemble": {

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from strokelens.core.perfusion.deconvolution import perfusion_parameters
+from strokelens.core.perfusion.deconvolution import check_arguments, perfusion_parameters
 
 #: baseline HU window of brain parenchyma: CSF (0-10 HU) below, bone and calcification above.
 BRAIN_HU = (15.0, 80.0)
@@ -30,6 +30,13 @@ AIF_PEAK_FRACTION = 0.01
 #: a VOF must arrive this many frames after the AIF and hold this fraction of its area.
 VOF_LAG_FRAMES = 2
 VOF_MIN_AREA = 0.5
+#: frames a series needs: baseline frames before the bolus, its rise, peak and wash-out (the AIF
+#: search reads the last 3 frames as wash-out, the VOF peaks 2 frames after the AIF); an arterial
+#: bolus passage alone lasts ~10 s, ISLES series have 43-64 frames.
+MIN_FRAMES = 10
+#: largest in-plane smoothing sigma (mm): the default is 2 mm; wider blurs lesions into their
+#: surroundings, and the kernel's cost grows with it.
+MAX_SMOOTH_MM = 20.0
 
 
 @dataclass
@@ -159,6 +166,34 @@ def _arterial_input(
     return aif.astype(np.float32), vof, aif_voxels
 
 
+def check_smooth_mm(smooth_mm: float) -> float:
+    """``smooth_mm`` if it is a smoothing sigma in mm (0 to ``MAX_SMOOTH_MM``), else ValueError."""
+    if not 0 <= smooth_mm <= MAX_SMOOTH_MM:
+        raise ValueError(f"smooth_mm must lie in 0..{MAX_SMOOTH_MM:g} mm, not {smooth_mm}")
+    return smooth_mm
+
+
+def _checked_series(series: np.ndarray, smooth_mm: float, spacing) -> np.ndarray:
+    """``series`` as float32, refused (ValueError) unless it is a finite ``(t, z, y, x)`` series
+    of at least ``MIN_FRAMES`` frames that ``smooth_mm`` at ``spacing`` fits (a kernel wider
+    than the image smooths nothing and costs hours)."""
+    series = np.asarray(series, dtype=np.float32)
+    if series.ndim != 4:
+        raise ValueError(f"series must be (t, z, y, x), got shape {series.shape}")
+    if series.shape[0] < MIN_FRAMES:
+        raise ValueError(
+            f"{series.shape[0]} frames: deconvolution needs at least {MIN_FRAMES} (baseline, "
+            "bolus and wash-out)"
+        )
+    check_smooth_mm(smooth_mm)
+    extent_mm = min(n * float(s) for n, s in zip(series.shape[2:], spacing[1:], strict=True))
+    if 3 * smooth_mm > extent_mm:
+        raise ValueError(f"smooth_mm {smooth_mm} spans more than the image ({extent_mm:g} mm)")
+    if not np.isfinite(series).all():
+        raise ValueError("the series holds NaN/Inf values")
+    return series
+
+
 def _smoothed_brain_curves(enh, mask, spacing, smooth_mm):
     sigma_px = (smooth_mm / float(spacing[1]), smooth_mm / float(spacing[2]))
     smoothed = _smooth(enh, mask, sigma_px) if smooth_mm > 0 else enh
@@ -170,7 +205,7 @@ def find_aif(
     series: np.ndarray, spacing=(5.0, 1.0, 1.0), smooth_mm: float = 2.0, brain_mask=None
 ) -> ArterialInput:
     """The brain mask, baseline and AIF that ``compute_maps`` uses, without deconvolving."""
-    series = np.asarray(series, dtype=np.float32)
+    series = _checked_series(series, smooth_mm, spacing)
     mask, base, arrival = _enhancement(series, spacing, brain_mask)
     enh = series - base
     curves, idx = _smoothed_brain_curves(enh, mask, spacing, smooth_mm)
@@ -193,11 +228,12 @@ def compute_maps(
     ``smooth_mm`` is the in-plane Gaussian sigma (mm; 0 = none). ``oi_target`` selects oSVD
     (per-voxel threshold, Wu's oscillation index 0.095); ``None`` gives bSVD with the fixed
     ``svd_threshold`` (fraction of the largest singular value). A given ``aif`` (``(T,)`` HU
-    enhancement) is used as is, without VOF scaling.
+    enhancement) is used as is, without VOF scaling. Impossible arguments (a frame interval
+    <= 0, a negative smoothing, a threshold outside (0, 1), too few frames, NaN) raise a
+    ValueError naming the argument, before any work.
     """
-    series = np.asarray(series, dtype=np.float32)
-    if series.ndim != 4:
-        raise ValueError(f"series must be (t, z, y, x), got shape {series.shape}")
+    series = _checked_series(series, smooth_mm, spacing)
+    check_arguments(dt, svd_threshold, oi_target)
     mask, base, arrival = _enhancement(series, spacing, brain_mask)
     enh = series - base
     curves, idx = _smoothed_brain_curves(enh, mask, spacing, smooth_mm)

@@ -15,13 +15,14 @@ One SVD per threshold, then one matrix product over all voxels; no per-voxel loo
 
 from __future__ import annotations
 
-import os
+import math
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from strokelens.core.limits import cpu_count
 from strokelens.core.perfusion.simulate import K_H, RHO
 
 #: thresholds (fraction of the largest singular value) tried by oSVD, smallest first.
@@ -42,6 +43,30 @@ class Parameters:
     tmax: np.ndarray  # s
 
 
+def check_dt(dt: float) -> float:
+    """``dt`` if it is a frame interval (positive, finite seconds), else a ValueError."""
+    if not (math.isfinite(dt) and dt > 0):
+        raise ValueError(f"dt (the frame interval) must be a positive number of seconds, not {dt}")
+    return dt
+
+
+def check_threshold(threshold: float) -> float:
+    """``threshold`` if it is a truncation threshold: a fraction of the largest singular value
+    in (0, 1) (0 keeps every component, noise included; 1 or more keeps none)."""
+    if not 0 < threshold < 1:
+        raise ValueError(f"svd_threshold must lie in (0, 1), not {threshold}")
+    return threshold
+
+
+def check_arguments(dt: float, threshold: float, oi_target: float | None) -> None:
+    """ValueError naming the argument unless ``dt``, ``threshold`` and ``oi_target`` (None:
+    bSVD) are possible."""
+    check_dt(dt)
+    check_threshold(threshold)
+    if oi_target is not None and not (math.isfinite(oi_target) and oi_target > 0):
+        raise ValueError(f"oi_target must be a positive number or None (bSVD), not {oi_target}")
+
+
 def circulant_matrix(aif: np.ndarray, dt: float = 1.0) -> np.ndarray:
     """``(2T, 2T)`` block-circulant convolution matrix of the AIF ``(T,)`` (linear weights)."""
     a = np.asarray(aif, dtype=np.float64).ravel()
@@ -51,13 +76,6 @@ def circulant_matrix(aif: np.ndarray, dt: float = 1.0) -> np.ndarray:
     kernel = dt * (np.roll(pad, 1) + 4.0 * pad + np.roll(pad, -1)) / 6.0
     idx = (np.arange(n)[:, None] - np.arange(n)[None, :]) % n
     return kernel[idx]
-
-
-def _workers() -> int:
-    cores = (
-        os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else range(os.cpu_count() or 1)
-    )
-    return max(1, len(cores))
 
 
 class _Factors:
@@ -123,6 +141,7 @@ def residues(
     The residues of tissue curves ``(T, N)``; times start at ``-(2T // 8) dt`` (a tissue curve that
     leads the AIF has its residue there). ``oi_target`` None: bSVD at ``threshold``.
     """
+    check_arguments(dt, threshold, oi_target)
     f = _Factors(aif, dt)
     r = _residues(np.asarray(curves, dtype=np.float32), f, threshold, oi_target)
     return (np.arange(r.shape[0]) - f.lead) * dt, r
@@ -159,6 +178,7 @@ def perfusion_parameters(
     CBF = ``K_H/RHO * max(f R) * 6000``; CBV = ``K_H/RHO * 100 * sum(c) / sum(a)``;
     MTT = ``60 CBV / CBF``; Tmax = ``residue_onset`` clipped to >= 0 (see module doc).
     """
+    check_arguments(dt, threshold, oi_target)
     c = np.asarray(curves, dtype=np.float32)
     a = np.asarray(aif, dtype=np.float64).ravel()
     area_a = a.sum()
@@ -176,7 +196,7 @@ def perfusion_parameters(
 
     # small matrix products: one BLAS thread per block, blocks spread over the cores (multi-
     # threaded BLAS on 90 x 8192 blocks spins and slows down many-fold on a busy machine)
-    with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(_workers()) as pool:
+    with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(cpu_count()) as pool:
         list(pool.map(run, range(0, c.shape[1], _CHUNK)))
     cbf = np.clip(peak, 0.0, None) * (K_H / RHO) * 6000.0
     cbv = np.clip((K_H / RHO) * 100.0 * c.sum(axis=0, dtype=np.float64) / area_a, 0.0, None)
