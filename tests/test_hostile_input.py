@@ -208,7 +208,7 @@ def test_app_and_demo_pass_allow_external_members_on(box):
 
     sent = Pipe()
     serve(sent, box.manifest, 1, "fp32", None, stop=None, priority=None)
-    assert sent[0][:3] == ("error", "engine", box.manifest) and OUTSIDE in sent[0][3]
+    assert sent[0][:4] == (0, "error", "engine", box.manifest) and OUTSIDE in sent[0][4]
 
 
 def test_case_folder_name_that_is_no_file_name_is_skipped(box, capsys):
