@@ -54,6 +54,8 @@ def test_ctrl_c_stops_phantom_workers_cleanly(tmp_path):
         text=True,
         env=env,
         start_new_session=True,
+        # as from a terminal: a background job (nohup, `&` in a script) starts with SIGINT ignored
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         first = proc.stdout.readline()  # "wrote ...": the pool is busy with the next cases

@@ -17,6 +17,7 @@ import multiprocessing
 import os
 import signal
 import tempfile
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -275,7 +276,8 @@ def generate_dataset(
     threads = str(max(1, (os.cpu_count() or 1) // jobs))
     with _child_environment(dict.fromkeys(BLAS_THREAD_VARIABLES, threads)):
         with ProcessPoolExecutor(jobs, context, initializer=_ignore_interrupt) as pool:
-            futures = [pool.submit(_generate_one, str(root), p, seed, split) for p in plans]
+            with _interrupts_ignored():  # the workers start (spawn) during the submits
+                futures = [pool.submit(_generate_one, str(root), p, seed, split) for p in plans]
             try:
                 for future in futures:
                     folders.append(future.result())
@@ -290,6 +292,21 @@ def generate_dataset(
 def _ignore_interrupt() -> None:
     """Workers leave Ctrl+C to the parent, which stops the pool (no traceback per worker)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@contextlib.contextmanager
+def _interrupts_ignored():
+    """Ctrl+C ignored while workers are spawned: a Python started with SIGINT ignored keeps it
+    so, which covers a worker still importing (before ``_ignore_interrupt`` runs). Signals are
+    the main thread's, so from any other thread (the app's demo) only the initializer acts."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 @contextlib.contextmanager
