@@ -197,6 +197,7 @@ class MainWindow(QMainWindow):
         self.docks["curve"].raise_()
         self.docks["curve"].visibilityChanged.connect(lambda _on: self._want_perfusion())
         self._compare_task: asyncio.Task | None = None
+        self._compare_requests = 0
         self._compare_timer = QTimer(self, singleShot=True, interval=COMPARE_DELAY_MS)
         self._compare_timer.timeout.connect(self._request_compare)
         self.docks["compare"].visibilityChanged.connect(lambda _on: self._want_compare())
@@ -753,10 +754,11 @@ class MainWindow(QMainWindow):
 
     def _request_compare(self) -> asyncio.Task:
         self._compare_timer.stop()  # this request covers the pending mask change
-        self._compare_task = self.spawn(self._compare_case_on_screen())
+        self._compare_requests += 1
+        self._compare_task = self.spawn(self._compare_case_on_screen(self._compare_requests))
         return self._compare_task
 
-    async def _compare_case_on_screen(self) -> None:
+    async def _compare_case_on_screen(self, request: int) -> None:
         """The comparison of the case on screen, computed in a worker (once it is predicted)."""
         from strokelens.app.compare import compare_case
 
@@ -775,7 +777,7 @@ class MainWindow(QMainWindow):
             return
         corrected = self.model.corrected.get(case.key)
         comparison = await self.run_in_worker(compare_case, prediction, case.mask, corrected)
-        if asyncio.current_task() is self._compare_task:  # else a newer request shows its own
+        if request == self._compare_requests:  # else a newer request shows its own
             self.compare.show_comparison(comparison)
 
     # -- demo ----------------------------------------------------------------------------------
