@@ -98,9 +98,10 @@ class StrokePanel(QWidget):
         self.bars.set_volumes([(row.ml, row.color) for row in view.rows if row.color])
         background, text = VERDICT_COLORS[view.verdict]
         self.verdict.setText(view.verdict.value)
-        self.verdict.setStyleSheet(
+        _restyle(
+            self.verdict,
             f"background: {background}; color: {text}; font-weight: 700; padding: 6px; "
-            "border-radius: 4px;"
+            "border-radius: 4px;",
         )
         self.reason.setText(view.reason)
         self.reason.setVisible(bool(view.reason))
@@ -114,7 +115,7 @@ class StrokePanel(QWidget):
         for label, criterion in zip(self.criteria, view.criteria, strict=True):
             label.setText(f"{criterion.mark.value} {criterion.label}")
             label.setProperty("mark", criterion.mark.name)
-            label.setStyleSheet(f"color: {MARK_COLORS[criterion.mark]};")
+            _restyle(label, f"color: {MARK_COLORS[criterion.mark]};")
 
     def _show_rows(self, rows: Sequence[Row]) -> None:
         """One form row per ``Row`` and a note row under it; rebuilt when the rows change."""
@@ -140,3 +141,10 @@ class StrokePanel(QWidget):
             self.values[row.key].setText(row.value)
             self.notes[row.key].setText(row.note)
             self.form.setRowVisible(self.notes[row.key], bool(row.note))
+
+
+def _restyle(label: QLabel, sheet: str) -> None:
+    """Set a style sheet only when it changes: each set re-polishes the widget, and the panel
+    refreshes on every AI update (every 100 ms while it runs)."""
+    if label.styleSheet() != sheet:
+        label.setStyleSheet(sheet)
