@@ -73,6 +73,7 @@ class AiJob:
     stopped: bool = False
     priority_request: int | None = None
     partials: dict[str, Prediction] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)  # case key -> why it could not be read
     _rate_start: tuple[float, int] | None = None  # (time, work) when the first result came
 
     # -- queue ---------------------------------------------------------------------------------
@@ -110,6 +111,17 @@ class AiJob:
         self.priority_request = z
 
     # -- progress ------------------------------------------------------------------------------
+    def summary(self, seconds: float) -> str:
+        """What the run did, for the status bar: predicted, skipped (named) and whether stopped."""
+        done = len(self.finished) - len(self.skipped)
+        verb = "stopped after" if self.stopped else "finished"
+        text = f"AI {verb} {done} case(s) in {seconds:.1f} s"
+        if self.skipped:
+            text += f"; skipped {len(self.skipped)} unreadable: {', '.join(self.skipped)}"
+        if self.stopped:
+            text += "; finished slices are kept and Run AI resumes from them"
+        return text + "."
+
     @property
     def total_work(self) -> int:
         return sum(self.work.values())
@@ -349,6 +361,7 @@ class AiRunner:
                         priority, job.priority_request = job.priority_request, None
                         continue
                     except DataError as exc:
+                        job.skipped[key] = str(exc)
                         on_case_error(key, exc)
                     else:
                         on_case_done(key, prediction)

@@ -656,15 +656,8 @@ class MainWindow(QMainWindow):
             if self.job is job:  # else a newer run (started after a stop) owns the progress
                 self.job = None
                 self.ai_progress.hide()
-        done, seconds = len(job.finished), time.perf_counter() - job.started
-        if job.stopped:
-            self.statusBar().showMessage(
-                f"AI stopped after {done} case(s) in {seconds:.1f} s; finished slices are kept "
-                "and Run AI resumes from them.",
-                8000,
-            )
-        else:
-            self.statusBar().showMessage(f"AI finished {done} case(s) in {seconds:.1f} s.", 8000)
+        summary = job.summary(time.perf_counter() - job.started)
+        self.statusBar().showMessage(summary, 15000 if job.skipped else 8000)
         return True
 
     def _ai_ref(self, key: str):

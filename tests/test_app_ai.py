@@ -234,6 +234,8 @@ def test_runner_resumes_from_a_requested_slice_without_redoing_slices(ensemble, 
         reference = Engine.from_manifest(ensemble, threads=1).predict(load_case(refs[key].folder))
         assert np.allclose(prediction.members, reference.members, atol=1e-6)
         assert errors == [("missing", f"{dataset / 'nowhere'}: no such case")]
+        assert job.skipped == {"missing": f"{dataset / 'nowhere'}: no such case"}
+        assert "finished 1 case(s)" in job.summary(1.0) and "skipped 1 unreadable" in job.summary(1)
     finally:
         runner.close()
         loop.close()
@@ -257,6 +259,11 @@ def test_job_progress_eta_queue_and_texts():
     assert [format_eta(s) for s in (None, 4.2, 125, 7300)] == [
         "estimating…", "4 s left", "2 min 05 s left", "2 h 01 min left",
     ]  # fmt: skip
+    assert job.summary(3.04) == (
+        "AI stopped after 2 case(s) in 3.0 s; finished slices are kept and Run AI resumes from them."
+    )
+    done = AiJob([], {}, finished=["a", "b", "c"], skipped={"b": "b: no such case"})
+    assert done.summary(1.0) == "AI finished 2 case(s) in 1.0 s; skipped 1 unreadable: b."
 
 
 def test_compare_dock_equals_core_metrics_and_difference_layer(qtbot, loop, ai_window, dataset):
