@@ -317,6 +317,8 @@ class Model:
         self._derived.clear()
         self.dataset_changed.emit()
         self.case_changed.emit()
+        self.cursor_changed.emit()  # the readout, the compare dock: nothing of the old data set
+        self.mask_changed.emit()
 
     def index_of(self, key: str) -> int:
         for index, entry in enumerate(self.entries):

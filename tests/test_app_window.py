@@ -406,3 +406,27 @@ def test_keys_go_to_the_viewer_at_launch_not_the_case_filter(qtbot, loop, window
     assert window.browser.filter.text() == ""
     assert model.layers["truth"].visible is not visible
     assert len(window.browser.visible_indices()) == len(model.entries)
+
+
+def test_a_new_data_set_clears_the_cursor_readout_and_the_compare_dock(
+    qtbot, loop, window, dataset, tmp_path
+):
+    model = window.model
+    assert run(loop, window.open_dataset(dataset))
+    case = model.case
+    prediction = Prediction.empty(case.key, case.shape, case.spacing, ["f", "c"], ["focal", "ce"])
+    prediction.update(range(case.shape[0]), np.full((2, *case.shape), 0.9, np.float32))
+    model.set_prediction(case.key, prediction)
+    window.show_compare()
+    loop.run_until_complete(window.update_compare())
+    assert window.compare.comparison is not None
+    model.set_cursor((2, 3))
+    assert window.cursor_label.text() != ""
+    other = tmp_path / "other"  # its only case cannot be read: nothing is shown
+    write_isles_case(other / "case_9", SHAPE_XYZ, seed=9)
+    next(other.rglob("*CBF*.nii*")).write_bytes(b"not a NIfTI")
+    assert not run(loop, window.open_dataset(other))
+    assert model.case is None
+    assert window.cursor_label.text() == ""
+    qtbot.waitUntil(lambda: window.compare.message.text() == "No case open.", timeout=3000)
+    assert window.compare.comparison is None
