@@ -7,8 +7,8 @@ older one still loading (generation counter), and the cases around the current o
 ahead, so stepping through a data set rarely waits for the disk.
 
 "Run AI" hands cases to an ``AiRunner`` (``inference``: the ensemble in its own process) and
-draws what comes back, at most every ``AI_REFRESH_MS``; the compare dock is recomputed in a
-worker after mask changes.
+draws what comes back, at most every ``AI_REFRESH_MS``; the compare dock is recomputed by
+``compare_session.CompareSession``.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from PySide6.QtWidgets import (
 from strokelens.app.ai_progress import AiProgress
 from strokelens.app.case_browser import CaseBrowser
 from strokelens.app.compare_panel import ComparePanel
+from strokelens.app.compare_session import CompareSession
 from strokelens.app.curve_dock import CurvePanel
 from strokelens.app.inference import AiJob, AiRunner
 from strokelens.app.layers_panel import LayersPanel
@@ -70,8 +71,6 @@ SERIES_DELAY_MS = 300
 AI_REFRESH_MS = 100
 #: The AI does the slice on screen next once the reviewer has stayed on it this long.
 PRIORITY_DELAY_MS = 150
-#: The compare table is recomputed this long after the last mask change (a brush stroke, say).
-COMPARE_DELAY_MS = 250
 
 
 def scan_dataset(path: str | Path):
@@ -196,12 +195,14 @@ class MainWindow(QMainWindow):
         self.tabifyDockWidget(self.docks["curve"], self.docks["compare"])
         self.docks["curve"].raise_()
         self.docks["curve"].visibilityChanged.connect(lambda _on: self._want_perfusion())
-        self._compare_task: asyncio.Task | None = None
-        self._compare_requests = 0
-        self._compare_timer = QTimer(self, singleShot=True, interval=COMPARE_DELAY_MS)
-        self._compare_timer.timeout.connect(self._request_compare)
-        self.docks["compare"].visibilityChanged.connect(lambda _on: self._want_compare())
-        self.model.mask_changed.connect(self._want_compare)
+        self.comparison = CompareSession(
+            self.model,
+            self.compare,
+            self.docks["compare"],
+            self.spawn,
+            self.run_in_worker,
+            self._ai_pending,
+        )
         self.cursor_label = QLabel()
         self.ai_progress = AiProgress()
         self.ai_progress.cancel_requested.connect(self.cancel_ai)
@@ -340,7 +341,7 @@ class MainWindow(QMainWindow):
         self.settings.sync()
         if self.job is not None:
             self.job.stop()
-        timers = (self._ai_timer, self._priority_timer, self._compare_timer, self._series_timer)
+        timers = (self._ai_timer, self._priority_timer, self.comparison.timer, self._series_timer)
         for timer in timers:
             timer.stop()
         for task in list(self._tasks):
@@ -727,51 +728,8 @@ class MainWindow(QMainWindow):
         dock.show()
         dock.raise_()
 
-    def _want_compare(self) -> None:
-        if self.docks["compare"].isVisible():
-            self._compare_timer.start()
-
-    async def update_compare(self) -> None:
-        """Recompute the compare table of the case on screen, and return once the dock shows it.
-
-        A request made meanwhile (the timer after a mask change, another call) supersedes this
-        one and is waited for: the dock then shows the masks as they are, never a stale or an
-        empty table.
-        """
-        task = self._request_compare()
-        while True:
-            await asyncio.wait([task])  # errors are reported by spawn, once
-            if task is self._compare_task:
-                return
-            task = self._compare_task
-
-    def _request_compare(self) -> asyncio.Task:
-        self._compare_timer.stop()  # this request covers the pending mask change
-        self._compare_requests += 1
-        self._compare_task = self.spawn(self._compare_case_on_screen(self._compare_requests))
-        return self._compare_task
-
-    async def _compare_case_on_screen(self, request: int) -> None:
-        """The comparison of the case on screen, computed in a worker (once it is predicted)."""
-        from strokelens.app.compare import compare_case
-
-        case = self.model.case
-        if case is None:
-            self.compare.set_message("No case open.")
-            return
-        prediction = self.model.predictions.get(case.key)
-        if prediction is None or not prediction.complete:
-            running = self.job is not None and case.key in (self.job.running, *self.job.keys)
-            self.compare.set_message(
-                f"{case.key}: the AI is running; the comparison follows when it is done."
-                if running
-                else f"{case.key}: no AI prediction yet. AI ▸ Run AI on this case (Ctrl+R)."
-            )
-            return
-        corrected = self.model.corrected.get(case.key)
-        comparison = await self.run_in_worker(compare_case, prediction, case.mask, corrected)
-        if request == self._compare_requests:  # else a newer request shows its own
-            self.compare.show_comparison(comparison)
+    def _ai_pending(self, key: str) -> bool:
+        return self.job is not None and key in (self.job.running, *self.job.keys)
 
     # -- demo ----------------------------------------------------------------------------------
     async def open_demo(self, folder: Path) -> bool:

@@ -274,7 +274,7 @@ def test_compare_dock_equals_core_metrics_and_difference_layer(qtbot, loop, ai_w
     assert run(loop, window.run_ai([model.case.key]))
     # a request overtaken by a newer one (as by the timer after a mask change) returns only
     # once the dock shows the comparison, not with the table still empty
-    first, second = (loop.create_task(window.update_compare()) for _ in range(2))
+    first, second = (loop.create_task(window.comparison.update()) for _ in range(2))
     run(loop, first)
     table = window.compare.ensembles
     assert table.rowCount() == 3
@@ -307,7 +307,7 @@ def test_compare_dock_equals_core_metrics_and_difference_layer(qtbot, loop, ai_w
     corrected = prediction.mask("all").copy()
     corrected[0] = 0
     model.set_corrected(case.key, corrected)
-    run(loop, window.update_compare())
+    run(loop, window.comparison.update())
     headers = [table.horizontalHeaderItem(c).text() for c in range(table.columnCount())]
     expected = compare_case(prediction, case.mask, corrected).sources[2].metrics["corrected"]
     column = headers.index("DSC\ncorr.")
@@ -382,7 +382,7 @@ def test_phantom_case_review_with_ai_and_compare(qtbot, loop, ai_window, phantom
     qtbot.keyClick(window.view.graphics, Qt.Key.Key_3)
     window.docks["compare"].raise_()
     assert run(loop, window.run_ai([case.key]))
-    run(loop, window.update_compare())
+    run(loop, window.comparison.update())
     prediction = model.predictions[case.key]
     table, rows = window.compare.ensembles, window.compare.ensembles.rowCount()
     expected = case_metrics(prediction.mask("all"), case.mask, case.spacing)

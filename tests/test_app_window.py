@@ -418,7 +418,7 @@ def test_a_new_data_set_clears_the_cursor_readout_and_the_compare_dock(
     prediction.update(range(case.shape[0]), np.full((2, *case.shape), 0.9, np.float32))
     model.set_prediction(case.key, prediction)
     window.show_compare()
-    loop.run_until_complete(window.update_compare())
+    loop.run_until_complete(window.comparison.update())
     assert window.compare.comparison is not None
     model.set_cursor((2, 3))
     assert window.cursor_label.text() != ""

@@ -75,7 +75,7 @@ def main() -> None:
                 model.set_layer(name, visible=False)
             model.set_layer("difference", visible=True)
             window.docks["compare"].raise_()
-            await window.update_compare()
+            await window.comparison.update()
             await asyncio.sleep(0.3)
             app.processEvents()
             window.save_screenshot(HERE / "compare.png")
