@@ -1,8 +1,8 @@
-"""Compare focal vs cross entropy: a dock showing a :class:`~strokelens.app.compare.Comparison`.
+"""Compare focal vs cross entropy: a dock showing a :class:`~strokelens.core.comparison.Comparison`.
 
 The ensembles' table (volume, then DSC / AVD / HD per available reference), the focal/CE
 agreement line and a sortable table of the members. Cells are the texts of
-``compare.format_value`` on ``compare.as_rows``, the same rows "Copy as CSV" puts on the
+``comparison.format_value`` on ``comparison.as_rows``, the same rows "Copy as CSV" puts on the
 clipboard at full precision. Focal red and CE cyan are the overlay colours (paper Fig. 4).
 """
 
@@ -23,7 +23,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from strokelens.app.compare import (
+from strokelens.app.layers_panel import swatch
+from strokelens.app.model import LAYERS
+from strokelens.core.comparison import (
     REFERENCE_SHORT,
     REFERENCE_TITLES,
     Column,
@@ -34,8 +36,6 @@ from strokelens.app.compare import (
     member_columns,
     to_csv,
 )
-from strokelens.app.layers_panel import swatch
-from strokelens.app.model import LAYERS
 
 #: Swatch colour per loss: the focal and CE overlay layers' colours.
 LOSS_COLORS = {layer.name: layer.color for layer in LAYERS if layer.name in ("focal", "ce")}

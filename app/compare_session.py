@@ -69,7 +69,7 @@ class CompareSession:
         return self._task
 
     async def _compare_case_on_screen(self, request: int) -> None:
-        from strokelens.app.compare import compare_case
+        from strokelens.core.comparison import compare_case
 
         case = self.model.case
         if case is None:

@@ -445,7 +445,7 @@ class Model:
         if name == "uncertainty":
             return prediction.uncertainty
         if name == "difference":
-            from strokelens.app.compare import difference_labels
+            from strokelens.core.comparison import difference_labels
 
             return difference_labels(prediction)
         raise KeyError(name)

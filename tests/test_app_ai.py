@@ -15,10 +15,10 @@ import pytest
 from helpers import write_isles_case
 from PySide6.QtCore import Qt
 
-from strokelens.app.compare import AGREE, CE_ONLY, FOCAL_ONLY, compare_case, format_value
 from strokelens.app.inference import AiJob, AiRunner, default_threads, format_eta
 from strokelens.app.main_window import PRIORITY_DELAY_MS, MainWindow
 from strokelens.app.model import Model, Status
+from strokelens.core.comparison import AGREE, CE_ONLY, FOCAL_ONLY, compare_case, format_value
 from strokelens.core.dataset import load_case
 from strokelens.core.engine import Engine, slice_order
 from strokelens.core.metrics import case_metrics, volume_ml

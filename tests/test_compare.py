@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 
-from strokelens.app.compare import (
+from strokelens.core.comparison import (
     AGREE,
     CE_ONLY,
     FOCAL_ONLY,

@@ -1,7 +1,7 @@
 """Focal vs cross entropy on one case: the ensembles' and members' metrics and where the two agree.
 
-Qt-free (numpy and ``strokelens.core`` only), so the main window computes a :class:`Comparison`
-in a worker and the panel only draws it. Every number comes from ``core.metrics``
+In ``core`` (numpy only) because more than the workstation needs it: the compare panel computes a
+:class:`Comparison` in a worker and only draws it, and ranking cases for review reads it too. Every number comes from ``core.metrics``
 (``case_metrics`` for the ensembles, ``slice_dice`` for the members' and focal-vs-CE DSC, which is
 the same Dice count without the surface distances, ``volume_ml`` for volumes), so the table equals
 what ``strokelens evaluate`` reports.
