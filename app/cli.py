@@ -1,7 +1,5 @@
-"""The ``strokelens`` command line: a thin dispatcher over ``strokelens.app.commands``.
-
-Exit codes: 0 done, 1 a problem StrokeLens names (bad input, say), 2 a usage error or an
-unexpected failure (one line here, the traceback in a log file), 130 interrupted (Ctrl+C).
+"""The ``strokelens`` command line: a thin dispatcher over ``strokelens.app.commands``; exit codes
+and failure messages as ``core.commandline`` sets them for every StrokeLens command line.
 """
 
 from __future__ import annotations
@@ -9,13 +7,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import multiprocessing
-import os
 import sys
-import traceback
-from pathlib import Path
 
-from strokelens.core import userdirs
-from strokelens.core.errors import StrokeLensError
+from strokelens.core.commandline import run_guarded
 
 #: command name -> module under ``strokelens.app.commands`` (imported lazily).
 COMMANDS = {
@@ -66,31 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:  # options only, e.g. --version-like typos
         parser.print_help()
         return 2
-    try:
-        return int(_command_module(args.command).run(args) or 0)
-    except StrokeLensError as exc:
-        print(f"strokelens {args.command}: error: {exc}", file=sys.stderr)
-        return 1
-    except BrokenPipeError:  # output piped into e.g. `head`, which stopped reading
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
-    except KeyboardInterrupt:
-        print(f"\nstrokelens {args.command}: interrupted", file=sys.stderr)
-        return 130
-    except Exception as exc:  # a bug: one line for the user, the traceback for the report
-        log = log_traceback(argv, exc)
-        where = f"; traceback in {log}" if log else ""
-        print(
-            f"strokelens {args.command}: unexpected error: {type(exc).__name__}: {exc}{where}",
-            file=sys.stderr,
-        )
-        return 2
-
-
-def log_traceback(argv: list[str], exc: BaseException) -> Path | None:
-    """Append ``exc``'s traceback to ``cli.log`` in the user's log folder; None if unwritable."""
-    text = "".join(traceback.format_exception(exc))
-    return userdirs.append_log("cli.log", f"strokelens {' '.join(argv)}\n{text}")
+    module = _command_module(args.command)
+    return run_guarded(f"strokelens {args.command}", argv, lambda: module.run(args))
 
 
 if __name__ == "__main__":

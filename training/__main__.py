@@ -2,6 +2,6 @@
 
 import sys
 
-from strokelens.app.cli import main
+from strokelens.training.cli import main
 
 sys.exit(main())

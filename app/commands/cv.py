@@ -1,48 +1,9 @@
 """``strokelens cv``: per-patient k-fold cross-validation for each loss, ending in an ensemble.
 
-Under ``torchrun --nproc-per-node=N -m strokelens.training cv ...`` it trains with DDP.
+The command is training's own (``strokelens.training.cli``), so ``torchrun --nproc-per-node=N -m
+strokelens.training cv ...`` trains with DDP without going through the app.
 """
 
-from __future__ import annotations
+from strokelens.training.cli import HELP, add_arguments, run
 
-import argparse
-import sys
-
-HELP = "train every fold for each loss of a config; writes RUN/ensemble.json"
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", required=True, help="TOML file, or a packaged name: paper, cpu")
-    parser.add_argument("--data", required=True, help="data set with ground truth (ISLES layout)")
-    parser.add_argument("--out", required=True, help="run folder")
-    parser.add_argument("--loss", action="append", help="only this loss (repeatable)")
-    parser.add_argument(
-        "--fold", type=int, action="append", help="only this fold, from 1 (repeatable)"
-    )
-    parser.add_argument("--resume", action="store_true", help="continue a killed run")
-    parser.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: CUDA when available)")
-
-
-def run(args: argparse.Namespace) -> int:
-    from strokelens.training.config import load_config
-    from strokelens.training.cv import run_cv
-    from strokelens.training.distributed import init_from_env, is_main, shutdown
-
-    config = load_config(args.config)
-    init_from_env()
-    try:
-        manifest = run_cv(
-            config,
-            args.data,
-            args.out,
-            losses=args.loss,
-            only_folds=args.fold,
-            resume=args.resume,
-            progress=sys.stderr.isatty(),
-            device=args.device,
-        )
-    finally:
-        shutdown()
-    if is_main():
-        print(f"ensemble manifest: {manifest}")
-    return 0
+__all__ = ["HELP", "add_arguments", "run"]
