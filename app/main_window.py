@@ -43,6 +43,7 @@ from strokelens.app.compare_session import CompareSession
 from strokelens.app.curve_dock import CurvePanel
 from strokelens.app.inference import AiJob, AiRunner
 from strokelens.app.layers_panel import LayersPanel
+from strokelens.app.mismatch_panel import MismatchPanel
 from strokelens.app.model import (
     CT_PRESETS,
     UNITS,
@@ -54,7 +55,6 @@ from strokelens.app.model import (
 )
 from strokelens.app.shortcuts_dialog import ShortcutsDialog
 from strokelens.app.slice_view import SliceView
-from strokelens.app.stroke_panel import StrokePanel
 from strokelens.core import userdirs
 from strokelens.core.case import CHANNELS
 from strokelens.core.errors import DataError, StrokeLensError
@@ -178,12 +178,14 @@ class MainWindow(QMainWindow):
         self.browser.case_activated.connect(lambda i: self.spawn(self.show_case(i)))
         self.browser.filter.returnPressed.connect(self.view.graphics.setFocus)
         self.layers = LayersPanel(self.model)
-        self.stroke = StrokePanel(self.model)
+        self.mismatch = MismatchPanel(self.model)
         self.curve = CurvePanel(self.model)
         self.compare = ComparePanel()
         self.docks = {
             "cases": self._dock("Cases", self.browser, Qt.DockWidgetArea.LeftDockWidgetArea),
-            "stroke": self._dock("Stroke team", self.stroke, Qt.DockWidgetArea.RightDockWidgetArea),
+            "mismatch": self._dock(
+                "Mismatch", self.mismatch, Qt.DockWidgetArea.RightDockWidgetArea
+            ),
             "layers": self._dock("Layers", self.layers, Qt.DockWidgetArea.RightDockWidgetArea),
             "curve": self._dock(
                 "Time-density curve", self.curve, Qt.DockWidgetArea.RightDockWidgetArea
@@ -319,10 +321,10 @@ class MainWindow(QMainWindow):
         if state is None or not self.restoreState(state):
             docks = self.docks
             self.resizeDocks(
-                [docks["cases"], docks["stroke"]], [440, 330], Qt.Orientation.Horizontal
+                [docks["cases"], docks["mismatch"]], [440, 330], Qt.Orientation.Horizontal
             )
             self.resizeDocks(
-                [docks["stroke"], docks["layers"], docks["curve"]],
+                [docks["mismatch"], docks["layers"], docks["curve"]],
                 [300, 230, 300],
                 Qt.Orientation.Vertical,
             )

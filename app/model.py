@@ -137,7 +137,7 @@ PREDICTION_LAYERS = ("focal", "ce", "mean", "uncertainty", "difference")
 
 
 class CoreSource(StrEnum):
-    """Where the reported core mask comes from, in the words the stroke panel shows."""
+    """Where the reported core mask comes from, in the words the mismatch panel shows."""
 
     CORRECTED = "corrected mask"
     ENSEMBLE = "AI ensemble"
@@ -159,8 +159,8 @@ class CoreMask:
 
 
 @dataclass(frozen=True)
-class StrokeNumbers:
-    """The stroke panel's input: the ``Tmax > 6 s`` volume, the core mask and their mismatch
+class MismatchNumbers:
+    """The mismatch panel's input: the ``Tmax > 6 s`` volume, the core mask and their mismatch
     (``core`` and ``mismatch`` are None when the case has no core mask yet: no core is not an
     empty core)."""
 
@@ -513,16 +513,16 @@ class Model:
             return CoreMask(CoreSource.TRUTH, case.mask)
         return None
 
-    def stroke_numbers(self) -> StrokeNumbers | None:
-        """What the stroke panel reports on the current case (None: no case open)."""
+    def mismatch_numbers(self) -> MismatchNumbers | None:
+        """What the mismatch panel reports on the current case (None: no case open)."""
         if self.prepared is None:
             return None
         hypo_ml = self.prepared.hypoperfused_ml
         core = self.best_mask()
         if core is None:
-            return StrokeNumbers(hypo_ml, None, None)
+            return MismatchNumbers(hypo_ml, None, None)
         core_ml = volume_ml(core.mask, self.prepared.case.spacing)
-        return StrokeNumbers(hypo_ml, core, mismatch_from_volumes(core_ml, hypo_ml))
+        return MismatchNumbers(hypo_ml, core, mismatch_from_volumes(core_ml, hypo_ml))
 
     # -- 4D series -----------------------------------------------------------------------------
     def set_perfusion(self, series: PerfusionSeries) -> None:

@@ -4,18 +4,18 @@ import numpy as np
 import pytest
 
 from strokelens.app import colormaps
+from strokelens.app.mismatch_view import NO_CORE, PARTIAL_CORE, Mark, Verdict, mismatch_view
 from strokelens.app.model import (
     FIXED_WINDOWS,
     CoreMask,
     CoreSource,
+    MismatchNumbers,
     Model,
     RecentList,
     Status,
-    StrokeNumbers,
     auto_window,
     prepare_case,
 )
-from strokelens.app.stroke_view import NO_CORE, PARTIAL_CORE, Mark, Verdict, stroke_view
 from strokelens.core.case import CHANNELS, Case
 from strokelens.core.demo import demo_ready, generate_demo
 from strokelens.core.errors import DataError
@@ -163,35 +163,35 @@ def test_prediction_seam_layers_status_and_core_volume(model):
         )
 
 
-def test_best_mask_prefers_corrected_and_stroke_numbers_follow_core_mismatch(model):
+def test_best_mask_prefers_corrected_and_mismatch_numbers_follow_core_mismatch(model):
     case = model.case
     masks = record(model.mask_changed)
     corrected = np.zeros(SHAPE, np.uint8)
     corrected[0, :5, :] = 1  # 50 voxels = 0.5 mL
     model.set_corrected(case.key, corrected)
     assert masks and model.best_mask().source is CoreSource.CORRECTED
-    numbers = model.stroke_numbers()
+    numbers = model.mismatch_numbers()
     expected = mismatch(corrected, case.channels["Tmax"], case.spacing, case.channels["CT"])
     assert numbers.core.source is CoreSource.CORRECTED and numbers.mismatch == expected
     assert not numbers.core.partial
-    view = stroke_view(numbers)
+    view = mismatch_view(numbers)
     assert view.row("core").note == "from the corrected mask" and view.verdict is not Verdict.NONE
     model.set_corrected(case.key, None)
-    assert model.stroke_numbers().mismatch == mismatch(
+    assert model.mismatch_numbers().mismatch == mismatch(
         case.mask, case.channels["Tmax"], case.spacing, case.channels["CT"]
     )
-    assert stroke_view(model.stroke_numbers()).row("core").note == "from the ground truth"
+    assert mismatch_view(model.mismatch_numbers()).row("core").note == "from the ground truth"
 
 
 def test_no_core_mask_is_no_core_and_no_verdict(model):
     """A case without ground truth before Run AI: no core volume, no ratio, nothing ticked
     (it used to read "Core 0.0 mL, ratio ∞, TARGET MISMATCH")."""
     model.set_case(1, prepare_case(make_case("c2", truth=False, seed=1)))
-    numbers = model.stroke_numbers()
+    numbers = model.mismatch_numbers()
     assert model.best_mask() is None
     assert numbers.core is None and numbers.mismatch is None
     assert numbers.hypoperfused_ml == pytest.approx(1.8)  # still known without a core
-    view = stroke_view(numbers)
+    view = mismatch_view(numbers)
     assert view.verdict is Verdict.NONE and view.reason == NO_CORE
     assert [c.mark for c in view.criteria] == [Mark.UNDECIDED] * 3
     assert [view.row(k).value for k in ("core", "mismatch", "ratio")] == ["–"] * 3
@@ -208,13 +208,13 @@ def test_partial_core_decides_no_criterion(model):
     )
     growing.update([1], prediction.members[:, 1:2])
     model.set_prediction(case.key, growing)
-    view = stroke_view(model.stroke_numbers())
+    view = mismatch_view(model.mismatch_numbers())
     assert view.verdict is Verdict.NONE and view.reason == PARTIAL_CORE
     assert [c.mark for c in view.criteria] == [Mark.UNDECIDED] * 3
     assert view.row("core").value == "≥ 0.2 mL"  # a lower bound until complete
     assert view.row("core").note == "from the AI ensemble (1 of 3 slices so far)"
     model.set_prediction(case.key, prediction)
-    view = stroke_view(model.stroke_numbers())
+    view = mismatch_view(model.mismatch_numbers())
     assert view.verdict is Verdict.NO_TARGET and view.reason == ""  # mismatch 1.6 mL < 15
     assert [c.mark for c in view.criteria] == [Mark.MET, Mark.FAILED, Mark.MET]
 
@@ -234,7 +234,7 @@ def test_numbers_read_on_the_side_of_the_limit_that_was_decided(
 ):
     core = CoreMask(CoreSource.TRUTH, np.zeros(SHAPE, np.uint8))
     result = mismatch_from_volumes(core_ml, hypo_ml)
-    view = stroke_view(StrokeNumbers(hypo_ml, core, result))
+    view = mismatch_view(MismatchNumbers(hypo_ml, core, result))
     assert view.row(row).value == shown
     assert "".join(c.mark for c in view.criteria) == marks
     assert view.verdict is (Verdict.TARGET if marks == "✓✓✓" else Verdict.NO_TARGET)

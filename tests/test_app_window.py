@@ -1,5 +1,5 @@
 """The workstation window, headless (pytest-qt, offscreen): opening, navigating, overlays, W/L,
-status bar, stroke panel, curves, settings, screenshots."""
+status bar, mismatch panel, curves, settings, screenshots."""
 
 import os
 
@@ -16,9 +16,9 @@ from PySide6.QtGui import QDropEvent, QImage, QMouseEvent, QWheelEvent
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from strokelens.app.main_window import DEFAULT_SIZE, MainWindow
+from strokelens.app.mismatch_view import NO_CORE
 from strokelens.app.model import Model
 from strokelens.app.shortcuts_dialog import MOUSE, ShortcutsDialog
-from strokelens.app.stroke_view import NO_CORE
 from strokelens.core import userdirs
 from strokelens.core.errors import DataError
 from strokelens.core.mismatch import (
@@ -217,12 +217,12 @@ def test_overlays_toggle_style_and_prediction_layers(qtbot, loop, window, datase
     assert window.browser.table_model.data(row) == "predicted"
 
 
-def test_stroke_panel_numbers_follow_the_best_mask(loop, window, dataset):
+def test_mismatch_panel_numbers_follow_the_best_mask(loop, window, dataset):
     model = opened(loop, window, dataset)
     case = model.case
     ct, tmax = case.channels["CT"], case.channels["Tmax"]
     truth = mismatch(case.mask, tmax, case.spacing, ct)
-    panel = window.stroke
+    panel = window.mismatch
     core_text = f"{shown_value(truth.core_ml, TARGET_CORE_BELOW_ML)} mL"
     assert panel.values["core"].text() == core_text
     assert panel.notes["core"].text() == "from the ground truth"
@@ -239,13 +239,13 @@ def test_stroke_panel_numbers_follow_the_best_mask(loop, window, dataset):
     assert panel.verdict.text() == ("TARGET MISMATCH" if expected.target else "no target mismatch")
 
 
-def test_stroke_panel_has_no_verdict_on_a_case_without_a_core(loop, window, dataset):
+def test_mismatch_panel_has_no_verdict_on_a_case_without_a_core(loop, window, dataset):
     """The reported bug: a case without ground truth, before Run AI, read "Core 0.0 mL, from the
     none, ratio ∞, TARGET MISMATCH" with all three criteria ticked."""
     model = opened(loop, window, dataset)
     assert run(loop, window.show_case(1))
     assert model.case.mask is None and model.index == 1
-    panel = window.stroke
+    panel = window.mismatch
     assert panel.verdict.text() == "no verdict" and panel.reason.text() == NO_CORE
     assert panel.values["core"].text() == "–" and panel.values["ratio"].text() == "–"
     assert [label.property("mark") for label in panel.criteria] == ["UNDECIDED"] * 3

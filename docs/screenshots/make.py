@@ -4,13 +4,13 @@ Run: python docs/screenshots/make.py [--data DEMO_FOLDER] [--case training/case_
 [--testing-case testing/case_1] (the demo data are generated first if missing; throw-away
 settings and prediction cache).
 
-- panel-no-core.png: the stroke panel on a testing case (no ground truth) before "Run AI": no
+- panel-no-core.png: the mismatch panel on a testing case (no ground truth) before "Run AI": no
   core, so no verdict and no criterion decided;
 - main.png: a training case after "Run AI": ground truth orange, focal red, CE cyan contours,
-  the stroke-team numbers and the time-density curve;
+  the mismatch numbers and the time-density curve;
 - compare.png: the same case with the focal-vs-CE difference layer (agree white, focal only red,
   CE only cyan) and the compare dock;
-- panel-partial.png: the stroke panel on that case with only the slices the AI does first (the
+- panel-partial.png: the mismatch panel on that case with only the slices the AI does first (the
   one on screen and its nearest neighbours, ``PARTIAL_SLICES``), as while it runs.
 """
 
@@ -64,7 +64,7 @@ def main() -> None:
             await window.show_case(model.index_of(args.testing_case))
             await window.idle()
             await asyncio.sleep(0.3)  # layout, without re-entering the loop's tasks
-            window.stroke.grab().save(str(HERE / "panel-no-core.png"))
+            window.mismatch.grab().save(str(HERE / "panel-no-core.png"))
             await window.show_case(model.index_of(args.case))
             await window.run_ai([args.case])
             await window.settled()
@@ -89,7 +89,7 @@ def main() -> None:
             model.set_prediction(args.case, partial)
             await window.idle()
             await asyncio.sleep(0.3)
-            window.stroke.grab().save(str(HERE / "panel-partial.png"))
+            window.mismatch.grab().save(str(HERE / "panel-partial.png"))
             window.close()
 
         loop.run_until_complete(shoot())

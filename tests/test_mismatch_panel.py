@@ -1,4 +1,4 @@
-"""The stroke panel as drawn (pytest-qt, offscreen): no verdict without a complete core, and the
+"""The mismatch panel as drawn (pytest-qt, offscreen): no verdict without a complete core, and the
 numbers beside the criteria read on the side of the limits that was decided."""
 
 import os
@@ -8,9 +8,9 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 import numpy as np
 import pytest
 
+from strokelens.app.mismatch_panel import MismatchPanel
+from strokelens.app.mismatch_view import NO_CORE, PARTIAL_CORE
 from strokelens.app.model import Model, prepare_case
-from strokelens.app.stroke_panel import StrokePanel
-from strokelens.app.stroke_view import NO_CORE, PARTIAL_CORE
 from strokelens.core.case import CHANNELS, Case
 from strokelens.core.prediction import Prediction
 
@@ -38,16 +38,16 @@ def make_case(core_voxels: int | None, hypo_voxels: int) -> Case:
     return Case("c1", "c1", "", channels, np.eye(4), SPACING, mask)
 
 
-def panel_on(qtbot, case: Case) -> StrokePanel:
+def panel_on(qtbot, case: Case) -> MismatchPanel:
     model = Model()
     model.set_dataset([Ref(case.key)])
     model.set_case(0, prepare_case(case))
-    panel = StrokePanel(model)
+    panel = MismatchPanel(model)
     qtbot.addWidget(panel)
     return panel
 
 
-def marks(panel: StrokePanel) -> list[str]:
+def marks(panel: MismatchPanel) -> list[str]:
     return [label.property("mark") for label in panel.criteria]
 
 

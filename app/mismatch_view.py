@@ -1,8 +1,8 @@
-"""What the stroke panel shows, free of Qt: its rows of numbers, the three criteria and the verdict.
+"""What the mismatch panel shows, free of Qt: its rows of numbers, the three criteria and the verdict.
 
-``stroke_view`` decides every word and state; ``StrokePanel`` only draws them, so the rules are
+``mismatch_view`` decides every word and state; ``MismatchPanel`` only draws them, so the rules are
 tested without a widget and more rows (another core estimate, the spread across members) are
-more entries in ``StrokeView.rows``, not another panel.
+more entries in ``MismatchView.rows``, not another panel.
 
 The safety rules: no verdict, and no tick or cross, without a complete core mask (no mask is not
 an empty core, and a partial one only grows); every number next to a criterion is written by
@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from strokelens.app.model import StrokeNumbers
+from strokelens.app.model import MismatchNumbers
 from strokelens.core.mismatch import TARGET_CRITERIA, Mismatch, shown_value
 
 CORE_COLOR = "#e0508a"
@@ -58,7 +58,7 @@ class CriterionState:
 
 
 @dataclass(frozen=True)
-class StrokeView:
+class MismatchView:
     """The panel's content; ``reason`` says why there is no verdict ("" when there is one)."""
 
     rows: tuple[Row, ...]
@@ -70,26 +70,26 @@ class StrokeView:
         return next(row for row in self.rows if row.key == key)
 
 
-def stroke_view(numbers: StrokeNumbers | None) -> StrokeView:
-    """The panel's rows, criteria and verdict for ``Model.stroke_numbers()``."""
+def mismatch_view(numbers: MismatchNumbers | None) -> MismatchView:
+    """The panel's rows, criteria and verdict for ``Model.mismatch_numbers()``."""
     if numbers is None:
-        return StrokeView(_rows(None, None, ""), _undecided(), Verdict.NONE, NO_CASE)
+        return MismatchView(_rows(None, None, ""), _undecided(), Verdict.NONE, NO_CASE)
     core, result = numbers.core, numbers.mismatch
     if core is None or result is None:
         rows = _rows(numbers.hypoperfused_ml, None, "")
-        return StrokeView(rows, _undecided(), Verdict.NONE, NO_CORE)
+        return MismatchView(rows, _undecided(), Verdict.NONE, NO_CORE)
     note = f"from the {core.source}"
     if core.partial:
         done, total = core.slices
         note += f" ({done} of {total} slices so far)"
     rows = _rows(numbers.hypoperfused_ml, result, note, core.partial)
     if core.partial:
-        return StrokeView(rows, _undecided(), Verdict.NONE, PARTIAL_CORE)
+        return MismatchView(rows, _undecided(), Verdict.NONE, PARTIAL_CORE)
     criteria = tuple(
         CriterionState(c.label, Mark.MET if c.passes(result) else Mark.FAILED)
         for c in TARGET_CRITERIA
     )
-    return StrokeView(rows, criteria, Verdict.TARGET if result.target else Verdict.NO_TARGET, "")
+    return MismatchView(rows, criteria, Verdict.TARGET if result.target else Verdict.NO_TARGET, "")
 
 
 def _rows(

@@ -1,6 +1,6 @@
-"""Stroke-team summary (RAPID-style): core, Tmax > 6 s, mismatch volume and ratio, target mismatch.
+"""Mismatch summary (RAPID-style): core, Tmax > 6 s, mismatch volume and ratio, target mismatch.
 
-The panel draws ``app.stroke_view.stroke_view(model.stroke_numbers())``, refreshed on every
+The panel draws ``app.mismatch_view.mismatch_view(model.mismatch_numbers())``, refreshed on every
 ``mask_changed`` and ``case_changed`` event; what it says, and when it says no verdict, is decided
 there.
 """
@@ -14,8 +14,8 @@ from PySide6.QtCore import QRectF, Qt
 from PySide6.QtGui import QColor, QPainter
 from PySide6.QtWidgets import QFormLayout, QLabel, QVBoxLayout, QWidget
 
+from strokelens.app.mismatch_view import Mark, MismatchView, Row, Verdict, mismatch_view
 from strokelens.app.model import Model
-from strokelens.app.stroke_view import Mark, Row, StrokeView, Verdict, stroke_view
 from strokelens.app.theme import BAD_COLOR, OK_COLOR
 
 MUTED_COLOR = "#8a9099"
@@ -57,8 +57,8 @@ class VolumeBars(QWidget):
         painter.end()
 
 
-class StrokePanel(QWidget):
-    """Draws a ``StrokeView``. Public for tests: ``values`` and ``notes`` (row key -> label),
+class MismatchPanel(QWidget):
+    """Draws a ``MismatchView``. Public for tests: ``values`` and ``notes`` (row key -> label),
     ``verdict``, ``reason`` and ``criteria`` (one label each, its ``mark`` property the
     ``Mark``'s name)."""
 
@@ -91,9 +91,9 @@ class StrokePanel(QWidget):
         self.refresh()
 
     def refresh(self) -> None:
-        self.show_view(stroke_view(self.model.stroke_numbers()))
+        self.show_view(mismatch_view(self.model.mismatch_numbers()))
 
-    def show_view(self, view: StrokeView) -> None:
+    def show_view(self, view: MismatchView) -> None:
         self._show_rows(view.rows)
         self.bars.set_volumes([(row.ml, row.color) for row in view.rows if row.color])
         background, text = VERDICT_COLORS[view.verdict]
