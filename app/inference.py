@@ -225,7 +225,7 @@ class AiRunner:
         self._process.start()
         theirs.close()
         self._conn = ours
-        message = await self._receive(None, None, 0)
+        message = await self._receive(None, 0)
         if message[0] == "error":
             self.shutdown()
             raise DataError(message[2], message[3])
@@ -240,11 +240,9 @@ class AiRunner:
         if job.priority_request is not None and self._priority.value < 0:
             self._priority.value = job.priority_request
 
-    def _next_message(
-        self, job: AiJob | None, mirror: list[Prediction | None], request: int
-    ) -> tuple:
-        """Reader thread: wait for the next reply to ``request`` (without its number), applying
-        slices to the mirror here; replies to other requests are dropped."""
+    def _next_message(self, job: AiJob | None, request: int) -> tuple:
+        """Reader thread: wait for the next reply to ``request`` (without its number); replies to
+        other requests are dropped. It never touches the mirror, which the views draw."""
         conn, process = self._conn, self._process  # kept: shutdown() may clear the fields
         assert conn is not None and process is not None
         while True:
@@ -261,18 +259,10 @@ class AiRunner:
                 return ("error", "engine", self.manifest_path, f"the AI process ended ({code})")
             if message is None or message[0] != request:
                 continue
-            message = message[1:]
-            if message[0] == "slice" and mirror[0] is not None:
-                mirror[0].update([message[1]], message[2][:, None])
-            return message
+            return message[1:]
 
-    async def _receive(
-        self, job: AiJob | None, mirror: list[Prediction | None] | None, request: int
-    ) -> tuple:
-        mirror = mirror if mirror is not None else [None]
-        return await self.loop.run_in_executor(
-            self._reader, self._next_message, job, mirror, request
-        )
+    async def _receive(self, job: AiJob | None, request: int) -> tuple:
+        return await self.loop.run_in_executor(self._reader, self._next_message, job, request)
 
     # -- cases ---------------------------------------------------------------------------------
     async def predict(
@@ -299,11 +289,12 @@ class AiRunner:
         self._conn.send(("predict", request, ref, priority))
         mirror: list[Prediction | None] = [None]
         while True:
-            message = await self._receive(job, mirror, request)
+            message = await self._receive(job, request)
             kind = message[0]
             if kind == "start":
                 mirror[0] = self._mirror(job, *message[1:])
-            elif kind == "slice":
+            elif kind == "slice":  # applied here, on the loop: the views draw the mirror
+                mirror[0].update([message[1]], message[2][:, None])  # type: ignore[union-attr]
                 on_slice(ref.key, message[1], mirror[0])  # type: ignore[arg-type]
             elif kind == "progress":
                 on_progress(message[1], message[2])
