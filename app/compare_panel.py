@@ -1,5 +1,11 @@
 """Compare focal vs cross entropy: a dock showing a :class:`~strokelens.core.comparison.Comparison`.
 
+The panel subscribes to the model like the other panels: after a mask change (a paint stroke, a
+finished prediction) it recomputes, debounced and only while it is seen, in a worker, the newest
+request winning. ``refresh()`` returns once the panel shows the comparison of the masks as they
+are: a request made meanwhile supersedes it and is waited for, so it never ends with a stale or
+an empty table.
+
 The ensembles' table (volume, then DSC / AVD / HD per available reference), the focal/CE
 agreement line and a sortable table of the members. Cells are the texts of
 ``comparison.format_value`` on ``comparison.as_rows``, the same rows "Copy as CSV" puts on the
@@ -8,7 +14,9 @@ clipboard at full precision. Focal red and CE cyan are the overlay colours (pape
 
 from __future__ import annotations
 
+import asyncio
 import math
+from collections.abc import Callable
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
@@ -24,7 +32,8 @@ from PySide6.QtWidgets import (
 )
 
 from strokelens.app.layers_panel import swatch
-from strokelens.app.model import LAYERS
+from strokelens.app.model import LAYERS, Model
+from strokelens.app.tasks import Tasks
 from strokelens.core.comparison import (
     REFERENCE_SHORT,
     REFERENCE_TITLES,
@@ -40,6 +49,8 @@ from strokelens.core.comparison import (
 #: Swatch colour per loss: the focal and CE overlay layers' colours.
 LOSS_COLORS = {layer.name: layer.color for layer in LAYERS if layer.name in ("focal", "ce")}
 _MUTED = "color: #8a9099;"
+#: The table is recomputed this long after the last mask change (a paint stroke, say).
+COMPARE_DELAY_MS = 250
 
 
 def _css(rgb: tuple[int, int, int]) -> str:
@@ -95,8 +106,21 @@ def _fill(table: QTableWidget, columns: list[Column], rows: list[dict]) -> None:
 
 
 class ComparePanel(QWidget):
-    def __init__(self, parent: QWidget | None = None):
+    """The comparison of ``model``'s case on screen; ``ai_pending(key)`` says whether the AI
+    still has that case to do."""
+
+    def __init__(
+        self,
+        model: Model,
+        tasks: Tasks,
+        ai_pending: Callable[[str], bool],
+        parent: QWidget | None = None,
+    ):
         super().__init__(parent)
+        self.model, self.tasks, self._ai_pending = model, tasks, ai_pending
+        self._task: asyncio.Task | None = None
+        self._requests = 0
+        self.timer = tasks.timer(COMPARE_DELAY_MS, self._request)
         self.comparison: Comparison | None = None
         self.message = QLabel()
         self.message.setWordWrap(True)
@@ -132,7 +156,54 @@ class ComparePanel(QWidget):
         layout.addWidget(self.message)
         layout.addWidget(self.content, 1)
         self.set_message("No comparison yet")
+        model.mask_changed.connect(self.want)
 
+    # -- requests ------------------------------------------------------------------------------
+    def want(self) -> None:
+        """A mask changed: recompute soon, if the panel is seen."""
+        if self.isVisible():
+            self.timer.start()
+
+    def showEvent(self, event) -> None:  # noqa: N802 (Qt override): its tab came forward
+        super().showEvent(event)
+        self.want()
+
+    async def refresh(self) -> None:
+        """Recompute now and return once the panel shows the current masks' comparison."""
+        task = self._request()
+        while True:
+            await asyncio.wait([task])  # errors are reported by spawn, once
+            if task is self._task:
+                return
+            task = self._task
+
+    def _request(self) -> asyncio.Task:
+        self.timer.stop()  # this request covers the pending mask change
+        self._requests += 1
+        self._task = self.tasks.spawn(self._compare_case_on_screen(self._requests))
+        return self._task
+
+    async def _compare_case_on_screen(self, request: int) -> None:
+        from strokelens.core.comparison import compare_case
+
+        case = self.model.case
+        if case is None:
+            self.set_message("No case open.")
+            return
+        prediction = self.model.predictions.get(case.key)
+        if prediction is None or not prediction.complete:
+            self.set_message(
+                f"{case.key}: the AI is running; the comparison follows when it is done."
+                if self._ai_pending(case.key)
+                else f"{case.key}: no AI prediction yet. AI ▸ Run AI on this case (Ctrl+R)."
+            )
+            return
+        corrected = self.model.corrected.get(case.key)
+        comparison = await self.tasks.run_in_worker(compare_case, prediction, case.mask, corrected)
+        if request == self._requests:  # else a newer request shows its own
+            self.show_comparison(comparison)
+
+    # -- drawing -------------------------------------------------------------------------------
     def set_message(self, text: str) -> None:
         """Show ``text`` instead of the tables (no prediction, still computing, ...)."""
         self.comparison = None

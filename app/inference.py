@@ -206,6 +206,11 @@ class AiRunner:
         self.member_losses: list[str] = []
 
     # -- process ---------------------------------------------------------------------------------
+    @property
+    def process(self):
+        """The engine process (None before ``load`` and after ``shutdown``)."""
+        return self._process
+
     async def load(self) -> None:
         """Start the engine process (if not running) and wait until its members are loaded."""
         if self._process is not None and self._process.is_alive():

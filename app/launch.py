@@ -86,12 +86,13 @@ def run_gui(
     async def main() -> int:
         opened = True
         if demo_folder is not None:
-            opened = await window.open_demo(demo_folder)
+            opened = await window.cases.open_demo(demo_folder)
         elif path is not None:
-            opened = await window.open_dataset(path)
+            opened = await window.cases.open_dataset(path)
         if opened and run_ai:
-            await window.idle()
-            opened = await window.run_ai_first()
+            await window.tasks.idle()
+            case = window.model.case
+            opened = case is not None and await window.ai.run([case.key])
         if screenshot is None:
             await window.closed
             return 0

@@ -129,9 +129,9 @@ def interactive(data: Path) -> None:
     window.resize(1600, 960)
     window.show()
     model = window.model
-    loop.run_until_complete(window.open_dataset(data))
+    loop.run_until_complete(window.cases.open_dataset(data))
     deepest = max(range(len(model.entries)), key=lambda i: model.entries[i].n_slices or 0)
-    loop.run_until_complete(window.show_case(deepest))  # the most slices: the most samples
+    loop.run_until_complete(window.cases.show_case(deepest))  # the most slices: the most samples
     case = model.case
 
     def repaint() -> None:
@@ -180,14 +180,14 @@ def interactive(data: Path) -> None:
         index = order[(k + 1) % len(order)]
         loop.run_until_complete(asyncio.sleep(0.2))  # let the read-ahead finish, as a reader would
         start = time.perf_counter()
-        loop.run_until_complete(window.show_case(index))
+        loop.run_until_complete(window.cases.show_case(index))
         repaint()
         near.append(time.perf_counter() - start)
     for k in range(6):
         index = order[k % len(order)]
-        window._cases.clear()  # nothing in memory: read from disk
+        window.cases.forget()  # nothing in memory: read from disk
         start = time.perf_counter()
-        loop.run_until_complete(window.show_case(index))
+        loop.run_until_complete(window.cases.show_case(index))
         repaint()
         cold.append(time.perf_counter() - start)
         start = time.perf_counter()
@@ -237,9 +237,9 @@ def during_ai(window, loop) -> None:
     model.predictions.clear()
     baseline = scroll_gaps(model, loop, lambda: asyncio.sleep(3.0))
     start = time.perf_counter()
-    gaps = scroll_gaps(model, loop, lambda: window.run_ai(keys))
+    gaps = scroll_gaps(model, loop, lambda: window.ai.run(keys))
     with_gui = time.perf_counter() - start
-    engine = Engine.from_manifest(window.ensemble, threads=default_threads())
+    engine = Engine.from_manifest(window.ai.ensemble, threads=default_threads())
     start = time.perf_counter()
     for entry in model.entries:
         engine.predict(load_ref(entry.ref))

@@ -15,8 +15,9 @@ import pytest
 from helpers import write_isles_case
 from PySide6.QtCore import Qt
 
+from strokelens.app.ai_session import PRIORITY_DELAY_MS
 from strokelens.app.inference import AiJob, AiRunner, default_threads, format_eta
-from strokelens.app.main_window import PRIORITY_DELAY_MS, MainWindow
+from strokelens.app.main_window import MainWindow
 from strokelens.app.model import Model, Status
 from strokelens.core.comparison import AGREE, CE_ONLY, FOCAL_ONLY, compare_case, format_value
 from strokelens.core.dataset import load_case
@@ -53,14 +54,9 @@ def run(loop, coroutine):
 
 
 def record_slices(window) -> list[tuple[str, int]]:
-    """Slices in the order the window receives them from the AI thread."""
-    order, receive = [], window._on_ai_slice
-
-    def recording(key, z, prediction):
-        order.append((key, z))
-        receive(key, z, prediction)
-
-    window._on_ai_slice = recording
+    """Slices in the order the window's AI session receives them from the engine."""
+    order = []
+    window.ai.slice_received.connect(lambda key, z: order.append((key, z)))
     return order
 
 
@@ -71,11 +67,11 @@ def reference_engine(ensemble) -> Engine:
 
 def test_run_ai_on_the_case_draws_it_slice_on_screen_first(loop, ai_window, dataset, ensemble):
     window, model = ai_window, ai_window.model
-    assert run(loop, window.open_dataset(dataset))
+    assert run(loop, window.cases.open_dataset(dataset))
     model.set_slice(2)
     order = record_slices(window)
-    assert run(loop, window.run_ai([model.case.key]))
-    run(loop, window.idle())
+    assert run(loop, window.ai.run([model.case.key]))
+    run(loop, window.tasks.idle())
     key = model.case.key
     assert [z for _, z in order] == slice_order(4, 2)  # on-screen slice, then nearest-first
     prediction = model.predictions[key]
@@ -87,7 +83,7 @@ def test_run_ai_on_the_case_draws_it_slice_on_screen_first(loop, ai_window, data
     view = window.view
     focal = prediction.mask("focal")[2]
     assert np.array_equal(view.overlay_rgba("focal", 2)[..., 3] > 0, _contour(focal))
-    assert not window.ai_progress.isVisible() and window.job is None
+    assert not window.ai_progress.isVisible() and window.ai.job is None
     assert "AI finished 1 case" in window.statusBar().currentMessage()
     text = window.browser.table_model.data(window.browser.table_model.index(0, 4))
     assert text == "predicted"
@@ -103,13 +99,13 @@ def test_run_all_goes_through_every_case_and_caches_them(
     qtbot, loop, ai_window, dataset, ensemble, settings, tmp_path
 ):
     window, model = ai_window, ai_window.model
-    assert run(loop, window.open_dataset(dataset))
-    run(loop, window.show_case(1))  # the shown case goes first
+    assert run(loop, window.cases.open_dataset(dataset))
+    run(loop, window.cases.show_case(1))  # the shown case goes first
     order = record_slices(window)
     progress, show_job = [], window.ai_progress.show_job
     window.ai_progress.show_job = lambda job: (progress.append(job.fraction()), show_job(job))
     window.run_ai_all()
-    run(loop, window.idle())
+    run(loop, window.tasks.idle())
     keys = [e.key for e in model.entries]
     cases_in_order = list(dict.fromkeys(k for k, _ in order))
     assert cases_in_order == [keys[1], keys[0], keys[2]]
@@ -124,11 +120,11 @@ def test_run_all_goes_through_every_case_and_caches_them(
         Model(), settings, loop, ensemble=ensemble, prediction_cache=PredictionCache(tmp_path)
     )
     qtbot.addWidget(again)
-    assert run(loop, again.open_dataset(dataset))
-    run(loop, again.idle())
+    assert run(loop, again.cases.open_dataset(dataset))
+    run(loop, again.tasks.idle())
     cached = again.model.predictions[keys[0]]
     assert np.array_equal(cached.members, model.predictions[keys[0]].members)
-    assert again.model.entries[0].status is Status.PREDICTED and again.job is None
+    assert again.model.entries[0].status is Status.PREDICTED and again.ai.job is None
 
 
 @pytest.fixture(scope="module")
@@ -143,27 +139,21 @@ def large(tmp_path_factory):
 
 def test_stop_keeps_finished_slices_and_run_resumes_from_them(loop, ai_window, large):
     window, model = ai_window, ai_window.model
-    assert run(loop, window.open_dataset(large))
+    assert run(loop, window.cases.open_dataset(large))
     key = model.case.key
     model.set_slice(0)
     order = record_slices(window)
-    receive = window._on_ai_slice
-
-    def stop_after_first(k, z, prediction):
-        receive(k, z, prediction)
-        window.cancel_ai()
-
-    window._on_ai_slice = stop_after_first
-    assert run(loop, window.run_ai([key]))
-    run(loop, window.idle())
+    window.ai.slice_received.connect(stop_after_first := lambda _k, _z: window.ai.cancel())
+    assert run(loop, window.ai.run([key]))
+    run(loop, window.tasks.idle())
     partial = model.predictions[key]
     # slice 0 alone, then maybe the batch of 4 that was running: never the third batch
     assert list(np.flatnonzero(partial.done)) in ([0], [0, 1, 2, 3, 4])
     assert model.entries[0].status is Status.NEW and model.entries[0].progress is None
     assert "AI stopped" in window.statusBar().currentMessage()
-    window._on_ai_slice = receive
-    assert run(loop, window.run_ai([key]))
-    run(loop, window.idle())
+    window.ai.slice_received.disconnect(stop_after_first)
+    assert run(loop, window.ai.run([key]))
+    run(loop, window.tasks.idle())
     zs = [z for k, z in order if k == key]
     assert sorted(zs) == list(range(8)) and len(zs) == 8  # no slice ran twice
     assert model.predictions[key] is partial and partial.complete
@@ -172,10 +162,10 @@ def test_stop_keeps_finished_slices_and_run_resumes_from_them(loop, ai_window, l
 
 def test_staying_on_an_unfinished_slice_asks_the_ai_for_it(qtbot, loop, ai_window, dataset):
     window, model = ai_window, ai_window.model
-    assert run(loop, window.open_dataset(dataset))
-    run(loop, window.show_case(1))
+    assert run(loop, window.cases.open_dataset(dataset))
+    run(loop, window.cases.show_case(1))
     case = model.case
-    job = window.job = AiJob([], {}, running=case.key)
+    job = window.ai.job = AiJob([], {}, running=case.key)
     for z in (1, 2, 5):  # scrolling through: no request until the reviewer stays
         model.set_slice(z)
         assert job.priority_request is None
@@ -189,9 +179,9 @@ def test_staying_on_an_unfinished_slice_asks_the_ai_for_it(qtbot, loop, ai_windo
     assert job.priority_request is None
     model.set_slice(4)
     qtbot.waitUntil(lambda: job.priority_request == 4, timeout=2000)
-    assert not window.set_ensemble(window.ensemble)  # not while the AI runs
+    assert not window.ai.set_ensemble(window.ai.ensemble)  # not while the AI runs
     assert "Stop the AI" in window.statusBar().currentMessage()
-    window.job = None
+    window.ai.job = None
 
 
 def test_runner_resumes_from_a_requested_slice_without_redoing_slices(ensemble, dataset):
@@ -268,13 +258,13 @@ def test_job_progress_eta_queue_and_texts():
 
 def test_compare_dock_equals_core_metrics_and_difference_layer(qtbot, loop, ai_window, dataset):
     window, model = ai_window, ai_window.model
-    assert run(loop, window.open_dataset(dataset))
+    assert run(loop, window.cases.open_dataset(dataset))
     qtbot.keyClick(window.view.graphics, Qt.Key.Key_E, Qt.KeyboardModifier.ControlModifier)
     assert window.compare.isVisible()
-    assert run(loop, window.run_ai([model.case.key]))
+    assert run(loop, window.ai.run([model.case.key]))
     # a request overtaken by a newer one (as by the timer after a mask change) returns only
     # once the dock shows the comparison, not with the table still empty
-    first, second = (loop.create_task(window.comparison.update()) for _ in range(2))
+    first, second = (loop.create_task(window.compare.refresh()) for _ in range(2))
     run(loop, first)
     table = window.compare.ensembles
     assert table.rowCount() == 3
@@ -307,7 +297,7 @@ def test_compare_dock_equals_core_metrics_and_difference_layer(qtbot, loop, ai_w
     corrected = prediction.mask("all").copy()
     corrected[0] = 0
     model.set_corrected(case.key, corrected)
-    run(loop, window.comparison.update())
+    run(loop, window.compare.refresh())
     headers = [table.horizontalHeaderItem(c).text() for c in range(table.columnCount())]
     expected = compare_case(prediction, case.mask, corrected).sources[2].metrics["corrected"]
     column = headers.index("DSC\ncorr.")
@@ -317,13 +307,13 @@ def test_compare_dock_equals_core_metrics_and_difference_layer(qtbot, loop, ai_w
 def test_run_ai_with_a_broken_ensemble_reports_and_keeps_running(loop, window, dataset, tmp_path):
     bad = tmp_path / "ensemble.json"
     bad.write_text("{not json")
-    assert run(loop, window.open_dataset(dataset))
-    window.set_ensemble(bad)
+    assert run(loop, window.cases.open_dataset(dataset))
+    window.ai.set_ensemble(bad)
     started = time.perf_counter()
-    assert not run(loop, window.run_ai([window.model.case.key]))
+    assert not run(loop, window.ai.run([window.model.case.key]))
     assert time.perf_counter() - started < 10
     assert "ensemble.json" in window.statusBar().currentMessage()
-    assert window.job is None and window.model.case is not None
+    assert window.ai.job is None and window.model.case is not None
 
 
 def test_a_corrupt_member_file_is_reported_by_name(loop, window, dataset, ensemble, tmp_path):
@@ -331,30 +321,32 @@ def test_a_corrupt_member_file_is_reported_by_name(loop, window, dataset, ensemb
     shutil.copytree(ensemble.parent, copy)
     weights = sorted(copy.rglob("*.safetensors"))[0]
     weights.write_bytes(weights.read_bytes()[:-10] + b"0123456789")
-    assert run(loop, window.open_dataset(dataset))
-    assert window.set_ensemble(copy / ensemble.name)
-    assert not run(loop, window.run_ai([window.model.case.key]))
+    assert run(loop, window.cases.open_dataset(dataset))
+    assert window.ai.set_ensemble(copy / ensemble.name)
+    assert not run(loop, window.ai.run([window.model.case.key]))
     message = window.statusBar().currentMessage()
     assert weights.name in message and "sha256" in message
-    assert window.job is None and not window.ai_progress.isVisible()
+    assert window.ai.job is None and not window.ai_progress.isVisible()
     assert window.model.entries[0].status is Status.NEW
 
 
 def test_closing_the_window_mid_run_ends_the_engine_process(loop, ai_window, large):
     window, model = ai_window, ai_window.model
-    assert run(loop, window.open_dataset(large))
-    window.spawn(window.run_ai([model.case.key]))
+    assert run(loop, window.cases.open_dataset(large))
+    arrived = []
+    window.ai.slice_received.connect(lambda key, z: arrived.append(z))
+    window.tasks.spawn(window.ai.run([model.case.key]))
 
     async def first_slice():
-        while model.case.key not in window._pending and model.case.key not in model.predictions:
+        while not arrived:
             await asyncio.sleep(0.01)
 
     run(loop, asyncio.wait_for(first_slice(), 30))
-    process = window._runner._process
+    process = window.ai.runner.process
     window.close()
     process.join(5)
     assert not process.is_alive()
-    assert window.job is None or window.job.stopped
+    assert window.ai.job is None or window.ai.job.stopped
 
 
 @pytest.fixture(scope="module")
@@ -369,7 +361,7 @@ def phantom(tmp_path_factory):
 
 def test_phantom_case_review_with_ai_and_compare(qtbot, loop, ai_window, phantom):
     window, model = ai_window, ai_window.model
-    assert run(loop, window.open_dataset(phantom))
+    assert run(loop, window.cases.open_dataset(phantom))
     case = model.case
     assert case.value_scales == {"CBF": 0.1, "CBV": 0.1} and case.mask.any()
     z = model.slice
@@ -381,8 +373,8 @@ def test_phantom_case_review_with_ai_and_compare(qtbot, loop, ai_window, phantom
     assert not model.layers["ce"].visible
     qtbot.keyClick(window.view.graphics, Qt.Key.Key_3)
     window.docks["compare"].raise_()
-    assert run(loop, window.run_ai([case.key]))
-    run(loop, window.comparison.update())
+    assert run(loop, window.ai.run([case.key]))
+    run(loop, window.compare.refresh())
     prediction = model.predictions[case.key]
     table, rows = window.compare.ensembles, window.compare.ensembles.rowCount()
     expected = case_metrics(prediction.mask("all"), case.mask, case.spacing)
@@ -458,15 +450,17 @@ def test_run_ai_right_after_esc_waits_for_the_stopped_run_and_keeps_its_own_prog
     """Ctrl+R, Esc, Ctrl+R in quick succession: the second run owns the progress (the first
     one's ending must not clear it) and completes the case from the slices kept."""
     window, model = ai_window, ai_window.model
-    assert run(loop, window.open_dataset(large))
+    assert run(loop, window.cases.open_dataset(large))
     key = model.case.key
-    first = loop.create_task(window.run_ai([key]))
-    qtbot.waitUntil(lambda: window.job is not None and window.job.running == key, timeout=30000)
+    first = loop.create_task(window.ai.run([key]))
+    qtbot.waitUntil(
+        lambda: window.ai.job is not None and window.ai.job.running == key, timeout=30000
+    )
     qtbot.keyClick(window.view.graphics, Qt.Key.Key_Escape)
-    second = loop.create_task(window.run_ai([key]))
+    second = loop.create_task(window.ai.run([key]))
     assert run(loop, first)
-    assert not second.done() and window.job is not None and not window.job.stopped
+    assert not second.done() and window.ai.job is not None and not window.ai.job.stopped
     assert run(loop, second)
-    run(loop, window.idle())
-    assert model.predictions[key].complete and window.job is None
+    run(loop, window.tasks.idle())
+    assert model.predictions[key].complete and window.ai.job is None
     assert model.entries[0].status is Status.PREDICTED

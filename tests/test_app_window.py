@@ -52,13 +52,13 @@ def run(loop, coroutine):
 
 
 def opened(loop, window, dataset):
-    assert run(loop, window.open_dataset(dataset))
+    assert run(loop, window.cases.open_dataset(dataset))
     return window.model
 
 
 def press(qtbot, loop, window, key, modifier=Qt.KeyboardModifier.NoModifier):
     qtbot.keyClick(window.view.graphics, key, modifier)
-    run(loop, window.idle())
+    run(loop, window.tasks.idle())
 
 
 def send_mouse(widget, kind, point, button, buttons):
@@ -132,7 +132,7 @@ def test_case_navigation_follows_sorted_filtered_rows(qtbot, loop, window, datas
     window.browser.filter.setText("")
     row = window.browser.proxy.mapFromSource(window.browser.table_model.index(1, 0))
     window.browser.table.setCurrentIndex(row)  # clicking a row opens it
-    run(loop, window.idle())
+    run(loop, window.tasks.idle())
     assert model.index == 1
 
 
@@ -243,7 +243,7 @@ def test_mismatch_panel_has_no_verdict_on_a_case_without_a_core(loop, window, da
     """The reported bug: a case without ground truth, before Run AI, read "Core 0.0 mL, from the
     none, ratio ∞, TARGET MISMATCH" with all three criteria ticked."""
     model = opened(loop, window, dataset)
-    assert run(loop, window.show_case(1))
+    assert run(loop, window.cases.show_case(1))
     assert model.case.mask is None and model.index == 1
     panel = window.mismatch
     assert panel.verdict.text() == "no verdict" and panel.reason.text() == NO_CORE
@@ -254,7 +254,7 @@ def test_mismatch_panel_has_no_verdict_on_a_case_without_a_core(loop, window, da
 def test_curve_dock_loads_the_4d_series_of_the_current_case(qtbot, loop, window, dataset):
     model = opened(loop, window, dataset)
     assert model.perfusion is None and "no 4D source" in window.curve.message.text()
-    run(loop, window.show_case(2))
+    run(loop, window.cases.show_case(2))
     qtbot.waitUntil(lambda: model.perfusion is not None, timeout=5000)
     series = model.perfusion
     assert series.series.shape == (12, 4, 20, 24) and series.aif.shape == (12,)
@@ -264,7 +264,7 @@ def test_curve_dock_loads_the_4d_series_of_the_current_case(qtbot, loop, window,
     z = model.slice
     assert np.allclose(y, series.series[:, z, 4:9, 7:12].mean(axis=(1, 2)))
     assert np.allclose(x, np.arange(12) * series.dt)
-    run(loop, window.show_case(0))
+    run(loop, window.cases.show_case(0))
     assert model.perfusion is None  # cached for the current case only
 
 
@@ -285,14 +285,14 @@ def test_geometry_recent_and_drop(qtbot, loop, dataset, settings, window):
         Qt.KeyboardModifier.NoModifier,
     )  # fmt: skip
     again.dropEvent(drop)
-    run(loop, again.idle())
+    run(loop, again.tasks.idle())
     assert again.model.dataset is not None and again.model.dataset.root.name == "TRAINING"
     assert again.recent.paths[0] == str(dataset / "TRAINING")
     assert [a.text() for a in again.recent_menu.actions()][0] == str(dataset / "TRAINING")
 
 
 def test_bad_folder_reports_an_error_and_keeps_running(loop, window, tmp_path):
-    assert not run(loop, window.open_dataset(tmp_path))
+    assert not run(loop, window.cases.open_dataset(tmp_path))
     assert "no cases found" in window.statusBar().currentMessage()
     assert window.model.dataset is None
 
@@ -341,14 +341,14 @@ def test_demo_is_generated_in_a_worker_then_opened(loop, window, tmp_path, monke
     monkeypatch.setattr(demo, "generate_demo", fake_generate)
     monkeypatch.setattr(demo, "DEMO_CASES", 2)
     folder = tmp_path / "demo"
-    assert run(loop, window.open_demo(folder))
+    assert run(loop, window.cases.open_demo(folder))
     assert made == [folder] and len(window.model.entries) == 2
     assert not window.browser.table.isColumnHidden(2)  # training and testing: split shown
-    assert run(loop, window.open_demo(folder)) and made == [folder]  # present: not made again
+    assert run(loop, window.cases.open_demo(folder)) and made == [folder]  # present: not made again
     monkeypatch.undo()
     foreign = tmp_path / "mine"
     (foreign / "notes").mkdir(parents=True)
-    assert not run(loop, window.open_demo(foreign))  # a user's folder is refused, not emptied
+    assert not run(loop, window.cases.open_demo(foreign))  # a user's folder is refused, not emptied
     assert "no complete demo" in window.statusBar().currentMessage()
     assert (foreign / "notes").is_dir()
 
@@ -358,7 +358,7 @@ def test_a_broken_case_is_reported_and_the_shown_case_stays(loop, window, tmp_pa
     paths = write_isles_case(tmp_path / "case_2", SHAPE_XYZ, seed=2)
     paths["CT_CBF"].write_bytes(paths["CT_CBF"].read_bytes()[:400])  # truncated
     model = opened(loop, window, tmp_path)
-    assert not run(loop, window.show_case(1))
+    assert not run(loop, window.cases.show_case(1))
     assert model.index == 0 and "truncated" in window.statusBar().currentMessage()
     current = window.browser.table.currentIndex()
     assert window.browser.proxy.mapToSource(current).row() == 0
@@ -382,21 +382,21 @@ def test_background_failures_never_stack_dialogs_and_go_to_the_log(qtbot, loop, 
         raise DataError(tmp_path / f"file{n}", "broken")
 
     for n in range(5):  # e.g. five cases failing in the background at once
-        window.spawn(fail(n))
-    loop.run_until_complete(window.idle())
+        window.tasks.spawn(fail(n))
+    loop.run_until_complete(window.tasks.idle())
     assert open_boxes() == []
     assert window.statusBar().currentMessage().endswith("file4: broken")
     log = userdirs.log_dir() / "app.log"
     qtbot.waitUntil(lambda: log.is_file() and log.read_text().count("broken") >= 5)
     # failures the user must act on (a data set that cannot be opened): one dialog, the latest
     for name in ("missing-1", "missing-2"):
-        assert not loop.run_until_complete(window.open_dataset(tmp_path / name))
+        assert not loop.run_until_complete(window.cases.open_dataset(tmp_path / name))
     (box,) = open_boxes()
     assert "missing-2" in box.text()
 
 
 def test_keys_go_to_the_viewer_at_launch_not_the_case_filter(qtbot, loop, window, dataset):
-    assert run(loop, window.open_dataset(dataset))
+    assert run(loop, window.cases.open_dataset(dataset))
     window.activateWindow()
     qtbot.waitUntil(lambda: QApplication.focusWidget() is not None)
     focused, model = QApplication.focusWidget(), window.model
@@ -412,21 +412,22 @@ def test_a_new_data_set_clears_the_cursor_readout_and_the_compare_dock(
     qtbot, loop, window, dataset, tmp_path
 ):
     model = window.model
-    assert run(loop, window.open_dataset(dataset))
+    assert run(loop, window.cases.open_dataset(dataset))
     case = model.case
     prediction = Prediction.empty(case.key, case.shape, case.spacing, ["f", "c"], ["focal", "ce"])
     prediction.update(range(case.shape[0]), np.full((2, *case.shape), 0.9, np.float32))
     model.set_prediction(case.key, prediction)
     window.show_compare()
-    loop.run_until_complete(window.comparison.update())
+    loop.run_until_complete(window.compare.refresh())
     assert window.compare.comparison is not None
     model.set_cursor((2, 3))
     assert window.cursor_label.text() != ""
     other = tmp_path / "other"  # its only case cannot be read: nothing is shown
     write_isles_case(other / "case_9", SHAPE_XYZ, seed=9)
     next(other.rglob("*CBF*.nii*")).write_bytes(b"not a NIfTI")
-    assert not run(loop, window.open_dataset(other))
+    assert not run(loop, window.cases.open_dataset(other))
     assert model.case is None
     assert window.cursor_label.text() == ""
-    qtbot.waitUntil(lambda: window.compare.message.text() == "No case open.", timeout=3000)
-    assert window.compare.comparison is None
+    compare = window.compare
+    qtbot.waitUntil(lambda: compare.comparison is None, timeout=3000)
+    assert compare.message.text() == "No case open."

@@ -192,8 +192,8 @@ def test_allow_external_members_loads_an_external_member(box, capsys):
 def test_app_and_demo_pass_allow_external_members_on(box):
     """The option reaches the window, and the window's manifest reader and engine process
     honour it (the engine process's answer to the window is an error message)."""
+    from strokelens.app.ai_session import _ensemble_info
     from strokelens.app.inference import serve
-    from strokelens.app.main_window import _ensemble_info
 
     for name in ("app", "demo"):
         args = build_parser([name]).parse_args([name, "--allow-external-members"])

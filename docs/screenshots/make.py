@@ -60,13 +60,13 @@ def main() -> None:
 
         async def shoot() -> None:
             model = window.model
-            await window.open_dataset(data)
-            await window.show_case(model.index_of(args.testing_case))
-            await window.idle()
+            await window.cases.open_dataset(data)
+            await window.cases.show_case(model.index_of(args.testing_case))
+            await window.tasks.idle()
             await asyncio.sleep(0.3)  # layout, without re-entering the loop's tasks
             window.mismatch.grab().save(str(HERE / "panel-no-core.png"))
-            await window.show_case(model.index_of(args.case))
-            await window.run_ai([args.case])
+            await window.cases.show_case(model.index_of(args.case))
+            await window.ai.run([args.case])
             await window.settled()
             app.processEvents()
             window.save_screenshot(HERE / "main.png")
@@ -75,7 +75,7 @@ def main() -> None:
                 model.set_layer(name, visible=False)
             model.set_layer("difference", visible=True)
             window.docks["compare"].raise_()
-            await window.comparison.update()
+            await window.compare.refresh()
             await asyncio.sleep(0.3)
             app.processEvents()
             window.save_screenshot(HERE / "compare.png")
@@ -87,7 +87,7 @@ def main() -> None:
             first = sorted(range(full.shape[0]), key=lambda z: abs(z - model.slice))
             partial.update(first[:PARTIAL_SLICES], full.members[:, first[:PARTIAL_SLICES]])
             model.set_prediction(args.case, partial)
-            await window.idle()
+            await window.tasks.idle()
             await asyncio.sleep(0.3)
             window.mismatch.grab().save(str(HERE / "panel-partial.png"))
             window.close()

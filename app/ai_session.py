@@ -1,0 +1,275 @@
+""" "Run AI" in the workstation: which ensemble, the runner and its job, partial results, and the
+AI following the reviewer; Qt-free.
+
+Cases go to an ``AiRunner`` (``inference``: the ensemble in its own process); what comes back is
+drawn at most every ``AI_REFRESH_MS``. The case on screen goes first, and the slice the reviewer
+stays on next. A stopped case keeps its finished slices for the next run. The window shows the
+events: ``status(text, ms)``, ``progress(job)`` (None: hide the progress), ``progress_text(text)``,
+``ensemble_changed(path)`` (to remember it) and ``slice_received(key, z)``, once per slice as it
+arrives from the engine.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from psygnal import Signal
+
+from strokelens.app.inference import AiJob, AiRunner
+from strokelens.app.model import Model
+from strokelens.app.tasks import Tasks
+from strokelens.core.errors import StrokeLensError
+
+if TYPE_CHECKING:
+    from strokelens.core.prediction import Prediction
+    from strokelens.core.prediction_store import PredictionCache
+
+#: While the AI runs, finished slices are drawn (and progress shown) at most this often.
+AI_REFRESH_MS = 100
+#: The AI does the slice on screen next once the reviewer has stayed on it this long.
+PRIORITY_DELAY_MS = 150
+
+
+def default_ensemble(given: str | Path | None, remembered: str | None) -> Path | None:
+    """The manifest to use: the one given, else the one last chosen, else the bundled demo."""
+    from strokelens.core.demo import DEMO_MANIFEST
+
+    if given is not None:
+        return Path(given)
+    if remembered:
+        return Path(remembered)
+    return DEMO_MANIFEST if DEMO_MANIFEST.is_file() else None
+
+
+def _ensemble_info(path: Path, allow_external_members: bool) -> tuple[int, str]:
+    """Member count and cache fingerprint of an ensemble manifest (worker)."""
+    from strokelens.core.manifest import read_manifest
+    from strokelens.core.prediction_store import manifest_fingerprint
+
+    manifest = read_manifest(path, allow_external_members)
+    return len(manifest.members), manifest_fingerprint(manifest)
+
+
+def _complete(prediction) -> bool:
+    return prediction is not None and prediction.complete
+
+
+class AiSession:
+    """The AI of one window over ``model``; ``allow_external_members`` is the user's leave (a
+    command-line option) to load member weights outside a manifest's folder."""
+
+    status = Signal(str, int)
+    progress = Signal(object)
+    progress_text = Signal(str)
+    ensemble_changed = Signal(object)
+    slice_received = Signal(str, int)
+
+    def __init__(
+        self,
+        model: Model,
+        tasks: Tasks,
+        ensemble: Path | None,
+        prediction_cache: PredictionCache | None = None,
+        allow_external_members: bool = False,
+    ):
+        self.model, self.tasks = model, tasks
+        self.ensemble = ensemble
+        self.prediction_cache = prediction_cache
+        self.allow_external_members = allow_external_members
+        self.runner: AiRunner | None = None
+        self.job: AiJob | None = None
+        self._info: tuple[int, str] | None = None  # (members, fingerprint)
+        self._partials: dict[str, Prediction] = {}  # of stopped runs
+        self._pending: dict[str, Prediction] = {}  # with slices not drawn yet
+        self.refresh_timer = tasks.timer(AI_REFRESH_MS, self._flush)
+        self.priority_timer = tasks.timer(PRIORITY_DELAY_MS, self._priority_slice)
+        model.slice_changed.connect(self._follow_slice)
+        model.case_changed.connect(self._follow_case)
+
+    # -- ensemble ------------------------------------------------------------------------------
+    def set_ensemble(self, path: str | Path) -> bool:
+        """Use another ensemble from the next run on; refused (False) while the AI runs."""
+        if self.job is not None:
+            self.status.emit("Stop the AI (Esc) before choosing another ensemble.", 0)
+            return False
+        if self.runner is not None:
+            self.runner.close()
+        self.ensemble, self.runner, self._info = Path(path), None, None
+        self._partials.clear()
+        self.ensemble_changed.emit(self.ensemble)
+        self.status.emit(f"Ensemble: {self.ensemble}", 5000)
+        return True
+
+    async def _ensemble(self) -> tuple[int, str]:
+        """Members and fingerprint of the current ensemble (its manifest read in a worker)."""
+        if self._info is None:
+            if self.ensemble is None:
+                raise StrokeLensError(
+                    "No ensemble to run: choose a manifest with AI ▸ Choose ensemble…"
+                )
+            self._info = await self.tasks.run_in_worker(
+                _ensemble_info, self.ensemble, self.allow_external_members
+            )
+        return self._info
+
+    async def _load_cached(self, case) -> None:
+        if self.prediction_cache is None or self.ensemble is None:
+            return
+        try:
+            _, fingerprint = await self._ensemble()
+        except StrokeLensError:
+            return  # no usable ensemble: "Run AI" will say why
+        prediction = await self.tasks.run_in_worker(self.prediction_cache.get, fingerprint, case)
+        if prediction is not None and case.key not in self.model.predictions:
+            self.model.set_prediction(case.key, prediction)
+
+    # -- runs ----------------------------------------------------------------------------------
+    def pending(self, key: str) -> bool:
+        """The AI still has case ``key`` to do in the run going."""
+        return self.job is not None and key in (self.job.running, *self.job.keys)
+
+    def cancel(self) -> None:
+        if self.job is not None:
+            self.job.stop()
+            self.progress_text.emit("Stopping the AI…")
+
+    async def run(self, keys: list[str]) -> bool:
+        """Predict the cases ``keys`` (those without a finished prediction) in the background.
+
+        The case on screen goes first, and its slice on screen first; results are drawn as
+        they arrive. A call while a run is going adds its cases to that run. False when the
+        ensemble cannot be used.
+        """
+        model = self.model
+        keys = [k for k in keys if not _complete(model.predictions.get(k))]
+        if not keys:
+            self.status.emit("The AI has already predicted these cases.", 5000)
+            return True
+        try:
+            members, _ = await self._ensemble()
+        except StrokeLensError as exc:
+            self.tasks.report(exc, act=True)
+            return False
+        work = {k: members * (model.entries[model.index_of(k)].n_slices or 1) for k in keys}
+        if self.job is not None and not self.job.stopped:
+            self.job.add(keys, work)
+            self.progress.emit(self.job)
+            return True
+        if self.runner is None:
+            cache = self.prediction_cache
+            self.runner = AiRunner(
+                self.tasks.loop,
+                self.ensemble,  # type: ignore[arg-type]
+                cache_root=None if cache is None else cache.root,
+                allow_external_members=self.allow_external_members,
+            )
+        runner = self.runner
+        job = self.job = AiJob([], {}, partials=self._partials)
+        job.add(keys, work)
+        if model.case is not None:
+            job.prefer(model.case.key)
+        self.progress_text.emit(f"Loading the ensemble {self.ensemble.name}…")  # type: ignore[union-attr]
+        try:
+            await runner.load()
+            await runner.run(
+                job,
+                self._ref,
+                self._priority_of,
+                self._on_slice,
+                self._on_progress,
+                self._on_case_done,
+                self._on_case_error,
+            )
+        except StrokeLensError as exc:
+            self.tasks.report(exc, act=True)
+            return False
+        finally:
+            self._flush()
+            for key in [*job.keys, *filter(None, [job.running])]:
+                model.set_progress(key, None)
+            if self.job is job:  # else a newer run (started after a stop) owns the progress
+                self.job = None
+                self.progress.emit(None)
+        summary = job.summary(time.perf_counter() - job.started)
+        self.status.emit(summary, 15000 if job.skipped else 8000)
+        return True
+
+    def close(self) -> None:
+        """Stop the run and the engine process (the window is closing)."""
+        if self.job is not None:
+            self.job.stop()
+        self.refresh_timer.stop()
+        self.priority_timer.stop()
+        if self.runner is not None:
+            self.runner.close()
+
+    # -- following the reviewer ------------------------------------------------------------------
+    def _ref(self, key: str):
+        return self.model.entries[self.model.index_of(key)].ref
+
+    def _priority_of(self, key: str) -> int | None:
+        case = self.model.case
+        return self.model.slice if case is not None and case.key == key else None
+
+    def _follow_slice(self, _z: int) -> None:
+        if self.job is not None:
+            self.priority_timer.start()
+
+    def _priority_slice(self) -> None:
+        """The reviewer stays on a slice the AI has not done yet: do it next. (Only once the
+        reviewer stays: each request discards the member-batch running, so following every
+        slice of a scroll would keep the AI restarting.)"""
+        job, case, z = self.job, self.model.case, self.model.slice
+        if job is None or case is None or job.running != case.key:
+            return
+        prediction = self._pending.get(case.key) or self.model.predictions.get(case.key)
+        if prediction is None or not prediction.done[z]:
+            job.request_priority(z)
+
+    def _follow_case(self) -> None:
+        """A case opened: the AI does it next if it is queued, and a cached prediction of it is
+        looked up."""
+        case = self.model.case
+        if case is None:
+            return
+        if self.job is not None:
+            self.job.prefer(case.key)
+        if case.key not in self.model.predictions:
+            self.tasks.spawn(self._load_cached(case))
+
+    # -- results -------------------------------------------------------------------------------
+    def _on_slice(self, key: str, z: int, prediction: Prediction) -> None:
+        self._pending[key] = prediction
+        if not self.refresh_timer.active:
+            self.refresh_timer.start()
+        self.slice_received.emit(key, z)
+
+    def _on_progress(self, done: int, _total: int) -> None:
+        if self.job is not None:
+            self.job.set_case_progress(done)
+            if not self.refresh_timer.active:
+                self.refresh_timer.start()
+
+    def _flush(self) -> None:
+        """Draw the slices that arrived since the last flush and show the progress."""
+        pending, self._pending = self._pending, {}
+        for key, prediction in pending.items():
+            self.model.set_prediction(key, prediction)
+        job = self.job
+        if job is not None and job.running is not None:
+            work = job.work[job.running]
+            self.model.set_progress(job.running, min(job.case_work / work, 1.0))
+            self.progress.emit(job)
+
+    def _on_case_done(self, key: str, prediction: Prediction) -> None:
+        """A finished case (the AI process has written it to the prediction cache)."""
+        self._pending.pop(key, None)
+        self.model.set_prediction(key, prediction)
+        if self.job is not None:
+            self.progress.emit(self.job)
+
+    def _on_case_error(self, key: str, exc: Exception) -> None:
+        self.model.set_progress(key, None)
+        self.status.emit(f"AI skipped {key}: {exc}", 10000)
