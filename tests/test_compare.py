@@ -154,10 +154,12 @@ def test_format_value():
 
 
 @pytest.fixture
-def panel(qtbot):
+def panel(qtbot, loop):
     from strokelens.app.compare_panel import ComparePanel
+    from strokelens.app.model import Model
+    from strokelens.app.tasks import Tasks
 
-    widget = ComparePanel()
+    widget = ComparePanel(Model(), Tasks(loop), lambda _key: False)
     qtbot.addWidget(widget)
     return widget
 
