@@ -1,4 +1,4 @@
-"""The viewer's state, free of Qt: one ``Model`` with plain-callback events that Qt views subscribe to.
+"""The viewer's state, free of Qt: one ``Model`` with events (psygnal) that Qt views subscribe to.
 
 The model never reads files and never blocks: the main window runs ``prepare_case`` and
 ``load_perfusion`` (the slow, Qt-free parts) in worker threads and hands the results to the model
@@ -12,12 +12,12 @@ members' mean), ``mean`` (all-member mean probability), ``corrected`` (the revie
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
 import numpy as np
+from psygnal import Signal
 
 from strokelens.core.case import CHANNELS, Case
 from strokelens.core.metrics import volume_ml
@@ -25,6 +25,7 @@ from strokelens.core.mismatch import Mismatch, hypoperfusion_mask, mismatch_from
 
 if TYPE_CHECKING:
     from strokelens.core.dataset import CaseRef, Dataset
+    from strokelens.core.editing.history import Region
     from strokelens.core.prediction import Prediction
 
 #: Units shown beside each channel's values (physical values: a sidecar ``scale`` is applied).
@@ -48,23 +49,6 @@ CT_PRESETS: dict[str, tuple[float, float]] = {
 #: Maps' auto window tops out at this percentile of the positive voxels: high enough for grey
 #: matter, low enough that vessels (a few % of voxels, several times brighter) do not set it.
 AUTO_PERCENTILE = 95.0
-
-
-class Event:
-    """Callbacks called in connection order on ``emit`` (same thread, no queueing)."""
-
-    def __init__(self) -> None:
-        self._callbacks: list[Callable[..., object]] = []
-
-    def connect(self, callback: Callable[..., object]) -> None:
-        self._callbacks.append(callback)
-
-    def disconnect(self, callback: Callable[..., object]) -> None:
-        self._callbacks.remove(callback)
-
-    def emit(self, *args: object) -> None:
-        for callback in list(self._callbacks):
-            callback(*args)
 
 
 class Status(StrEnum):
@@ -271,10 +255,23 @@ class Model:
 
     Events (arguments): ``dataset_changed()``, ``entry_changed(index)``, ``case_changed()``,
     ``slice_changed(z)``, ``cursor_changed()``, ``window_changed(channel)``,
-    ``layer_changed(name)`` (display settings), ``layer_data_changed(name)`` (the current case's
-    array for that layer), ``mask_changed()`` (the best core mask of the current case),
-    ``perfusion_changed()``.
+    ``layer_changed(name)`` (display settings), ``layer_data_changed(name, region)`` (the current
+    case's array for that layer changed inside ``region``, a
+    :class:`~strokelens.core.editing.history.Region`; None: anywhere), ``mask_changed()`` (the
+    best core mask of the current case), ``perfusion_changed()``. Slots are held weakly (a
+    closed view is not kept alive), and a paint stroke pauses ``mask_changed`` until it ends.
     """
+
+    dataset_changed = Signal()
+    entry_changed = Signal(int)
+    case_changed = Signal()
+    slice_changed = Signal(int)
+    cursor_changed = Signal()
+    window_changed = Signal(str)
+    layer_changed = Signal(str)
+    layer_data_changed = Signal(str, object)
+    mask_changed = Signal()
+    perfusion_changed = Signal()
 
     def __init__(self) -> None:
         self.dataset: Dataset | None = None
@@ -290,16 +287,6 @@ class Model:
         self.corrected: dict[str, np.ndarray] = {}
         self.perfusion: PerfusionSeries | None = None
         self._derived: dict[tuple[str, str], np.ndarray | None] = {}
-        self.dataset_changed = Event()
-        self.entry_changed = Event()
-        self.case_changed = Event()
-        self.slice_changed = Event()
-        self.cursor_changed = Event()
-        self.window_changed = Event()
-        self.layer_changed = Event()
-        self.layer_data_changed = Event()
-        self.mask_changed = Event()
-        self.perfusion_changed = Event()
 
     # -- data set and case -------------------------------------------------------------------
     @property
@@ -475,7 +462,7 @@ class Model:
             self.entry_changed.emit(index)
         if case is not None and case.key == case_key:
             for name in PREDICTION_LAYERS:
-                self.layer_data_changed.emit(name)
+                self.layer_data_changed.emit(name, None)
             self.mask_changed.emit()
 
     def set_progress(self, case_key: str, fraction: float | None) -> None:
@@ -494,7 +481,17 @@ class Model:
             self.corrected[case_key] = np.asarray(mask, dtype=np.uint8)
         case = self.case
         if case is not None and case.key == case_key:
-            self.layer_data_changed.emit("corrected")
+            self.layer_data_changed.emit("corrected", None)
+            self.mask_changed.emit()
+
+    def corrected_edited(self, case_key: str, region: Region, stroke_ended: bool = True) -> None:
+        """The reviewer's mask of ``case_key`` (the array in ``corrected``) changed in
+        ``region``; ``mask_changed`` (numbers, comparisons) only once the stroke has ended."""
+        case = self.case
+        if case is None or case.key != case_key:
+            return
+        self.layer_data_changed.emit("corrected", region)
+        if stroke_ended:
             self.mask_changed.emit()
 
     def best_mask(self) -> CoreMask | None:

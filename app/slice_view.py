@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyqtgraph as pg
@@ -39,6 +40,9 @@ from PySide6.QtWidgets import (
 from strokelens.app import colormaps
 from strokelens.app.model import UNITS, Model
 from strokelens.core.case import CHANNELS
+
+if TYPE_CHECKING:
+    from strokelens.core.editing.history import Region
 
 #: Screen pixels of right-drag that double the window width / move the level by one width.
 WIDTH_DRAG_PX = 150.0
@@ -300,11 +304,17 @@ class SliceView(QWidget):
     def _on_layer(self, _name: str) -> None:
         self._draw_overlays()
 
-    def _on_layer_data(self, name: str) -> None:
-        for key in [k for k in self._layer_cache if k[0] == name]:
+    def _on_layer_data(self, name: str, region: Region | None) -> None:
+        """Drop the cached slices of ``name`` inside ``region`` (all of them when None): a
+        paint stroke redraws the slice it paints, not every slice of the layer."""
+        hit = [k for k in self._layer_cache if k[0] == name and _inside(k[1], region)]
+        for key in hit:
             del self._layer_cache[key]
-        if self.model.layers[name].visible:  # a hidden layer's new data changes no pixel
-            self._composites.clear()
+        if not self.model.layers[name].visible:  # a hidden layer's new data changes no pixel
+            return
+        for z in [z for z in self._composites if _inside(z, region)]:
+            del self._composites[z]
+        if _inside(self.model.slice, region):
             self._draw_overlays()
 
     # -- overlays ------------------------------------------------------------------------------
@@ -388,6 +398,10 @@ class SliceView(QWidget):
         """Scene position of voxel centre (y, x) in a pane (for tests and tools)."""
         pane = next(p for p in self.panes if p.channel == channel)
         return pane.box.mapViewToScene(pg.Point(x + 0.5, y + 0.5))
+
+
+def _inside(z: int, region: Region | None) -> bool:
+    return region is None or region.z0 <= z < region.z1
 
 
 def _short(value: float) -> str:

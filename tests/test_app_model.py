@@ -150,7 +150,7 @@ def test_prediction_seam_layers_status_and_core_volume(model):
     model.set_prediction(case.key, prediction)
     assert entry.status is Status.PREDICTED and entry.progress is None
     assert entry.core_ml == pytest.approx(20 * 0.01)  # the all-member mean >= 0.5: focal box
-    assert {name for (name,) in data_events} == {
+    assert {name for (name, region) in data_events if region is None} == {
         "focal", "ce", "mean", "uncertainty", "difference"
     }  # fmt: skip
     assert entry_events[-1] == (0,)
