@@ -131,7 +131,9 @@ def flood_fill(
     region = binary == binary[seed]
     if allowed is not None:
         if allowed.shape != binary.shape or allowed.dtype != bool:
-            raise ValueError(f"allowed must be bool {binary.shape}, got {allowed.dtype} {allowed.shape}")
+            raise ValueError(
+                f"allowed must be bool {binary.shape}, got {allowed.dtype} {allowed.shape}"
+            )
         region &= allowed
     out = binary.astype(np.uint8)
     if region[seed] and binary[seed] != value:
