@@ -37,7 +37,8 @@ def test_change_stores_only_the_differing_voxels():
     origin = Region(0, 3, 0, 20, 0, 20)
     change = Change.between(before, after, origin, "paint")
     assert change.region == Region(1, 3, 5, 10, 4, 12)
-    assert change.index.size == change.old.size == change.new.size == 7
+    assert change.mask().sum() == change.old.size == change.new.size == 7
+    assert change.changed.nbytes == 10  # 2 x 5 x 8 bits, not 7 x 4 bytes of indices
     assert change.label == "paint"
     assert Change.between(before, before.copy(), origin) is None
 
