@@ -183,18 +183,17 @@ class History:
 
     def undo(self, data: np.ndarray) -> Region | None:
         """Put back the old values of the newest change in ``data``; its region, or None."""
-        if not self._undo:
-            return None
-        change = self._undo.pop()
-        change.write(data, change.old)
-        self._redo.append(change)
-        return change.region
+        return self._move(self._undo, self._redo, data, undo=True)
 
     def redo(self, data: np.ndarray) -> Region | None:
         """Write the new values of the last undone change to ``data`` again; its region, or None."""
-        if not self._redo:
+        return self._move(self._redo, self._undo, data, undo=False)
+
+    @staticmethod
+    def _move(source, target, data: np.ndarray, undo: bool) -> Region | None:
+        if not source:
             return None
-        change = self._redo.pop()
-        change.write(data, change.new)
-        self._undo.append(change)
+        change = source.pop()
+        change.write(data, change.old if undo else change.new)
+        target.append(change)
         return change.region

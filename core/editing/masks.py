@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from typing import ClassVar
 
@@ -143,6 +143,17 @@ class EditInputs:
     probability: np.ndarray | None = None  # AI mean probability in [0, 1]
 
 
+def _bounded(
+    rule: object, name: str, what: str, lo: float, hi: float, lo_open=False, hi_open=False
+) -> None:
+    """Check a rule's parameter against its interval and store it as a float."""
+    value = _finite(getattr(rule, name), what)
+    if value < lo or value > hi or (lo_open and value == lo) or (hi_open and value == hi):
+        interval = f"{'(' if lo_open else '['}{lo}, {hi}{')' if hi_open else ']'}"
+        raise ValueError(f"{what} {value} is outside {interval}")
+    object.__setattr__(rule, name, value)
+
+
 _INPUT_NAMES = {
     "ct": "the CT map",
     "cbf": "the CBF map",
@@ -161,10 +172,7 @@ class TmaxAbove:
     needs: ClassVar[tuple[str, ...]] = ("tmax",)
 
     def __post_init__(self) -> None:
-        s = _finite(self.seconds, "Tmax threshold (s)")
-        if not 0 <= s <= MAX_TMAX_S:
-            raise ValueError(f"Tmax threshold {s} s is outside 0-{MAX_TMAX_S} s")
-        object.__setattr__(self, "seconds", s)
+        _bounded(self, "seconds", "Tmax threshold (s)", 0.0, MAX_TMAX_S)
 
     def mask(self, inputs: EditInputs) -> np.ndarray:
         return inputs.tmax > self.seconds
@@ -178,10 +186,7 @@ class RcbfBelow:
     needs: ClassVar[tuple[str, ...]] = ("cbf", "brain")
 
     def __post_init__(self) -> None:
-        f = _finite(self.fraction, "relative CBF fraction")
-        if not 0 < f <= 1:
-            raise ValueError(f"relative CBF fraction {f} is outside (0, 1]")
-        object.__setattr__(self, "fraction", f)
+        _bounded(self, "fraction", "relative CBF fraction", 0.0, 1.0, lo_open=True)
 
     def mask(self, inputs: EditInputs) -> np.ndarray:
         brain = inputs.brain != 0
@@ -238,10 +243,7 @@ class ProbabilityAbove:
     needs: ClassVar[tuple[str, ...]] = ("probability",)
 
     def __post_init__(self) -> None:
-        p = _finite(self.p, "probability threshold")
-        if not 0 <= p < 1:
-            raise ValueError(f"probability threshold {p} is outside [0, 1)")
-        object.__setattr__(self, "p", p)
+        _bounded(self, "p", "probability threshold", 0.0, 1.0, hi_open=True)
 
     def mask(self, inputs: EditInputs) -> np.ndarray:
         return inputs.probability > self.p
@@ -440,31 +442,32 @@ class EditableMask:
         s.box = region if s.box is None else s.box.union(region)
         self._changed(region)
 
+    def _finish(self, what: str) -> _Stroke:
+        """The stroke, which is over after this."""
+        if self._stroke is None:
+            raise RuntimeError(f"{what} without a stroke")
+        stroke, self._stroke = self._stroke, None
+        return stroke
+
     def end_stroke(self) -> Region | None:
         """Finish the stroke as one undo item; the region it changed, or None if nothing."""
-        s = self._stroke
-        if s is None:
-            raise RuntimeError("end_stroke without a stroke")
-        self._stroke = None
+        s = self._finish("end_stroke")
         if s.box is None:
             return None
-        box = s.box.slices()
+        box, before = s.box.slices(), s.before[None, s.box.y0 : s.box.y1, s.box.x0 : s.box.x1]
         label = "paint" if s.value else "erase"
         # a stroke only ever sets its one value, so every voxel it changed still differs
-        change = Change.between(s.before[None, box[1], box[2]], self.data[box], s.box, label)
+        change = Change.between(before, self.data[box], s.box, label)
         self.history.push(change)
         return change.region
 
     def abort_stroke(self) -> Region | None:
         """Put back every voxel the stroke changed; no undo item. The region restored, or None."""
-        s = self._stroke
-        if s is None:
-            raise RuntimeError("abort_stroke without a stroke")
-        self._stroke = None
+        s = self._finish("abort_stroke")
         if s.box is None:
             return None
-        box = s.box.slices()
-        self.data[box] = s.before[None, box[1], box[2]]
+        box, before = s.box.slices(), s.before[None, s.box.y0 : s.box.y1, s.box.x0 : s.box.x1]
+        self.data[box] = before
         self._changed(s.box)
         return s.box
 
@@ -492,16 +495,15 @@ class EditableMask:
 
     def undo(self) -> Region | None:
         """Undo the newest edit; the region it restored, or None with nothing to undo."""
-        self._idle("undo")
-        region = self.history.undo(self.data)
-        if region is not None:
-            self._changed(region)
-        return region
+        return self._step(self.history.undo, "undo")
 
     def redo(self) -> Region | None:
         """Redo the last undone edit; the region it changed, or None with nothing to redo."""
-        self._idle("redo")
-        region = self.history.redo(self.data)
+        return self._step(self.history.redo, "redo")
+
+    def _step(self, step: Callable[[np.ndarray], Region | None], what: str) -> Region | None:
+        self._idle(what)
+        region = step(self.data)
         if region is not None:
             self._changed(region)
         return region
