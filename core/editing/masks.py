@@ -322,7 +322,8 @@ class EditableMask:
     ``changed`` emits the ``Region`` that changed after every edit, undo and redo (during a
     stroke, the voxels one ``stroke_to`` painted). ``version`` counts changes; ``dirty`` says
     whether there are changes since ``mark_saved`` (undoing back to the saved state still
-    counts as a change).
+    counts as a change). ``history`` is this mask's own (pass one to choose its byte bound;
+    sharing one between masks would undo into the wrong array).
     """
 
     changed = Signal(object)
@@ -392,7 +393,11 @@ class EditableMask:
             raise ValueError(
                 f"brush spacing {brush.spacing_yx} is not the mask's {self.spacing[1:]}"
             )
-        if allowed is not None and (allowed.shape != self.shape or allowed.dtype != bool):
+        if allowed is not None and (
+            not isinstance(allowed, np.ndarray)
+            or allowed.shape != self.shape
+            or allowed.dtype != bool
+        ):
             raise ValueError(f"allowed must be bool {self.shape}, got {_describe(allowed)}")
         z = int(z)
         self._stroke = _Stroke(
