@@ -31,7 +31,7 @@ import numpy as np
 METRICS: tuple[str, ...] = ("dsc", "hd", "assd", "precision", "recall", "avd_ml")
 
 
-def _as_mask(a: Any, name: str) -> np.ndarray:
+def as_mask(a: Any, name: str) -> np.ndarray:
     """A bool view/copy of a bool or 0/1 array; anything else (e.g. probabilities) is an error."""
     a = np.asarray(a)
     if a.dtype == bool:
@@ -42,7 +42,7 @@ def _as_mask(a: Any, name: str) -> np.ndarray:
     return m
 
 
-def _check_spacing(spacing: Sequence[float]) -> np.ndarray:
+def check_spacing(spacing: Sequence[float]) -> np.ndarray:
     sp = np.asarray(spacing, dtype=np.float64)
     if sp.shape != (3,) or not np.all(np.isfinite(sp)) or np.any(sp <= 0):
         raise ValueError(f"spacing must be three positive mm values (z, y, x), got {spacing!r}")
@@ -51,11 +51,11 @@ def _check_spacing(spacing: Sequence[float]) -> np.ndarray:
 
 def volume_ml(mask: np.ndarray, spacing: Sequence[float]) -> float:
     """Volume of the non-zero voxels in mL (spacing in mm)."""
-    sp = _check_spacing(spacing)
+    sp = check_spacing(spacing)
     return float(np.count_nonzero(mask)) * float(np.prod(sp)) / 1000.0
 
 
-def _bounding_box(mask: np.ndarray) -> tuple[slice, ...]:
+def bounding_box(mask: np.ndarray) -> tuple[slice, ...]:
     """Tight box around the non-zero voxels of a non-empty 3D mask."""
     box = []
     for axis in range(3):
@@ -96,16 +96,16 @@ def _directed_distances(src: np.ndarray, dst: np.ndarray, spacing: np.ndarray) -
 
 def case_metrics(pred: np.ndarray, truth: np.ndarray, spacing: Sequence[float]) -> dict[str, float]:
     """DSC, HD (mm), ASSD (mm), precision, recall and AVD (mL) of one case; see module docstring."""
-    p = _as_mask(pred, "pred")
-    t = _as_mask(truth, "truth")
+    p = as_mask(pred, "pred")
+    t = as_mask(truth, "truth")
     if p.ndim != 3 or p.shape != t.shape:
         raise ValueError(f"pred and truth must be 3D of one shape, got {p.shape} and {t.shape}")
-    sp = _check_spacing(spacing)
+    sp = check_spacing(spacing)
 
     union = p | t
     if not union.any():
         return dict(zip(METRICS, (1.0, math.nan, math.nan, 0.0, 0.0, 0.0), strict=True))
-    box = _bounding_box(union)
+    box = bounding_box(union)
     p, t = p[box], t[box]
     n_p, n_t = int(np.count_nonzero(p)), int(np.count_nonzero(t))
     tp = int(np.count_nonzero(p & t))

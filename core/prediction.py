@@ -24,9 +24,9 @@ from strokelens.core.metrics import volume_ml
 #: Mean probability at or above which a voxel is lesion.
 THRESHOLD = 0.5
 
-#: 3D connectivity for small-component removal: 26 neighbours, so a lesion touching itself across
-#: a slice diagonally (5 mm slices, oblique borders) stays one component.
-_CONNECTIVITY = np.ones((3, 3, 3), dtype=bool)
+#: 3D connectivity for small-component removal (scipy's 3: 26 neighbours), so a lesion touching
+#: itself across a slice diagonally (5 mm slices, oblique borders) stays one component.
+_CONNECTIVITY = 3
 
 
 @dataclass
@@ -118,13 +118,12 @@ class Prediction:
         """uint8 ``(z, y, x)``: mean >= 0.5, minus components under ``min_component_ml``."""
         binary = self.mean(source) >= THRESHOLD
         if self.min_component_ml > 0 and binary.any():
-            from scipy import ndimage  # here: the viewer imports this module at start-up
+            # here: the viewer imports this module at start-up, and components imports scipy
+            from strokelens.core.editing.components import remove_islands
 
-            labels, n = ndimage.label(binary, structure=_CONNECTIVITY)
-            sizes = np.bincount(labels.ravel(), minlength=n + 1) * np.prod(self.spacing) / 1e3
-            keep = sizes >= self.min_component_ml
-            keep[0] = False
-            binary = keep[labels]
+            return remove_islands(
+                binary, self.min_component_ml, self.spacing, connectivity=_CONNECTIVITY
+            )
         return binary.astype(np.uint8)
 
     def volumes_ml(self) -> dict[str, float]:
