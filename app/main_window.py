@@ -10,18 +10,15 @@ subscribe to the model. The window turns menus and keys into their calls and sho
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QSettings, Qt
-from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QDockWidget,
     QFileDialog,
     QLabel,
     QMainWindow,
-    QMenu,
     QMessageBox,
     QWidget,
 )
@@ -32,9 +29,12 @@ from strokelens.app.case_browser import CaseBrowser
 from strokelens.app.case_loader import CaseLoader, SeriesLoader
 from strokelens.app.compare_panel import ComparePanel
 from strokelens.app.curve_dock import CurvePanel
+from strokelens.app.edit_panel import EditPanel
+from strokelens.app.edit_session import START_SOURCES, EditSession
 from strokelens.app.layers_panel import LayersPanel
+from strokelens.app.menus import Menus
 from strokelens.app.mismatch_panel import MismatchPanel
-from strokelens.app.model import CT_PRESETS, UNITS, Model, RecentList
+from strokelens.app.model import UNITS, Model, RecentList
 from strokelens.app.shortcuts_dialog import ShortcutsDialog
 from strokelens.app.slice_view import SliceView
 from strokelens.app.tasks import Tasks
@@ -88,7 +88,8 @@ class MainWindow(QMainWindow):
 
         self.setWindowTitle("StrokeLens")
         self.setAcceptDrops(True)
-        self.view = SliceView(model)
+        self.edit = EditSession(model)
+        self.view = SliceView(model, self.edit)
         self.setCentralWidget(self.view)
         self.browser = CaseBrowser(model)
         self.layers = LayersPanel(model)
@@ -103,6 +104,9 @@ class MainWindow(QMainWindow):
             allow_external_members,
         )
         self.compare = ComparePanel(model, self.tasks, self.ai.pending)
+        self.cases = CaseLoader(
+            model, self.tasks, self.browser.neighbour, self.browser.visible_indices
+        )
         right = Qt.DockWidgetArea.RightDockWidgetArea
         self.docks = {
             "cases": self._dock("Cases", self.browser, Qt.DockWidgetArea.LeftDockWidgetArea),
@@ -113,16 +117,17 @@ class MainWindow(QMainWindow):
         }
         self.tabifyDockWidget(self.docks["curve"], self.docks["compare"])
         self.docks["curve"].raise_()
-        self.cases = CaseLoader(
-            model, self.tasks, self.browser.neighbour, self.browser.visible_indices
-        )
         self.series = SeriesLoader(model, self.tasks, self.docks["curve"].isVisible)
         self.cursor_label = QLabel()
         self.ai_progress = AiProgress()
         self.statusBar().addPermanentWidget(self.ai_progress)
         self.statusBar().addPermanentWidget(self.cursor_label)
-        self.actions_in_order: list[QAction] = []
-        self._make_menus()
+        self.menus = Menus(self)
+        self.editor = EditPanel(self.edit, self.menus.named)
+        self.docks["edit"] = self._dock("Edit", self.editor, right)
+        self.tabifyDockWidget(self.docks["layers"], self.docks["edit"])
+        self.docks["layers"].raise_()
+        self._fill_recent()
         self._connect()
         self._restore()
 
@@ -143,6 +148,8 @@ class MainWindow(QMainWindow):
         self.ai.progress_text.connect(self.ai_progress.show_message)
         self.ai.ensemble_changed.connect(lambda p: self.settings.setValue("ai/ensemble", str(p)))
         self.ai_progress.cancel_requested.connect(self.ai.cancel)
+        self.edit.status.connect(self._show_status)
+        self.editor.start_requested.connect(self.start_correction)
         model.cursor_changed.connect(self._show_cursor)
         model.slice_changed.connect(lambda _z: self._show_cursor())
         model.case_changed.connect(self._on_case)
@@ -154,88 +161,6 @@ class MainWindow(QMainWindow):
         dock.setWidget(widget)
         self.addDockWidget(area, dock)
         return dock
-
-    def _action(
-        self,
-        menu: QMenu,
-        text: str,
-        slot: Callable[[], Any],
-        keys: tuple[str | QKeySequence.StandardKey, ...] = (),
-        checkable: bool = False,
-    ) -> QAction:
-        action = QAction(text, self)
-        action.setShortcuts([QKeySequence(k) for k in keys])
-        action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
-        action.setCheckable(checkable)
-        action.triggered.connect(lambda _checked=False: slot())
-        menu.addAction(action)
-        self.addAction(action)  # shortcuts work with the menu bar hidden too
-        self.actions_in_order.append(action)
-        return action
-
-    def _make_menus(self) -> None:
-        bar = self.menuBar()
-        file_menu = bar.addMenu("&File")
-        self._action(file_menu, "&Open data set…", self.choose_dataset, ("Ctrl+O",))
-        self.recent_menu = file_menu.addMenu("Open &recent")
-        self._fill_recent()
-        self._action(file_menu, "Save &screenshot…", self.choose_screenshot, ("Ctrl+Shift+S",))
-        file_menu.addSeparator()
-        self._action(file_menu, "&Quit", self.close, ("Ctrl+Q",))
-
-        case_menu = bar.addMenu("&Case")
-        self._action(
-            case_menu, "&Next case", lambda: self.cases.step_case(1), ("PgDown", "Ctrl+Down")
-        )
-        self._action(
-            case_menu, "&Previous case", lambda: self.cases.step_case(-1), ("PgUp", "Ctrl+Up")
-        )
-        self._action(case_menu, "&Filter cases", self._focus_filter, ("Ctrl+F",))
-
-        view_menu = bar.addMenu("&View")
-        model = self.model
-        self._action(view_menu, "Next slice", lambda: model.step_slice(1), ("Up",))
-        self._action(view_menu, "Previous slice", lambda: model.step_slice(-1), ("Down",))
-        self._action(view_menu, "First slice", lambda: model.set_slice(0), ("Home",))
-        self._action(view_menu, "Last slice", lambda: model.set_slice(10**6), ("End",))
-        view_menu.addSeparator()
-        self._action(view_menu, "&Reset zoom and pan", self.view.reset_view, ("R",))
-        self._action(view_menu, "Reset &window/level", model.reset_windows, ("W",))
-        presets = view_menu.addMenu("CT window presets")
-        for n, (name, (width, level)) in enumerate(CT_PRESETS.items(), start=1):
-            self._action(
-                presets,
-                f"CT {name} (W {width:g} L {level:g})",
-                lambda w=width, c=level: model.set_window("CT", w, c),
-                (f"Alt+{n}",),
-            )
-        view_menu.addSeparator()
-        for dock in self.docks.values():
-            view_menu.addAction(dock.toggleViewAction())
-
-        layer_menu = bar.addMenu("&Layers")
-        for n, (name, layer) in enumerate(model.layers.items(), start=1):
-            self._action(
-                layer_menu,
-                f"Toggle {layer.title.lower()}",
-                lambda n=name: model.set_layer(n, visible=not model.layers[n].visible),
-                (str(n),),
-            )
-        layer_menu.addSeparator()
-        self._action(layer_menu, "Filled / contour (all layers)", self.toggle_contours, ("C",))
-        self._action(layer_menu, "More opaque", lambda: self.change_opacity(0.1), ("=", "+"))
-        self._action(layer_menu, "More transparent", lambda: self.change_opacity(-0.1), ("-",))
-
-        ai_menu = bar.addMenu("&AI")
-        self._action(ai_menu, "Run AI on this &case", self.run_ai_case, ("Ctrl+R",))
-        self._action(ai_menu, "Run AI on &all cases", self.run_ai_all, ("Ctrl+Shift+R",))
-        self._action(ai_menu, "&Stop the AI", self.ai.cancel, ("Esc",))
-        ai_menu.addSeparator()
-        self._action(ai_menu, "Compare &focal vs CE", self.show_compare, ("Ctrl+E",))
-        self._action(ai_menu, "Choose &ensemble…", self.choose_ensemble)
-
-        help_menu = bar.addMenu("&Help")
-        self._action(help_menu, "&Keyboard shortcuts", self.show_shortcuts, ("F1", "Ctrl+/"))
 
     # -- settings ------------------------------------------------------------------------------
     def _setting_list(self, key: str) -> list[str]:
@@ -261,13 +186,13 @@ class MainWindow(QMainWindow):
             )
 
     def _fill_recent(self) -> None:
-        self.recent_menu.clear()
+        self.menus.recent.clear()
         for path in self.recent.paths:
-            action = self.recent_menu.addAction(path)
+            action = self.menus.recent.addAction(path)
             action.triggered.connect(
                 lambda _c=False, p=path: self.tasks.spawn(self.cases.open_dataset(p))
             )
-        self.recent_menu.setEnabled(bool(self.recent.paths))
+        self.menus.recent.setEnabled(bool(self.recent.paths))
 
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt override)
         self.settings.setValue("window/geometry", self.saveGeometry())
@@ -350,6 +275,30 @@ class MainWindow(QMainWindow):
         keys = [self.model.entries[i].key for i in self.browser.visible_indices()]
         self.tasks.spawn(self.ai.run(keys))
 
+    def escape(self) -> None:
+        """Esc: abort the paint stroke in progress, else stop the AI."""
+        if not self.edit.abort():
+            self.ai.cancel()
+
+    def start_correction(self, source: str) -> None:
+        """Start the correction over from ``source``, asking first when edits would be lost."""
+        if not self.edit.has_edits():
+            self.edit.start_from(source)
+            return
+        box = QMessageBox(
+            QMessageBox.Icon.Question,
+            "StrokeLens",
+            f"Replace the correction of this case by the {START_SOURCES[source].lower()} mask? "
+            "(Edit ▸ Undo brings it back.)",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
+            self,
+        )
+        yes = QMessageBox.StandardButton.Yes
+        box.buttonClicked.connect(
+            lambda button: box.standardButton(button) == yes and self.edit.start_from(source)
+        )
+        box.open()  # not exec(): never block the loop
+
     def show_compare(self) -> None:
         """Bring the compare dock forward (it shares its place with the curve dock)."""
         dock = self.docks["compare"]
@@ -360,7 +309,7 @@ class MainWindow(QMainWindow):
     def _show_cursor(self) -> None:
         self.cursor_label.setText(format_cursor(self.model))
 
-    def _focus_filter(self) -> None:
+    def focus_filter(self) -> None:
         self.docks["cases"].show()
         self.browser.filter.setFocus()
         self.browser.filter.selectAll()
@@ -375,7 +324,7 @@ class MainWindow(QMainWindow):
             self.model.set_layer(name, opacity=layer.opacity + delta)
 
     def show_shortcuts(self) -> None:
-        ShortcutsDialog(self.actions_in_order, self).open()
+        ShortcutsDialog(self.menus.in_order, self).open()
 
     def save_screenshot(self, path: str | Path) -> bool:
         """PNG (or any Qt image format by suffix) of the whole window."""

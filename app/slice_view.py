@@ -29,6 +29,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt, QTimer
 from PySide6.QtWidgets import (
     QApplication,
+    QGraphicsEllipseItem,
     QLabel,
     QLineEdit,
     QSlider,
@@ -42,18 +43,22 @@ from strokelens.app.model import UNITS, Model
 from strokelens.core.case import CHANNELS
 
 if TYPE_CHECKING:
+    from strokelens.app.edit_session import EditSession
     from strokelens.core.editing.history import Region
 
 #: Screen pixels of right-drag that double the window width / move the level by one width.
 WIDTH_DRAG_PX = 150.0
 LEVEL_DRAG_PX = 300.0
 CROSSHAIR_PEN = (255, 255, 120, 120)
+BRUSH_PEN = (255, 255, 255, 220)
 #: Height of a pane's title and colour bar, for choosing the grid.
 PANE_DECORATION_PX = 70.0
 
 
 class PaneViewBox(pg.ViewBox):
-    """A pane's ViewBox: wheel steps slices, Ctrl+wheel zooms, right drag sets window/level."""
+    """A pane's ViewBox: wheel steps slices, Ctrl+wheel zooms, right drag sets window/level; with
+    an editing tool, left drag paints and a left click paints, fills or picks, Shift+wheel sizes
+    the brush (middle drag still pans)."""
 
     def __init__(self, view: SliceView, channel: str):
         super().__init__(enableMenu=False, lockAspect=True, defaultPadding=0.0)
@@ -62,15 +67,45 @@ class PaneViewBox(pg.ViewBox):
         self._drag_start: tuple[float, float] | None = None
 
     def wheelEvent(self, ev, axis=None):  # noqa: N802 (Qt override)
-        if ev.modifiers() & Qt.KeyboardModifier.ControlModifier:
+        modifiers = ev.modifiers()
+        if modifiers & Qt.KeyboardModifier.ControlModifier:
             super().wheelEvent(ev, axis)
             return
         ev.accept()
         delta = ev.delta()
-        if delta:
+        if not delta:
+            return
+        edit = self.view.edit
+        if modifiers & Qt.KeyboardModifier.ShiftModifier and edit is not None and edit.paints:
+            edit.step_radius(1 if delta > 0 else -1)
+        else:
             self.view.model.step_slice(1 if delta > 0 else -1)
 
+    def _voxel_point(self, pos) -> tuple[float, float]:
+        """Voxel coordinates (y, x) of an item position, voxel centres on integers."""
+        point = self.mapToView(pos)
+        return point.y() - 0.5, point.x() - 0.5
+
+    def mouseClickEvent(self, ev):  # noqa: N802 (Qt override)
+        edit = self.view.edit
+        if ev.button() == Qt.MouseButton.LeftButton and edit is not None and edit.edits:
+            ev.accept()
+            edit.press(*self._voxel_point(ev.pos()))  # a click paints one dab, fills, picks
+            edit.release()
+            return
+        super().mouseClickEvent(ev)
+
     def mouseDragEvent(self, ev, axis=None):  # noqa: N802 (Qt override)
+        edit = self.view.edit
+        if ev.button() == Qt.MouseButton.LeftButton and edit is not None and edit.edits:
+            ev.accept()  # a paint stroke (fill and pick act on clicks; their drags do nothing)
+            if edit.paints:
+                if ev.isStart():
+                    edit.press(*self._voxel_point(ev.buttonDownPos()))
+                edit.drag(*self._voxel_point(ev.pos()))
+                if ev.isFinish():
+                    edit.release()
+            return
         if ev.button() != Qt.MouseButton.RightButton:
             super().mouseDragEvent(ev, axis)
             return
@@ -96,6 +131,7 @@ class Pane:
     bar: pg.ColorBarItem
     crosshair: tuple[pg.InfiniteLine, pg.InfiniteLine]
     overlay: pg.ImageItem  # all visible layers composited
+    brush: QGraphicsEllipseItem  # the brush outline under the cursor
 
 
 def _color_map(lut_name: str) -> pg.ColorMap:
@@ -106,9 +142,13 @@ def _color_map(lut_name: str) -> pg.ColorMap:
 class SliceView(QWidget):
     """The central widget: five panes, a slice slider, and a placeholder when nothing is open."""
 
-    def __init__(self, model: Model, parent: QWidget | None = None):
+    def __init__(
+        self, model: Model, edit: EditSession | None = None, parent: QWidget | None = None
+    ):
+        """``edit``: the correction tools the mouse drives (None: a viewer only)."""
         super().__init__(parent)
         self.model = model
+        self.edit = edit
         self._layer_cache: dict[tuple[str, int, bool], np.ndarray | None] = {}  # layer, z, contour
         self._composites: dict[int, np.ndarray | None] = {}  # z -> composite of _composed_state
         self._composed_state: tuple = ()
@@ -164,6 +204,9 @@ class SliceView(QWidget):
         model.cursor_changed.connect(self._on_cursor)
         model.layer_changed.connect(self._on_layer)
         model.layer_data_changed.connect(self._on_layer_data)
+        if edit is not None:
+            edit.tool_changed.connect(self._on_tool)
+            edit.brush_changed.connect(lambda _r: self._show_brush())
 
     # -- construction --------------------------------------------------------------------------
     def _make_pane(self, channel: str) -> Pane:
@@ -182,6 +225,11 @@ class SliceView(QWidget):
             line.setZValue(100)
             line.setVisible(False)
             box.addItem(line, ignoreBounds=True)
+        brush = QGraphicsEllipseItem()
+        brush.setPen(pg.mkPen(BRUSH_PEN, width=1.5, cosmetic=True))
+        brush.setZValue(110)
+        brush.setVisible(False)
+        box.addItem(brush, ignoreBounds=True)
         bar = pg.ColorBarItem(
             values=(0.0, 1.0),
             width=8,
@@ -191,7 +239,7 @@ class SliceView(QWidget):
             orientation="horizontal",
             colorMapMenu=False,
         )
-        return Pane(channel, box, image, title, bar, crosshair, overlay)
+        return Pane(channel, box, image, title, bar, crosshair, overlay, brush)
 
     def best_columns(self, width: float, height: float) -> int:
         """Columns (5 = one row, 3 = 3 + 2, 2 = 2 + 2 + 1) that give the largest square panes."""
@@ -290,6 +338,7 @@ class SliceView(QWidget):
 
     def _on_cursor(self) -> None:
         cursor = self.model.cursor
+        self._show_brush()
         for pane in self.panes:
             vline, hline = pane.crosshair
             if cursor is None:
@@ -300,6 +349,27 @@ class SliceView(QWidget):
             hline.setPos(cursor[0] + 0.5)
             vline.setVisible(True)
             hline.setVisible(True)
+
+    def _on_tool(self, _tool: str) -> None:
+        edit = self.edit
+        shape = Qt.CursorShape.ArrowCursor
+        if edit is not None and edit.edits:
+            shape = Qt.CursorShape.CrossCursor if edit.paints else Qt.CursorShape.PointingHandCursor
+        self.graphics.viewport().setCursor(shape)
+        self._show_brush()
+
+    def _show_brush(self) -> None:
+        """The brush outline, on every pane, around the voxel under the cursor."""
+        edit, case, cursor = self.edit, self.model.case, self.model.cursor
+        shown = edit is not None and edit.paints and case is not None and cursor is not None
+        for pane in self.panes:
+            pane.brush.setVisible(shown)
+        if not shown:
+            return
+        ry, rx = (edit.radius_mm / s for s in case.spacing[1:])  # type: ignore[union-attr]
+        y, x = cursor[0] + 0.5, cursor[1] + 0.5  # type: ignore[index]
+        for pane in self.panes:
+            pane.brush.setRect(QRectF(x - rx, y - ry, 2 * rx, 2 * ry))
 
     def _on_layer(self, _name: str) -> None:
         self._draw_overlays()

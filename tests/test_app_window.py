@@ -288,7 +288,7 @@ def test_geometry_recent_and_drop(qtbot, loop, dataset, settings, window):
     run(loop, again.tasks.idle())
     assert again.model.dataset is not None and again.model.dataset.root.name == "TRAINING"
     assert again.recent.paths[0] == str(dataset / "TRAINING")
-    assert [a.text() for a in again.recent_menu.actions()][0] == str(dataset / "TRAINING")
+    assert [a.text() for a in again.menus.recent.actions()][0] == str(dataset / "TRAINING")
 
 
 def test_bad_folder_reports_an_error_and_keeps_running(loop, window, tmp_path):
@@ -305,7 +305,7 @@ def test_shortcuts_dialog_lists_the_window_actions(window):
     assert ("PgDown, Ctrl+Down", "Next case") in rows and ("Ctrl+O", "Open data set") in rows
     assert ("Alt+1", "CT Brain (W 80 L 40)") in rows
     assert any(keys == "Right drag" and "level" in text for keys, text in rows)
-    shortcut_actions = [a for a in window.actions_in_order if a.shortcuts()]
+    shortcut_actions = [a for a in window.menus.in_order if a.shortcuts()]
     assert len(rows) == len(shortcut_actions) + len(MOUSE)
 
 
