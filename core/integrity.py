@@ -74,7 +74,8 @@ def inspect_case(ref: CaseRef, check: bool = False) -> CaseReport:
         check_name(ref.id, "case folder name", ref.folder)
     except DataError as exc:
         report.errors.append(exc.problem)
-    report.errors += [missing_map_problem(ref, c) for c in CHANNELS if c not in ref.files]
+    if not ref.errors:  # else they say why a map is missing (a folder without a NIfTI, say)
+        report.errors += [missing_map_problem(ref, c) for c in CHANNELS if c not in ref.files]
     geometry: _Geometry | None = None
     for role in ROLES:
         path = ref.files.get(role)

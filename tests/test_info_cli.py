@@ -40,7 +40,11 @@ def test_info_text_and_errors(tmp_path, capsys):
     write_isles_case(tmp_path / "case_1")
     assert main(["info", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "1 cases, 1 patients" in out and "case_1" in out and "no problems found (checked: headers)" in out
+    assert (
+        "1 cases, 1 patients" in out
+        and "case_1" in out
+        and "no problems found (checked: headers)" in out
+    )
     assert main(["info", str(tmp_path / "nope")]) == 1
     assert "no such file or folder" in capsys.readouterr().err
 
