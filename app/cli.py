@@ -55,6 +55,9 @@ def main(argv: list[str] | None = None) -> int:
     """``strokelens COMMAND ...``; a bare ``strokelens`` opens the workstation (``app``)."""
     multiprocessing.freeze_support()  # the AI's engine process, in a frozen (installer) build
     argv = (sys.argv[1:] if argv is None else list(argv)) or ["app"]
+    for stream in (sys.stdout, sys.stderr):  # a name that is not UTF-8 is shown, not a crash
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     parser = build_parser(argv)
     args = parser.parse_args(argv)
     if args.command is None:  # options only, e.g. --version-like typos

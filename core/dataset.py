@@ -274,20 +274,36 @@ def load_case(folder: str | Path) -> Case:
     return load_ref(scan_case(folder, _split_of(folder.parent)))
 
 
-def _missing_map_problem(ref: CaseRef, channel: str) -> str:
+def missing_map_problem(ref: CaseRef, channel: str) -> str:
     if ref.layout == "isles":
         token = "CT" if channel == "CT" else f"CT_{channel}"
         return f"missing map {channel} (no folder SMIR.Brain.XX.O.{token}.<id>)"
     return f"missing map {channel} (no file {channel.lower()}.nii or .nii.gz)"
 
 
-def _same_geometry(ref_path: Path, ref_shape, ref_affine, path: Path, img) -> None:
+def same_geometry(ref_path: Path, ref_shape, ref_affine, path: Path, img) -> None:
+    """Refuse ``img`` (at ``path``) unless its shape and affine match the first map's."""
     shape = spatial_shape(img)
     if shape != ref_shape:
         raise DataError(path, f"shape {shape} (z, y, x) differs from {ref_path.name} {ref_shape}")
     diff = float(np.max(np.abs(img.affine - ref_affine)))
     if diff > AFFINE_TOLERANCE_MM:
         raise DataError(path, f"affine differs from {ref_path.name} by up to {diff:.3g} mm")
+
+
+def truth_mask(path: Path, values: np.ndarray) -> np.ndarray:
+    """A ground truth's voxels (as stored) as a uint8 mask, refused unless they are all 0 or 1."""
+    if values.dtype.kind == "f" and not np.isfinite(values).all():
+        raise DataError(path, "ground truth holds NaN/Inf values")
+    if (
+        values.max(initial=0) > 1
+        or values.min(initial=0) < 0
+        or (values.dtype.kind == "f" and np.any((values != 0) & (values != 1)))
+    ):
+        found = np.unique(values)
+        shown = ", ".join(f"{v:g}" for v in found[:8]) + (" ..." if found.size > 8 else "")
+        raise DataError(path, f"ground truth must hold only 0 and 1, found {shown}")
+    return values.astype(np.uint8)
 
 
 def _value_scales(ref: CaseRef, problems: list[str]) -> dict[str, float]:
@@ -323,7 +339,7 @@ def load_ref(ref: CaseRef) -> Case:
         raise DataError(ref.folder, "no maps found (empty case folder?)")
     for channel in CHANNELS:
         if channel not in ref.files:
-            raise DataError(ref.folder, _missing_map_problem(ref, channel))
+            raise DataError(ref.folder, missing_map_problem(ref, channel))
 
     problems = list(ref.problems)
     channels: dict[str, np.ndarray] = {}
@@ -335,7 +351,7 @@ def load_ref(ref: CaseRef) -> Case:
         if header is None:
             header, shape, affine, spacing = img.header, data.shape, img.affine, spacing_zyx(img)
         else:
-            _same_geometry(first, shape, affine, path, img)
+            same_geometry(first, shape, affine, path, img)
         bad = ~np.isfinite(data)  # whatever the stored type: scaling can overflow
         if bad.any():
             data[bad] = 0.0
@@ -347,18 +363,8 @@ def load_ref(ref: CaseRef) -> Case:
     if "OT" in ref.files:
         path = ref.files["OT"]
         values, img = load_volume(path, dtype=None)
-        _same_geometry(first, shape, affine, path, img)
-        if values.dtype.kind == "f" and not np.isfinite(values).all():
-            raise DataError(path, "ground truth holds NaN/Inf values")
-        if (
-            values.max(initial=0) > 1
-            or values.min(initial=0) < 0
-            or (values.dtype.kind == "f" and np.any((values != 0) & (values != 1)))
-        ):
-            found = np.unique(values)
-            shown = ", ".join(f"{v:g}" for v in found[:8]) + (" ..." if found.size > 8 else "")
-            raise DataError(path, f"ground truth must hold only 0 and 1, found {shown}")
-        mask = values.astype(np.uint8)
+        same_geometry(first, shape, affine, path, img)
+        mask = truth_mask(path, values)
 
     loader, dt = None, None
     if "4DPWI" in ref.files:

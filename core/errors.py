@@ -16,3 +16,12 @@ class DataError(StrokeLensError):
         self.path = Path(path)
         self.problem = problem
         super().__init__(f"{self.path}: {problem}")
+
+
+class OutputError(StrokeLensError):
+    """An output that cannot be written; ``path`` is the file or folder, ``problem`` says why."""
+
+    def __init__(self, path: str | Path, problem: str):
+        self.path = Path(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}")

@@ -44,6 +44,7 @@ _NIFTI_SUFFIXES = (".nii", ".nii.gz")
 #: header size (``sizeof_hdr``) -> the single-file image class it belongs to
 _IMAGE_CLASSES = {cls.header_class.sizeof_hdr: cls for cls in (nib.Nifti1Image, nib.Nifti2Image)}
 _EXTENSION_FLAG = 4  # bytes after the header that say whether extensions follow
+_GZIP_MIN = 18  # a gzip member's 10-byte header and 8-byte trailer
 
 #: NIfTI time units -> seconds
 _TIME_UNITS = {"sec": 1.0, "msec": 1e-3, "usec": 1e-6}
@@ -55,7 +56,7 @@ def is_nifti_name(path: Path) -> bool:
     return path.name.lower().endswith(_NIFTI_SUFFIXES)
 
 
-def _is_gzip(path: Path) -> bool:
+def is_gzip_name(path: Path) -> bool:
     return path.name.lower().endswith(".gz")
 
 
@@ -66,7 +67,7 @@ def _stream(path: Path) -> Iterator[tuple[BinaryIO, int]]:
     try:
         with open_regular(path, "NIfTI file") as f:
             size = os.fstat(f.fileno()).st_size
-            if _is_gzip(path):
+            if is_gzip_name(path):
                 with gzip.GzipFile(fileobj=f, mode="rb") as z:
                     yield z, size
             else:
@@ -153,7 +154,7 @@ def _check_header(path: Path, img: nib.Nifti1Image, size: int) -> None:
         raise DataError(path, f"invalid voxel spacing {tuple(zooms)} in the header")
     if not np.all(np.isfinite(img.affine)):
         raise DataError(path, "non-finite values in the affine")
-    if not _is_gzip(path):
+    if not is_gzip_name(path):
         expected = _data_offset(img) + _data_bytes(img)
         if size < expected:
             raise DataError(path, f"truncated: {size} bytes, the header needs {expected}")
@@ -165,6 +166,27 @@ def _data_offset(img: nib.Nifti1Image) -> int:
 
 def _data_bytes(img: nib.Nifti1Image) -> int:
     return math.prod(img.shape) * img.get_data_dtype().itemsize
+
+
+def declared_size(img: nib.Nifti1Image) -> int:
+    """Bytes an opened image's (uncompressed) file holds by its header: header, extensions and
+    voxels."""
+    return _data_offset(img) + _data_bytes(img)
+
+
+def gzip_trailer_size(path: str | Path) -> int:
+    """The ISIZE field of a gzip file's trailer (its last 4 bytes): the uncompressed size of its
+    last member mod 2**32. Read without decompressing, so a truncated ``.nii.gz`` is found from
+    its header and last bytes alone (its "trailer" is then deflate data, almost never the size)."""
+    path = Path(path)
+    try:
+        with open_regular(path, "NIfTI file") as f:
+            if os.fstat(f.fileno()).st_size < _GZIP_MIN:
+                raise DataError(path, "truncated: too short for gzip data")
+            f.seek(-4, os.SEEK_END)
+            return int.from_bytes(f.read(4), "little")
+    except OSError as exc:
+        raise DataError(path, f"cannot be read ({exc.strerror or exc})") from exc
 
 
 def spatial_shape(img: nib.Nifti1Image) -> tuple[int, int, int]:
@@ -191,7 +213,7 @@ def read_voxels(path: Path, img: nib.Nifti1Image, dtype=np.float32) -> np.ndarra
             got += k
         if got < n:
             raise DataError(path, f"truncated or corrupt: {got} bytes of voxel data, not {n}")
-        if _is_gzip(path) and stream.read(1):  # to the trailer: gzip checks CRC and length
+        if is_gzip_name(path) and stream.read(1):  # to the trailer: gzip checks CRC and length
             raise DataError(
                 path, f"corrupt gzip data: more than the {n} bytes of voxels its header declares"
             )
@@ -209,12 +231,19 @@ def read_voxels(path: Path, img: nib.Nifti1Image, dtype=np.float32) -> np.ndarra
         return data.astype(dtype or data.dtype.newbyteorder("="), copy=False)
 
 
-def load_volume(path: str | Path, dtype=np.float32) -> tuple[np.ndarray, nib.Nifti1Image]:
-    """A 3D volume as ``(z, y, x)``; a 4D file with one frame counts as 3D."""
+def open_volume(path: str | Path) -> nib.Nifti1Image:
+    """The header of a 3D volume (``open_image``); a 4D file with one frame counts as 3D."""
     path = Path(path)
     img = open_image(path)
     if len(img.shape) == 4 and img.shape[3] != 1:
         raise DataError(path, f"is 4D (shape {img.shape}) where a 3D volume is expected")
+    return img
+
+
+def load_volume(path: str | Path, dtype=np.float32) -> tuple[np.ndarray, nib.Nifti1Image]:
+    """A 3D volume as ``(z, y, x)`` (see ``open_volume``)."""
+    path = Path(path)
+    img = open_volume(path)
     data = read_voxels(path, img, dtype)
     if data.ndim == 4:
         data = data[0]

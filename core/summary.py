@@ -1,6 +1,7 @@
 """A readable summary of a data set: what ``strokelens info`` prints.
 
-Only headers, sidecars and ground-truth masks are read, so a large data set is summarised fast.
+By default only headers, sidecars and ground-truth masks are read, so a large data set is
+summarised in seconds; ``check`` reads every voxel (``integrity`` says what is checked).
 """
 
 from __future__ import annotations
@@ -11,59 +12,44 @@ import numpy as np
 
 from strokelens.core.case import CHANNELS
 from strokelens.core.dataset import CaseRef, Dataset
-from strokelens.core.errors import DataError
-from strokelens.core.metrics import volume_ml
-from strokelens.core.nifti import load_volume, open_image, spacing_zyx, spatial_shape
+from strokelens.core.integrity import inspect_case
 
 
-def summarize_case(ref: CaseRef) -> dict:
-    row = {
+def summarize_case(ref: CaseRef, check: bool = False) -> dict:
+    """One case's row: what it holds, and its errors and warnings (``integrity.inspect_case``)."""
+    report = inspect_case(ref, check)
+    return {
         "id": ref.id,
         "key": ref.key,
         "split": ref.split,
         "patient": ref.patient,
         "layout": ref.layout,
-        "slices": None,
-        "shape": None,
-        "spacing": None,
+        "slices": report.shape[0] if report.shape else None,
+        "shape": list(report.shape) if report.shape else None,
+        "spacing": [round(s, 4) for s in report.spacing] if report.spacing else None,
         "channels": [c for c in CHANNELS if c in ref.files],
         "ground_truth": ref.has_truth,
-        "frames": None,
-        "lesion_ml": None,
-        "problems": list(ref.errors) + list(ref.problems),
+        "frames": report.frames,
+        "lesion_ml": None if report.lesion_ml is None else round(report.lesion_ml, 3),
+        "errors": report.errors,
+        "warnings": report.warnings,
     }
-    missing = [c for c in CHANNELS if c not in ref.files]
-    if missing:
-        row["problems"].append(f"missing maps: {', '.join(missing)}")
-    try:
-        first = next((ref.files[k] for k in (*CHANNELS, "4DPWI") if k in ref.files), None)
-        if first is not None:
-            img = open_image(first)
-            row["shape"] = list(spatial_shape(img))
-            row["slices"] = row["shape"][0]
-            row["spacing"] = [round(s, 4) for s in spacing_zyx(img)]
-        if "4DPWI" in ref.files:
-            row["frames"] = int(open_image(ref.files["4DPWI"]).shape[3])
-        if "OT" in ref.files:
-            mask, img = load_volume(ref.files["OT"])
-            row["lesion_ml"] = round(volume_ml(mask, spacing_zyx(img)), 3)
-    except DataError as exc:
-        row["problems"].append(str(exc))
-    return row
 
 
-def summarize(dataset: Dataset) -> dict:
-    cases = [summarize_case(ref) for ref in dataset]
-    problems = [f"{c['key']}: {p}" for c in cases for p in c["problems"]]
+def summarize(dataset: Dataset, check: bool = False) -> dict:
+    """The data set's summary; ``check`` reads every voxel (see ``integrity``)."""
+    cases = [summarize_case(ref, check) for ref in dataset]
     lesions = [c["lesion_ml"] for c in cases if c["lesion_ml"] is not None]
     return {
         "root": str(Path(dataset.root).resolve()),
+        "checked": "all voxels" if check else "headers",
         "n_cases": len(cases),
         "n_patients": len(dataset.patients()),
         "splits": sorted({c["split"] or "-" for c in cases}),
         "lesion_ml_median": float(np.median(lesions)) if lesions else None,
         "cases": cases,
-        "problems": problems,
+        "errors": [f"{c['key']}: {e}" for c in cases for e in c["errors"]],
+        "warnings": [f"{c['key']}: {w}" for c in cases for w in c["warnings"]],
     }
 
 
@@ -85,9 +71,10 @@ def format_summary(summary: dict) -> str:
         lines.append(
             f"{c['key']:<22}{c['patient']:<14}{c['slices'] or '?':>6}  {spacing:<22}{lesion:>10}  {channels}"
         )
-    if summary["problems"]:
-        lines += ["", f"{len(summary['problems'])} problem(s):"]
-        lines += [f"  - {p}" for p in summary["problems"]]
-    else:
-        lines += ["", "no problems found"]
+    for kind in ("errors", "warnings"):
+        if summary[kind]:
+            lines += ["", f"{len(summary[kind])} {kind[:-1]}(s):"]
+            lines += [f"  - {p}" for p in summary[kind]]
+    if not summary["errors"] and not summary["warnings"]:
+        lines += ["", f"no problems found (checked: {summary['checked']})"]
     return "\n".join(lines)

@@ -7,6 +7,8 @@ target, so a crash never leaves a half-written mask behind.
 from __future__ import annotations
 
 import os
+import re
+import stat
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -31,6 +33,32 @@ _FILE_MODE = 0o666 & ~_umask()
 
 def _nifti_suffix(path: Path) -> str:
     return ".nii.gz" if path.name.endswith(".nii.gz") else path.suffix
+
+
+#: The names ``atomic_write`` gives its temporary files: ``.<target>.<mkstemp's 8 random
+#: characters>.tmp<the target's suffix>``.
+_TEMPORARY = re.compile(r"\.(?P<target>.+)\.[a-z0-9_]{8}\.tmp(?P<suffix>(\.[^.]+)*)", re.ASCII)
+
+
+def is_temporary_name(name: str) -> bool:
+    """Whether ``name`` is one ``atomic_write`` gives a temporary file (see ``_TEMPORARY``)."""
+    match = _TEMPORARY.fullmatch(name)
+    return match is not None and match["suffix"] == _nifti_suffix(Path(match["target"]))
+
+
+def remove_stale_temporaries(folder: str | Path) -> list[Path]:
+    """Remove the temporary files a killed ``atomic_write`` left in ``folder`` (a SIGKILL gives
+    it no time to clean up); returns them. Only regular files with its names are touched, never
+    a symlink's target. Call it only while no other process writes into the folder."""
+    removed = []
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if is_temporary_name(entry.name) and stat.S_ISREG(
+                entry.stat(follow_symlinks=False).st_mode
+            ):
+                Path(entry.path).unlink(missing_ok=True)
+                removed.append(Path(entry.path))
+    return removed
 
 
 def atomic_write(path: str | Path, write: Callable[[str], None]) -> Path:

@@ -22,7 +22,7 @@ def test_info_json(tmp_path, capsys):
     write_isles_case(tmp_path / "TRAINING" / "case_2", patient="P1", frames=6)
     broken = write_isles_case(tmp_path / "TESTING" / "case_1", truth=False)
     broken["CT_Tmax"].parent.rename(tmp_path / "moved")
-    assert main(["info", str(tmp_path), "--json"]) == 0
+    assert main(["info", str(tmp_path), "--json"]) == 1  # a missing map is an error
     summary = json.loads(capsys.readouterr().out)
     assert summary["n_cases"] == 3 and summary["n_patients"] == 2
     rows = {c["key"]: c for c in summary["cases"]}
@@ -31,14 +31,20 @@ def test_info_json(tmp_path, capsys):
     assert c2["spacing"] == [5.0, 0.9, 0.9]
     assert c2["lesion_ml"] == round(48 * 0.9 * 0.9 * 5 / 1000, 3)
     assert rows["testing/case_1"]["channels"] == ["CT", "CBF", "CBV", "MTT"]
-    assert any("Tmax" in p for p in summary["problems"])
+    assert summary["errors"] == [
+        "testing/case_1: missing map Tmax (no folder SMIR.Brain.XX.O.CT_Tmax.<id>)"
+    ]
 
 
 def test_info_text_and_errors(tmp_path, capsys):
     write_isles_case(tmp_path / "case_1")
     assert main(["info", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "1 cases, 1 patients" in out and "case_1" in out and "no problems found" in out
+    assert (
+        "1 cases, 1 patients" in out
+        and "case_1" in out
+        and "no problems found (checked: headers)" in out
+    )
     assert main(["info", str(tmp_path / "nope")]) == 1
     assert "no such file or folder" in capsys.readouterr().err
 

@@ -75,11 +75,15 @@ def write_csv(rows: Sequence[Mapping[str, object]], path: Path) -> Path:
     writer = csv.DictWriter(buffer, fieldnames=list(dict.fromkeys(k for r in rows for k in r)))
     writer.writeheader()
     writer.writerows(rows)
-    return atomic_write_bytes(path, buffer.getvalue().encode())
+    # a name that is not UTF-8 (a file name's undecodable bytes, as os.fsdecode gives them)
+    # is written back as its bytes, as it is on disk
+    return atomic_write_bytes(path, buffer.getvalue().encode("utf-8", "surrogateescape"))
 
 
 def write_json(data: object, path: Path) -> Path:
-    """JSON with NaN written as null (strict JSON readers reject NaN)."""
+    """JSON with NaN written as null (strict JSON readers reject NaN); a name that is not UTF-8
+    keeps its undecodable bytes as escaped surrogates (``"\\udcff"`` for the byte 0xff), which
+    ``json.loads`` and ``os.fsencode`` turn back into the bytes on disk."""
 
     def clean(v):
         if isinstance(v, float) and math.isnan(v):

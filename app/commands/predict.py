@@ -17,6 +17,7 @@ output path is made with ``core.safepath.path_inside``: nothing is written outsi
 from __future__ import annotations
 
 import argparse
+import math
 import re
 import sys
 import time
@@ -28,16 +29,23 @@ from tqdm import tqdm
 from strokelens.app.commands import add_allow_external_members
 from strokelens.app.commands.evaluate import format_table, write_csv, write_json
 from strokelens.core.case import Case
-from strokelens.core.dataset import open_dataset
+from strokelens.core.dataset import Dataset, open_dataset
 from strokelens.core.demo import DEMO_MANIFEST, ensure_demo
 from strokelens.core.devices import DEVICES
 from strokelens.core.engine import PRECISIONS, Engine
 from strokelens.core.errors import DataError
 from strokelens.core.manifest import read_manifest
 from strokelens.core.metrics import METRICS, case_metrics, summarize
+from strokelens.core.nifti import open_image, spatial_shape
+from strokelens.core.output import prepare_folders, write_error
 from strokelens.core.prediction import Prediction
 from strokelens.core.safepath import check_name, path_inside
 from strokelens.core.writer import submission_name, write_mask, write_probability
+
+#: Stored size of the gzip'd float32 maps over their uncompressed size, for the free-space
+#: check (rough: the demo ensemble's 14 maps of a 22-slice phantom case took 4.86-5.03 MB of
+#: 5.77 MB each).
+GZIP_RATIO = 0.9
 
 HELP = "segment the infarct core of a case or data set with an ensemble (masks, maps, volumes)"
 
@@ -157,6 +165,57 @@ def case_row(case: Case, prediction: Prediction, mask_path: Path, out: Path) -> 
     return row
 
 
+def output_bytes(dataset: Dataset, n_maps: int) -> int:
+    """A rough size of what ``predict`` writes: per case ``n_maps`` float32 maps and a uint8
+    mask, as stored uncompressed, times ``GZIP_RATIO``; from the CT headers alone (a case whose
+    header cannot be read is skipped later, with its message)."""
+    total = 0
+    for ref in dataset:
+        try:
+            voxels = math.prod(spatial_shape(open_image(ref.files["CT"])))
+        except (KeyError, DataError):
+            continue
+        total += voxels * (4 * n_maps + 1)
+    return int(total * GZIP_RATIO)
+
+
+def output_folders(out: Path, dataset: Dataset, per_split: bool) -> list[Path]:
+    """``out`` and the folders under it that ``case_files`` puts files in."""
+    subs = [[]] + (
+        [[s] for s in sorted({r.split for r in dataset if r.split})] if per_split else []
+    )
+    return [path_inside(out, *sub, *maps) for sub in subs for maps in ([], ["maps"])]
+
+
+class Report:
+    """``predictions.csv`` and ``predictions.json``, rewritten (atomically) after each case, so
+    that a killed run leaves them describing exactly the cases whose outputs it wrote."""
+
+    def __init__(self, out: Path, header: dict, sources: list[str]):
+        self.out, self.header, self.sources = out, header, sources
+        self.rows: list[dict] = []
+        self.failed: list[dict] = []
+
+    def per_source(self) -> dict[str, list[dict]]:
+        scored = [r for r in self.rows if "all_dsc" in r]
+        return {s: [{k: r[f"{s}_{k}"] for k in METRICS} for r in scored] for s in self.sources}
+
+    def write(self, finished: bool = False) -> None:
+        """Both files as they stand; before the first case this replaces a previous run's."""
+        per_source = self.per_source()
+        summary = {s: summarize(m) for s, m in per_source.items() if m}
+        csv_path, json_path = self.out / "predictions.csv", self.out / "predictions.json"
+        try:
+            if self.rows:  # a CSV cell holds the problems joined
+                write_csv([r | {"problems": "; ".join(r["problems"])} for r in self.rows], csv_path)
+            else:
+                csv_path.unlink(missing_ok=True)
+            report = self.header | {"finished": finished, "cases": self.rows}
+            write_json(report | {"summary": summary, "failed": self.failed}, json_path)
+        except OSError as exc:
+            raise write_error(exc, self.out) from exc
+
+
 def run(args: argparse.Namespace) -> int:
     if not re.fullmatch(r"[A-Za-z0-9_-]+", args.method):
         raise DataError(Path(args.out), f"--method {args.method!r}: use letters, digits, _ and -")
@@ -167,6 +226,15 @@ def run(args: argparse.Namespace) -> int:
         args.input or ensure_demo(progress=lambda f: print(f"demo data: wrote {f}")) / "TESTING"
     )
     dataset = open_dataset(source)
+    out = Path(args.out)
+    ids = [ref.id for ref in dataset]
+    per_split = len(set(ids)) < len(ids)
+    sources = ["all", *dict.fromkeys(m.loss for m in manifest.members)]
+    members = [m.name for m in manifest.members] if args.members else []
+    # the output folders before any model loads: a fault there costs no inference
+    needed = output_bytes(dataset, len(sources) + 1 + len(members))
+    for stale in prepare_folders(output_folders(out, dataset, per_split), needed):
+        print(f"removed {stale}: a temporary file left by an interrupted run", file=sys.stderr)
     try:
         engine = Engine(
             manifest,
@@ -179,19 +247,30 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:  # a setting this machine cannot honour (no CUDA, threads < 1)
         print(f"strokelens predict: error: {exc}", file=sys.stderr)
         return 2
-    out = Path(args.out)
-    ids = [ref.id for ref in dataset]
-    per_split = len(set(ids)) < len(ids)
-    sources = ["all", *dict.fromkeys(m.loss for m in manifest.members)]
-    members = [m.name for m in manifest.members] if args.members else []
-    rows, failed = [], []
+    header = {
+        "ensemble": {
+            "name": manifest.name,
+            "manifest": str(manifest.path),
+            "members": [
+                {"name": m.name, "loss": m.loss, "fold": m.fold, "sha256": m.sha256}
+                for m in manifest.members
+            ],
+        },
+        "method": args.method,
+        "device": engine.device.type,
+        "precision": "bf16" if engine.bf16 else "fp32",
+        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    report = Report(out, header, sources)
+    report.write()
     for n, ref in enumerate(dataset, 1):
         try:
             check_name(ref.id, "case folder name", ref.folder)
             case = dataset.load(ref)
             files = case_files(out, case, sources, members, args.method, per_split)
         except DataError as exc:
-            failed.append({"key": ref.key, "error": str(exc)})
+            report.failed.append({"key": ref.key, "error": str(exc)})
+            report.write()
             tqdm.write(f"{ref.key}: skipped: {exc}", file=sys.stderr)
             continue
         for problem in case.problems:
@@ -203,39 +282,20 @@ def run(args: argparse.Namespace) -> int:
                 bar.update(done - bar.n)
 
             prediction = engine.predict(case, progress=progress)
-        mask_path = write_outputs(case, prediction, files)
-        rows.append(case_row(case, prediction, mask_path, out))
-    scored = [r for r in rows if "all_dsc" in r]
-    per_source = {s: [{k: r[f"{s}_{k}"] for k in METRICS} for r in scored] for s in sources}
-    summary = {s: summarize(metrics) for s, metrics in per_source.items()} if scored else {}
-    if rows:  # a CSV cell holds the problems joined
-        write_csv(
-            [r | {"problems": "; ".join(r["problems"])} for r in rows], out / "predictions.csv"
-        )
-    write_json(
-        {
-            "ensemble": {
-                "name": manifest.name,
-                "manifest": str(manifest.path),
-                "members": [
-                    {"name": m.name, "loss": m.loss, "fold": m.fold, "sha256": m.sha256}
-                    for m in manifest.members
-                ],
-            },
-            "method": args.method,
-            "device": engine.device.type,
-            "precision": "bf16" if engine.bf16 else "fp32",
-            "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "cases": rows,
-            "summary": summary,
-            "failed": failed,
-        },
-        out / "predictions.json",
-    )
-    if scored:
-        print(format_table(per_source["all"], summary["all"], [r["key"] for r in scored], METRICS))
+        try:
+            mask_path = write_outputs(case, prediction, files)
+        except OSError as exc:
+            raise write_error(exc, out) from exc
+        report.rows.append(case_row(case, prediction, mask_path, out))
+        report.write()
+    report.write(finished=True)
+    per_source = report.per_source()
+    if per_source["all"]:
+        summary = {s: summarize(m) for s, m in per_source.items()}
+        keys = [r["key"] for r in report.rows if "all_dsc" in r]
+        print(format_table(per_source["all"], summary["all"], keys, METRICS))
         for source in sources[1:]:
             dsc = summary[source]["dsc"]
             print(f"{source} members only: DSC {dsc['mean']:.3f} +- {dsc['sd']:.3f}")
-    print(f"{len(rows)} cases predicted, {len(failed)} failed; results in {out}")
-    return 1 if failed else 0
+    print(f"{len(report.rows)} cases predicted, {len(report.failed)} failed; results in {out}")
+    return 1 if report.failed else 0

@@ -1,0 +1,83 @@
+"""A command's output folders, checked before any work is done.
+
+A read-only folder, a full disk or an ``--out`` that names a file used to surface as a raw
+OSError after the whole inference. ``prepare_folders`` finds each of them first, with one
+message naming the folder: it creates the folders, writes, fsyncs and removes a probe file in
+each (a read-only file system, a folder without write permission and a full disk fail there;
+ext4 may report ENOSPC only at fsync), and compares the free space with the caller's estimate of
+what it will write. It also removes the temporary files a killed run left there
+(``writer.remove_stale_temporaries``).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from strokelens.core.errors import OutputError
+from strokelens.core.writer import remove_stale_temporaries
+
+#: Bytes of the probe file: more than a file-system block, so a disk with a few blocks left
+#: counts as full.
+PROBE_BYTES = 1 << 16
+_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
+
+
+def _mib(n: int) -> str:
+    return f"{n / 2**20:.1f} MiB"
+
+
+def _why(exc: OSError) -> str:
+    if exc.errno in _FULL:
+        return f"cannot be written: the disk is full ({exc.strerror})"
+    return f"cannot be written ({exc.strerror or exc})"
+
+
+def write_error(exc: OSError, folder: Path) -> OutputError:
+    """``exc``, raised writing a file into ``folder``, as an OutputError naming the folder of
+    the file it names (a temporary file's name would tell the user nothing) and saying why."""
+    if exc.filename:
+        folder = Path(os.fsdecode(exc.filename)).parent
+    return OutputError(folder, _why(exc))
+
+
+def _probe(folder: Path) -> None:
+    """Write, fsync and remove a file in ``folder`` (unnamed where the system allows)."""
+    try:
+        with tempfile.TemporaryFile(dir=folder, prefix=".strokelens-probe.") as f:
+            f.write(b"\0" * PROBE_BYTES)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as exc:
+        raise OutputError(folder, _why(exc)) from exc
+
+
+def prepare_folders(folders: Sequence[Path], needed_bytes: int = 0) -> list[Path]:
+    """Make ``folders`` (the first holds the others, or is the only one) ready to write about
+    ``needed_bytes`` into; returns the stale temporary files removed. Raises OutputError."""
+    for folder in folders:
+        if folder.exists() and not folder.is_dir():
+            raise OutputError(folder, "is a file, not a folder; give a folder for the outputs")
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(folder, f"cannot be created ({exc.strerror or exc})") from exc
+        _probe(folder)
+    free = shutil.disk_usage(folders[0]).free
+    if free < needed_bytes:
+        raise OutputError(
+            folders[0],
+            f"not enough free space: {_mib(free)} free, the outputs take about "
+            f"{_mib(needed_bytes)}",
+        )
+    removed = []
+    for folder in folders:
+        try:
+            removed += remove_stale_temporaries(folder)
+        except OSError as exc:
+            raise OutputError(folder, f"cannot be cleaned ({exc.strerror or exc})") from exc
+    return removed
