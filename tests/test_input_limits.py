@@ -414,4 +414,4 @@ def test_more_than_64_members_are_refused(sandbox, capsys):
     path = sandbox["manifest"].parent / "many.json"
     path.write_text(json.dumps(manifest))
     assert main(_predict(sandbox, "simple", path)) == 1
-    assert f"{path}: the ensemble has 65 members; at most 64" in capsys.readouterr().err
+    assert f"{path}: members: List should have at most 64 items after validation, not 65" in capsys.readouterr().err
