@@ -121,22 +121,55 @@ HOSTILE = {
     "weights absolute": (first(weights=lambda box: str(box.outside)), OUTSIDE),
     "weights traversal": (first(weights="../elsewhere/member.safetensors"), OUTSIDE),
     "weights symlink out": (link_member_outside, OUTSIDE),
-    "sha256 null": (first(sha256=None), "members[0].sha256: Input should be a valid string, not null"),
+    "sha256 null": (
+        first(sha256=None),
+        "members[0].sha256: Input should be a valid string, not null",
+    ),
     "sha256 missing": (drop("sha256"), "members[0].sha256: required, missing"),
     "sha256 not hex": (first(sha256="z" * 64), "members[0].sha256: String should match pattern"),
-    "sha256 number": (first(sha256=123), "members[0].sha256: Input should be a valid string, not an integer"),
-    "name number": (first(name=7), "members[0].name: Input should be a valid string, not an integer"),
+    "sha256 number": (
+        first(sha256=123),
+        "members[0].sha256: Input should be a valid string, not an integer",
+    ),
+    "name number": (
+        first(name=7),
+        "members[0].name: Input should be a valid string, not an integer",
+    ),
     "name list": (first(name=["a"]), "members[0].name: Input should be a valid string, not a list"),
-    "loss object": (first(loss={"a": 1}), "members[0].loss: Input should be a valid string, not an object"),
+    "loss object": (
+        first(loss={"a": 1}),
+        "members[0].loss: Input should be a valid string, not an object",
+    ),
     "loss null": (first(loss=None), "members[0].loss: Input should be a valid string, not null"),
-    "weights null": (first(weights=None), "members[0].weights: Input should be a valid string, not null"),
-    "weights number": (first(weights=1), "members[0].weights: Input should be a valid string, not an integer"),
-    "fold string": (first(fold="1"), "members[0].fold: Input should be a valid integer, not a string"),
-    "fold boolean": (first(fold=True), "members[0].fold: Input should be a valid integer, not true/false"),
-    "val_dice string": (first(val_dice="0.5"), "members[0].val_dice: Input should be a valid number, not a string"),
+    "weights null": (
+        first(weights=None),
+        "members[0].weights: Input should be a valid string, not null",
+    ),
+    "weights number": (
+        first(weights=1),
+        "members[0].weights: Input should be a valid string, not an integer",
+    ),
+    "fold string": (
+        first(fold="1"),
+        "members[0].fold: Input should be a valid integer, not a string",
+    ),
+    "fold boolean": (
+        first(fold=True),
+        "members[0].fold: Input should be a valid integer, not true/false",
+    ),
+    "val_dice string": (
+        first(val_dice="0.5"),
+        "members[0].val_dice: Input should be a valid number, not a string",
+    ),
     "unknown key": (first(path="/etc/passwd"), "members[0].path: unknown key"),
-    "member not an object": (lambda d, b: d["members"].__setitem__(0, "x"), "members[0]: Input should be a dictionary or an instance of Member"),
-    "members not a list": (lambda d, b: d.update(members={"a": 1}), "members: Input should be a valid list, not an object"),
+    "member not an object": (
+        lambda d, b: d["members"].__setitem__(0, "x"),
+        "members[0]: Input should be a dictionary or an instance of Member",
+    ),
+    "members not a list": (
+        lambda d, b: d.update(members={"a": 1}),
+        "members: Input should be a valid list, not an object",
+    ),
 }
 
 

@@ -34,7 +34,10 @@ def test_round_trip(tmp_path):
 @pytest.mark.parametrize(
     "edit,words",
     [
-        (lambda d: d.update(format="other"), "format: Input should be 'strokelens-ensemble', not \"other\""),
+        (
+            lambda d: d.update(format="other"),
+            "format: Input should be 'strokelens-ensemble', not \"other\"",
+        ),
         (lambda d: d.update(version=99), "version: version 99; this StrokeLens reads version 1"),
         (lambda d: d.update(members=[]), "members: List should have at least 1 item"),
         (
