@@ -223,6 +223,8 @@ def _type_of(value: object) -> str:
 def _where(loc: tuple) -> str:
     out = ""
     for part in loc:
+        if part == "[key]":  # pydantic's mark of a dict key's (not value's) error
+            continue
         if isinstance(part, int):
             out += f"[{part}]"
         else:
