@@ -50,21 +50,26 @@ def native_bf16(device: torch.device) -> bool:
     return False
 
 
-def set_threads(threads: int | None) -> None:
-    """Set torch's intra-op CPU thread count (process-wide); None keeps torch's default.
+def check_threads(threads: int) -> int:
+    """``threads`` if it is a usable CPU thread count, else a ValueError saying the bound.
 
     More threads than the CPUs this process may use only make them fight (and a huge count
     makes OpenMP allocate a stack per thread), so the count is bounded by ``limits.cpu_count``.
     """
-    if threads is None:
-        return
     cpus = cpu_count()
     if not 1 <= threads <= cpus:
         raise ValueError(
             f"threads must be >= 1 and at most {cpus} (the CPUs this process may use), "
             f"not {threads}"
         )
-    torch.set_num_threads(threads)
+    return threads
+
+
+def set_threads(threads: int | None) -> None:
+    """Set torch's intra-op CPU thread count (process-wide, ``check_threads``); None keeps
+    torch's default."""
+    if threads is not None:
+        torch.set_num_threads(check_threads(threads))
 
 
 def is_out_of_memory(exc: BaseException) -> bool:

@@ -6,13 +6,11 @@ Names are parsed with an anchored pattern: a substring test for ``CT`` would als
 
 from __future__ import annotations
 
-import json
-import math
 import re
 from pathlib import Path
 
 from strokelens.core.errors import DataError
-from strokelens.core.files import read_text
+from strokelens.core.schema import Sidecar, load
 
 MODALITY_FOLDER = re.compile(r"^SMIR\.Brain\.XX\.O\.(?P<mod>\w+)\.(?P<id>\d+)$")
 
@@ -44,17 +42,13 @@ def is_isles_case_folder(folder: Path) -> bool:
     return any(p.is_dir() and MODALITY_FOLDER.match(p.name) for p in folder.iterdir())
 
 
-def read_sidecar(sidecar: Path) -> dict:
-    """A ``.json`` sidecar's object; ValueError with a reason when it is unreadable."""
+def read_sidecar(sidecar: Path) -> Sidecar:
+    """A ``.json`` sidecar's fields that StrokeLens uses (``core.schema.Sidecar``); ValueError
+    with a reason when it is unreadable or a used field is malformed."""
     try:
-        meta = json.loads(read_text(sidecar, "JSON sidecar"))
+        return load(sidecar, Sidecar, "JSON sidecar")
     except DataError as exc:
-        raise ValueError(f"unreadable sidecar ({exc.problem})") from exc
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"unreadable sidecar ({exc})") from exc
-    if not isinstance(meta, dict):
-        raise ValueError("sidecar is not a JSON object")
-    return meta
+        raise ValueError(f"unreadable sidecar ({exc.problem})") from None
 
 
 def patient_from_sidecar(sidecar: Path) -> str | None:
@@ -63,8 +57,8 @@ def patient_from_sidecar(sidecar: Path) -> str | None:
     The description reads ``"... - ... - <study> - ..."``; the study id's second ``_`` field is the
     patient id. Raises ValueError with a reason when the sidecar is unreadable.
     """
-    description = read_sidecar(sidecar).get("description")
-    if not isinstance(description, str):
+    description = read_sidecar(sidecar).description
+    if description is None:
         return None
     parts = description.split(" - ")
     if len(parts) < 3:
@@ -80,9 +74,4 @@ def value_scale_from_sidecar(sidecar: Path) -> float | None:
     mL/100g/min. Raises ValueError when the sidecar is unreadable or the scale is not a positive
     finite number.
     """
-    scale = read_sidecar(sidecar).get("scale")
-    if scale is None:
-        return None
-    if isinstance(scale, bool) or not isinstance(scale, int | float) or not 0 < scale < math.inf:
-        raise ValueError(f"'scale' must be a positive number, found {scale!r}")
-    return float(scale)
+    return read_sidecar(sidecar).scale

@@ -53,3 +53,11 @@ def check_shape(shape: tuple[int, ...]) -> str | None:
     if voxels > budget:
         return f"{voxels} voxels (at most {budget} in one {what})"
     return None
+
+
+#: Nesting depth of a JSON or TOML document (brackets, braces, dotted keys): ours nest 4 deep. A
+#: deeper one is refused before it is parsed (parsers recurse; 10^5 levels overflow the stack).
+MAX_NESTING = 32
+#: Bytes of a JSON or TOML document (manifests, configs, sidecars, checkpoints' JSON): ours take
+#: kilobytes; this also bounds the nesting scan of a hostile one to well under a second.
+MAX_DOCUMENT_BYTES = 2**20

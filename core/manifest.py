@@ -8,47 +8,75 @@ registry lists them. A manifest is JSON; member paths are relative to the manife
      "members": [{"name": "focal-fold1", "loss": "focal", "fold": 1,
                   "weights": "focal/fold_1/best.safetensors", "sha256": "...", "val_dice": 0.61}]}
 
-A manifest is input like any other and may be hostile, so ``read_manifest`` checks every member
-field: ``name`` and ``loss`` become parts of file names (``core.safepath``), every member needs
-its sha256 (a weight file is trusted only because its hash matches), and a weight file must lie
-inside the manifest's folder unless the user allows external members explicitly. The manifest
-must be a regular file of bounded size (``core.files``) with at most ``limits.MAX_MEMBERS``
-members.
+A manifest is input like any other and may be hostile, so ``read_manifest`` validates it against
+its schema (``ManifestFile``, through ``core.schema.load``): ``name`` and ``loss`` become parts
+of file names (``core.safepath``'s rule), every member needs its sha256 (a weight file is trusted
+only because its hash matches), at most ``limits.MAX_MEMBERS`` members with distinct names, a
+``[low, high]`` range per channel. A weight file must lie inside the manifest's folder unless the
+user allows external members explicitly.
 """
 
 from __future__ import annotations
 
 import json
-import re
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, Field
+from pydantic.dataclasses import dataclass as schema_dataclass
 
 from strokelens.core.errors import DataError
-from strokelens.core.files import read_text
 from strokelens.core.limits import MAX_MEMBERS
 from strokelens.core.preprocessing import ChannelRange
-from strokelens.core.safepath import check_name
+from strokelens.core.schema import STRICT, ChannelRanges, Finite, Int, SafeName, Str, load, version
 from strokelens.core.writer import atomic_write_bytes
 
 FORMAT = "strokelens-ensemble"
 VERSION = 1
 
-#: The member fields a manifest must give, with their JSON types (``val_dice`` is optional).
-_REQUIRED = {"name": str, "loss": str, "fold": int, "weights": str, "sha256": str}
 #: "all" names the mean over every member, so no loss may be called that.
 RESERVED_LOSSES = ("all",)
-_SHA256 = re.compile(r"[0-9a-fA-F]{64}")
-_JSON_TYPES = {str: "a string", int: "an integer", float: "a number", bool: "true/false"}
 
 
-@dataclass
+def _not_reserved(loss: str) -> str:
+    if loss in RESERVED_LOSSES:
+        raise ValueError(f"loss {loss!r} is reserved (the mean over all members)")
+    return loss
+
+
+@schema_dataclass(config=STRICT)
 class Member:
-    name: str
-    loss: str  # "focal", "ce", "wce"
-    fold: int
-    weights: str  # relative to the manifest folder
-    sha256: str
-    val_dice: float | None = None
+    name: SafeName
+    loss: Annotated[SafeName, AfterValidator(_not_reserved)]  # "focal", "ce", "wce"
+    fold: Int
+    weights: Annotated[Str, Field(min_length=1)]  # relative to the manifest folder
+    sha256: Annotated[Str, Field(pattern=r"^[0-9a-fA-F]{64}$")]
+    val_dice: Finite | None = None
+
+
+def _distinct(members: list[Member]) -> list[Member]:
+    names: dict[str, str] = {}
+    for m in members:  # case-folded: on macOS and Windows "CE-1" and "ce-1" are one file
+        key = m.name.casefold()
+        if key in names:
+            raise ValueError(f"members {names[key]!r} and {m.name!r}: one name, one file")
+        names[key] = m.name
+    return members
+
+
+class ManifestFile(BaseModel):
+    """The schema of ``ensemble.json``."""
+
+    model_config = STRICT
+    format: Literal[FORMAT]
+    version: version(VERSION)
+    name: Str
+    preprocessing: ChannelRanges
+    members: Annotated[
+        list[Member], Field(min_length=1, max_length=MAX_MEMBERS), AfterValidator(_distinct)
+    ]
+    meta: dict[str, Any] = {}  # free-form facts (data set, command, date)
 
 
 @dataclass
@@ -104,44 +132,6 @@ def _inside(folder: Path, relative: str) -> bool:
     return (folder / rel).resolve().is_relative_to(folder.resolve())
 
 
-def _json_type(value: object) -> str:
-    if value is None:
-        return "null"
-    return _JSON_TYPES.get(type(value), "a list" if isinstance(value, list) else "an object")
-
-
-def _read_member(raw: object, n: int, path: Path) -> Member:
-    """Member ``n`` (from 1) of the manifest at ``path``, every field checked, nothing coerced."""
-    label = f"member {n}"
-    if not isinstance(raw, dict):
-        raise DataError(path, f"{label} must be an object, not {_json_type(raw)}")
-    unknown = sorted(set(raw) - {f.name for f in fields(Member)})
-    if unknown:
-        raise DataError(path, f"{label} has unknown keys {unknown}")
-    for key, kind in _REQUIRED.items():  # "name" first: the later messages name the member
-        value = raw.get(key)
-        if value is None:
-            state = "null" if key in raw else "missing"
-            raise DataError(path, f"{label}: {key} is required ({state})")
-        if type(value) is not kind:  # bool is an int subclass, and true is no fold number
-            raise DataError(
-                path, f"{label}: {key} must be {_JSON_TYPES[kind]}, not {_json_type(value)}"
-            )
-        if key == "name":
-            label = f"member {n} ({check_name(value, f'{label}: name', path)})"
-    loss = check_name(raw["loss"], f"{label}: loss", path)
-    if loss in RESERVED_LOSSES:
-        raise DataError(path, f"{label}: loss {loss!r} is reserved (the mean over all members)")
-    if not _SHA256.fullmatch(raw["sha256"]):
-        raise DataError(path, f"{label}: sha256 must be 64 hex digits")
-    if not raw["weights"]:
-        raise DataError(path, f"{label}: weights must name a file")
-    dice = raw.get("val_dice")
-    if dice is not None and type(dice) not in (int, float):
-        raise DataError(path, f"{label}: val_dice must be a number, not {_json_type(dice)}")
-    return Member(**{**raw, "val_dice": None if dice is None else float(dice)})
-
-
 def read_manifest(path: str | Path, allow_external_members: bool = False) -> Manifest:
     """Read and check a manifest (member files must exist; sha256 is checked when loading).
 
@@ -150,46 +140,16 @@ def read_manifest(path: str | Path, allow_external_members: bool = False) -> Man
     files, nor tell whether they exist).
     """
     path = Path(path)
-    try:
-        raw = json.loads(read_text(path, "ensemble manifest"))
-    except json.JSONDecodeError as exc:
-        raise DataError(path, f"not a readable ensemble manifest ({exc})") from exc
-    if not isinstance(raw, dict) or raw.get("format") != FORMAT:
-        raise DataError(path, f"not a StrokeLens ensemble manifest (format must be {FORMAT!r})")
-    if raw.get("version") != VERSION:
-        raise DataError(
-            path, f"manifest version {raw.get('version')!r}, this StrokeLens reads {VERSION}"
-        )
-    if not isinstance(raw.get("members"), list):
-        raise DataError(path, f"members must be a list, not {_json_type(raw.get('members'))}")
-    if len(raw["members"]) > MAX_MEMBERS:
-        raise DataError(
-            path, f"the ensemble has {len(raw['members'])} members; at most {MAX_MEMBERS} are run"
-        )
-    members = [_read_member(m, n, path) for n, m in enumerate(raw["members"], 1)]
-    if not members:
-        raise DataError(path, "the ensemble has no members")
-    names: dict[str, str] = {}
-    for m in members:  # case-folded: on macOS and Windows "CE-1" and "ce-1" are one file
-        key = m.name.casefold()
-        if key in names:
-            raise DataError(path, f"members {names[key]!r} and {m.name!r}: one name, one file")
-        names[key] = m.name
-    try:
-        scaling = {
-            k: ChannelRange(float(lo), float(hi)) for k, (lo, hi) in raw["preprocessing"].items()
-        }
-        manifest = Manifest(
-            str(raw["name"]),
-            members,
-            scaling,
-            path,
-            dict(raw.get("meta", {})),
-            allow_external_members=allow_external_members,
-        )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise DataError(path, f"malformed manifest ({exc!r})") from exc
-    for m in members:
+    raw = load(path, ManifestFile, "ensemble manifest")
+    manifest = Manifest(
+        raw.name,
+        raw.members,
+        {k: ChannelRange(lo, hi) for k, (lo, hi) in raw.preprocessing.items()},
+        path,
+        raw.meta,
+        allow_external_members=allow_external_members,
+    )
+    for m in manifest.members:
         if not manifest.weights_path(m).is_file():
             raise DataError(path, f"member {m.name}: weight file {m.weights} not found")
     return manifest

@@ -28,9 +28,11 @@ import os
 import re
 from dataclasses import asdict
 from pathlib import Path
+from typing import Annotated, Literal
 
 import h5py
 import numpy as np
+from pydantic import BaseModel, BeforeValidator, Field
 
 from strokelens.core import userdirs
 from strokelens.core.case import CHANNELS, Case
@@ -40,6 +42,7 @@ from strokelens.core.limits import MAX_MEMBERS, check_shape
 from strokelens.core.manifest import Manifest
 from strokelens.core.prediction import Prediction
 from strokelens.core.safepath import path_inside
+from strokelens.core.schema import STRICT, Finite, Positive, Str, json_text, validate, version
 from strokelens.core.writer import atomic_write
 
 FORMAT = "strokelens-prediction"
@@ -151,49 +154,54 @@ def load_prediction(path: str | Path, shape: tuple[int, int, int] | None = None)
     check_regular(path, "prediction file")
     try:
         with h5py.File(path, "r") as f:
-            a = f.attrs
-            if a.get("format") != FORMAT:
-                raise DataError(path, f"not a StrokeLens prediction (format must be {FORMAT!r})")
-            if a.get("version") != VERSION:
-                found = a.get("version", "missing")
-                raise DataError(
-                    path, f"prediction version {found}, this StrokeLens reads {VERSION}"
-                )
+            a = validate({k: _plain(v) for k, v in f.attrs.items()}, _Attributes, path)
             _check_layout(path, f, shape)
             palette = f["palette"][()] if isinstance(f.get("palette"), h5py.Dataset) else None
             members, done = _decode(path, f["members"][()], palette), f["done"][()]
-            names, losses = json.loads(a["member_names"]), json.loads(a["member_losses"])
-            spacing = tuple(float(s) for s in a["spacing"])
-            case_key, device, precision = str(a["case_key"]), str(a["device"]), str(a["precision"])
-            min_component_ml = float(a["min_component_ml"])
-            timing = {str(k): float(v) for k, v in json.loads(a["timing"]).items()}
     except OSError as exc:  # not HDF5, truncated, unreadable chunk
         raise DataError(path, f"not a readable prediction file ({exc})") from exc
-    except (KeyError, TypeError, ValueError, AttributeError, RuntimeError) as exc:  # attributes
-        raise DataError(path, f"malformed prediction file ({exc!r})") from exc
-    _check(path, members, names, losses, spacing)
+    if len(a.member_names) != members.shape[0] or len(a.member_losses) != members.shape[0]:
+        raise DataError(
+            path,
+            f"{members.shape[0]} members but {len(a.member_names)} names and "
+            f"{len(a.member_losses)} losses",
+        )
     try:
         prediction = Prediction.empty(
-            case_key, members.shape[1:], spacing, names, losses, min_component_ml
+            a.case_key,
+            members.shape[1:],
+            a.spacing,
+            a.member_names,
+            a.member_losses,
+            a.min_component_ml,
         )
     except ValueError as exc:
         raise DataError(path, str(exc)) from exc
     prediction.update(np.flatnonzero(done), members[:, done])
-    prediction.device, prediction.precision = device, precision
-    prediction.timing = timing
+    prediction.device, prediction.precision = a.device, a.precision
+    prediction.timing = a.timing
     return prediction
 
 
-def _check(path: Path, members, names, losses, spacing) -> None:
-    lists = all(isinstance(x, list) and all(isinstance(v, str) for v in x) for x in (names, losses))
-    if not lists:
-        raise DataError(path, "member names and losses must be lists of strings")
-    if len(names) != members.shape[0] or len(losses) != members.shape[0]:
-        raise DataError(
-            path, f"{members.shape[0]} members but {len(names)} names and {len(losses)} losses"
-        )
-    if len(spacing) != 3:
-        raise DataError(path, f"spacing {spacing} is not (z, y, x)")
+class _Attributes(BaseModel):
+    """The schema of a prediction file's attributes (lists and timing are JSON text)."""
+
+    model_config = STRICT
+    format: Literal[FORMAT]
+    version: version(VERSION)
+    case_key: Str
+    spacing: tuple[Positive, Positive, Positive]
+    member_names: Annotated[list[Str], BeforeValidator(json_text)]
+    member_losses: Annotated[list[Str], BeforeValidator(json_text)]
+    min_component_ml: Annotated[Finite, Field(ge=0)]
+    device: Str
+    precision: Str
+    timing: Annotated[dict[Str, Finite], BeforeValidator(json_text)]
+
+
+def _plain(value: object) -> object:
+    """An HDF5 attribute as the Python value the schema checks (numpy scalars and arrays)."""
+    return value.tolist() if isinstance(value, np.ndarray | np.generic) else value
 
 
 def _short_sha(text: str) -> str:

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from strokelens.core.case import CHANNELS, Case
-from strokelens.core.errors import DataError
-from strokelens.core.files import read_text
+from strokelens.core.schema import PreprocessingConfig, load
 from strokelens.resources import resource_path
 
 
@@ -21,19 +19,11 @@ class ChannelRange:
 
 
 def load_scaling(path: str | Path | None = None) -> dict[str, ChannelRange]:
-    """Channel -> clip range, from ``path`` or the packaged ``configs/preprocessing.toml``."""
+    """Channel -> clip range, from ``path`` or the packaged ``configs/preprocessing.toml``
+    (its schema: ``core.schema.PreprocessingConfig``)."""
     path = Path(path) if path is not None else resource_path("configs", "preprocessing.toml")
-    try:
-        table = tomllib.loads(read_text(path, "preprocessing config"))["channels"]
-        scaling = {
-            c: ChannelRange(float(table[c]["low"]), float(table[c]["high"])) for c in CHANNELS
-        }
-    except (OSError, tomllib.TOMLDecodeError, KeyError, TypeError, ValueError) as exc:
-        raise DataError(path, f"not a valid preprocessing config ({exc!r})") from exc
-    for channel, r in scaling.items():
-        if not r.high > r.low:
-            raise DataError(path, f"channel {channel}: high ({r.high}) must exceed low ({r.low})")
-    return scaling
+    table = load(path, PreprocessingConfig, "preprocessing config").channels
+    return {c: ChannelRange(*table[c]) for c in CHANNELS}
 
 
 def normalize(case: Case, scaling: dict[str, ChannelRange] | None = None) -> np.ndarray:

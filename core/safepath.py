@@ -42,14 +42,19 @@ def _problem(part: str) -> str | None:
     return None
 
 
+def name_problem(value: str) -> str | None:
+    """Why ``value`` (a name from a file) cannot be part of a file name, or None when it can."""
+    if len(value) > MAX_NAME:
+        return f"longer than {MAX_NAME} characters"
+    return _problem(value)
+
+
 def check_name(value: str, what: str, source: str | Path) -> str:
     """``value`` if it is fit to be part of a file name, else a DataError naming ``source``
     (the file or folder it came from) and ``what`` (the field, e.g. "member 2: name")."""
-    problem = _problem(value)
+    problem = name_problem(value)
     if problem is not None:
         raise DataError(source, f"{what} {value!r} cannot be part of a file name: {problem}")
-    if len(value) > MAX_NAME:
-        raise DataError(source, f"{what} is longer than {MAX_NAME} characters")
     return value
 
 

@@ -100,14 +100,14 @@ NOT_A_NAME = "cannot be part of a file name"
 HOSTILE = {
     "loss traversal": (
         first(loss="../../../../escaped"),
-        f"loss '../../../../escaped' {NOT_A_NAME}",
+        f"members[0].loss: '../../../../escaped' {NOT_A_NAME}",
     ),
     "loss absolute": (first(loss=escape), NOT_A_NAME),
     "loss backslashes": (first(loss="..\\..\\escaped"), NOT_A_NAME),
-    "loss reserved": (first(loss="all"), "loss 'all' is reserved"),
+    "loss reserved": (first(loss="all"), "members[0].loss: loss 'all' is reserved"),
     "name traversal": (
         first(name="../../../../escaped"),
-        f"name '../../../../escaped' {NOT_A_NAME}",
+        f"members[0].name: '../../../../escaped' {NOT_A_NAME}",
     ),
     "name absolute": (first(name=escape), NOT_A_NAME),
     "name dot-dot": (first(name=".."), NOT_A_NAME),
@@ -121,22 +121,55 @@ HOSTILE = {
     "weights absolute": (first(weights=lambda box: str(box.outside)), OUTSIDE),
     "weights traversal": (first(weights="../elsewhere/member.safetensors"), OUTSIDE),
     "weights symlink out": (link_member_outside, OUTSIDE),
-    "sha256 null": (first(sha256=None), "member 1 (focal-0): sha256 is required (null)"),
-    "sha256 missing": (drop("sha256"), "member 1 (focal-0): sha256 is required (missing)"),
-    "sha256 not hex": (first(sha256="z" * 64), "sha256 must be 64 hex digits"),
-    "sha256 number": (first(sha256=123), "sha256 must be a string, not an integer"),
-    "name number": (first(name=7), "member 1: name must be a string, not an integer"),
-    "name list": (first(name=["a"]), "name must be a string, not a list"),
-    "loss object": (first(loss={"a": 1}), "loss must be a string, not an object"),
-    "loss null": (first(loss=None), "loss is required (null)"),
-    "weights null": (first(weights=None), "weights is required (null)"),
-    "weights number": (first(weights=1), "weights must be a string, not an integer"),
-    "fold string": (first(fold="1"), "fold must be an integer, not a string"),
-    "fold boolean": (first(fold=True), "fold must be an integer, not true/false"),
-    "val_dice string": (first(val_dice="0.5"), "val_dice must be a number"),
-    "unknown key": (first(path="/etc/passwd"), "unknown keys ['path']"),
-    "member not an object": (lambda d, b: d["members"].__setitem__(0, "x"), "must be an object"),
-    "members not a list": (lambda d, b: d.update(members={"a": 1}), "members must be a list"),
+    "sha256 null": (
+        first(sha256=None),
+        "members[0].sha256: Input should be a valid string, not null",
+    ),
+    "sha256 missing": (drop("sha256"), "members[0].sha256: required, missing"),
+    "sha256 not hex": (first(sha256="z" * 64), "members[0].sha256: String should match pattern"),
+    "sha256 number": (
+        first(sha256=123),
+        "members[0].sha256: Input should be a valid string, not an integer",
+    ),
+    "name number": (
+        first(name=7),
+        "members[0].name: Input should be a valid string, not an integer",
+    ),
+    "name list": (first(name=["a"]), "members[0].name: Input should be a valid string, not a list"),
+    "loss object": (
+        first(loss={"a": 1}),
+        "members[0].loss: Input should be a valid string, not an object",
+    ),
+    "loss null": (first(loss=None), "members[0].loss: Input should be a valid string, not null"),
+    "weights null": (
+        first(weights=None),
+        "members[0].weights: Input should be a valid string, not null",
+    ),
+    "weights number": (
+        first(weights=1),
+        "members[0].weights: Input should be a valid string, not an integer",
+    ),
+    "fold string": (
+        first(fold="1"),
+        "members[0].fold: Input should be a valid integer, not a string",
+    ),
+    "fold boolean": (
+        first(fold=True),
+        "members[0].fold: Input should be a valid integer, not true/false",
+    ),
+    "val_dice string": (
+        first(val_dice="0.5"),
+        "members[0].val_dice: Input should be a valid number, not a string",
+    ),
+    "unknown key": (first(path="/etc/passwd"), "members[0].path: unknown key"),
+    "member not an object": (
+        lambda d, b: d["members"].__setitem__(0, "x"),
+        "members[0]: Input should be a dictionary or an instance of Member",
+    ),
+    "members not a list": (
+        lambda d, b: d.update(members={"a": 1}),
+        "members: Input should be a valid list, not an object",
+    ),
 }
 
 
@@ -239,7 +272,7 @@ def test_cv_refuses_loss_names_that_are_no_known_loss(box, capsys):
     config.write_text('[model]\narch = "unet2d"\n[loss]\nnames = ["../../../../escaped"]\n')
     argv = ["cv", "--config", str(config), "--data", str(box.data), "--out", str(box.out)]
     err = refused(argv, box, capsys)
-    assert f"{config}: [loss] names must be a list of" in err
+    assert f"{config}: loss.names[0]: Input should be" in err
 
 
 def test_path_inside_checks_every_part_and_the_resolved_path(tmp_path):

@@ -36,7 +36,7 @@ from helpers import (
 from strokelens.app.cli import main
 from strokelens.core.dataset import load_case
 from strokelens.core.errors import DataError
-from strokelens.core.limits import MAX_TEXT_BYTES, cpu_count
+from strokelens.core.limits import MAX_DOCUMENT_BYTES, cpu_count
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -320,7 +320,7 @@ def _manifest_is(make):
 
 def _big_manifest(box):
     path = box["root"] / "big.json"
-    path.write_text(" " * (MAX_TEXT_BYTES + 1) + "{}")
+    path.write_text(" " * (MAX_DOCUMENT_BYTES + 1) + "{}")
     return _predict(box, "simple", path)
 
 
@@ -361,7 +361,7 @@ DEVICES = {
         DEVICE,
     ),
     "--ensemble FIFO": (_manifest_is(_fifo), "ensemble.json", FIFO),
-    "manifest of 16 MiB": (_big_manifest, "big.json", "ensemble manifest of more than 16777216"),
+    "manifest of 1 MiB": (_big_manifest, "big.json", "ensemble manifest of more than 1048576"),
     "simple ct.nii.gz a FIFO": (_map_is(_fifo, "simple", "ct.nii.gz"), "ct.nii.gz", FIFO),
     "simple cbf.nii.gz -> /dev/zero": (
         _map_is(_dev_zero, "simple", "cbf.nii.gz"),
@@ -414,4 +414,7 @@ def test_more_than_64_members_are_refused(sandbox, capsys):
     path = sandbox["manifest"].parent / "many.json"
     path.write_text(json.dumps(manifest))
     assert main(_predict(sandbox, "simple", path)) == 1
-    assert f"{path}: the ensemble has 65 members; at most 64" in capsys.readouterr().err
+    assert (
+        f"{path}: members: List should have at most 64 items after validation, not 65"
+        in capsys.readouterr().err
+    )

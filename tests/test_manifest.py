@@ -34,14 +34,17 @@ def test_round_trip(tmp_path):
 @pytest.mark.parametrize(
     "edit,words",
     [
-        (lambda d: d.update(format="other"), "not a StrokeLens ensemble manifest"),
-        (lambda d: d.update(version=99), "version 99"),
-        (lambda d: d.update(members=[]), "no members"),
+        (
+            lambda d: d.update(format="other"),
+            "format: Input should be 'strokelens-ensemble', not \"other\"",
+        ),
+        (lambda d: d.update(version=99), "version: version 99; this StrokeLens reads version 1"),
+        (lambda d: d.update(members=[]), "members: List should have at least 1 item"),
         (
             lambda d: d["members"][0].update(weights="gone.safetensors"),
             "gone.safetensors not found",
         ),
-        (lambda d: d["members"][0].pop("sha256"), r"member 1 \(focal-fold1\): sha256 is required"),
+        (lambda d: d["members"][0].pop("sha256"), "members\\[0\\].sha256: required, missing"),
     ],
 )
 def test_broken_manifests(tmp_path, edit, words):

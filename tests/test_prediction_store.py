@@ -133,15 +133,25 @@ BAD_FILES = {
     "truncated": (_truncate, "not a readable prediction file"),
     "wrong format": (
         lambda p: _edit(p, lambda f: f.attrs.modify("format", "other")),
-        "not a StrokeLens prediction",
+        "format: Input should be 'strokelens-prediction'",
     ),
     "wrong version": (
         lambda p: _edit(p, lambda f: f.attrs.modify("version", 99)),
-        "prediction version 99",
+        "version: version 99; this StrokeLens reads version 1",
     ),
     "no members": (lambda p: _edit(p, lambda f: f.__delitem__("members")), "no 'members'"),
-    "no case key": (lambda p: _edit(p, lambda f: f.attrs.__delitem__("case_key")), "malformed"),
-    "bad timing": (lambda p: _edit(p, lambda f: f.attrs.modify("timing", "{")), "malformed"),
+    "no case key": (
+        lambda p: _edit(p, lambda f: f.attrs.__delitem__("case_key")),
+        "case_key: required, missing",
+    ),
+    "bad timing": (
+        lambda p: _edit(p, lambda f: f.attrs.modify("timing", "{")),
+        "timing: Expecting property name",
+    ),
+    "NaN spacing": (
+        lambda p: _edit(p, lambda f: f.attrs.modify("spacing", [1.0, np.nan, 1.0])),
+        r"spacing\[1\]: Input should be a finite number",
+    ),
     "done shape": (lambda p: _edit(p, _swap_done), r"done is bool \(3,\)"),
     "member count": (
         lambda p: _edit(p, lambda f: f.attrs.modify("member_names", '["a"]')),
@@ -359,11 +369,11 @@ BAD_CACHE_FILES = {
     "incomplete": (_replace("done", lambda d: d & False), "holds 0 of 4 slices: incomplete"),
     "names not a list": (
         lambda f: f.attrs.modify("member_names", "5"),
-        "member names and losses must be lists",
+        "member_names: Input should be a valid list, not an integer",
     ),
     "timing nested too deep": (
         lambda f: f.attrs.modify("timing", "[" * 100_000),
-        "malformed prediction file (RecursionError",
+        "timing: nested more than 32 levels deep",
     ),
 }
 

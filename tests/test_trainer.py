@@ -9,6 +9,7 @@ import torch
 from helpers import write_isles_case
 
 from strokelens.core.dataset import open_dataset
+from strokelens.core.errors import DataError
 from strokelens.core.models import build_model
 from strokelens.core.weights import load_weights
 from strokelens.training.augment import AugmentConfig
@@ -78,7 +79,7 @@ def test_killed_run_resumes_to_the_same_result(cache, tmp_path):
 
 def test_resume_refuses_another_config(cache, tmp_path):
     _trainer(cache, tmp_path, _config(max_epochs=1)).fit()
-    with pytest.raises(ValueError, match="another config"):
+    with pytest.raises(DataError, match="another config"):
         _trainer(cache, tmp_path, _config(max_epochs=2, lr=5e-4)).fit(resume=True)
 
 

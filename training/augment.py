@@ -9,19 +9,31 @@ images, nearest for the masks (which stay binary).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import Annotated
 
 import torch
 import torch.nn.functional as F
+from pydantic import AfterValidator, Field
+from pydantic.dataclasses import dataclass
+
+from strokelens.core.schema import STRICT, Bool, Finite, Positive
 
 
-@dataclass(frozen=True)
+def _ordered(pair: tuple[float, float]) -> tuple[float, float]:
+    if pair[0] > pair[1]:
+        raise ValueError(f"low ({pair[0]}) must not exceed high ({pair[1]})")
+    return pair
+
+
+@dataclass(frozen=True, config=STRICT)
 class AugmentConfig:
-    rotate_deg: float = 10.0
-    translate: float = 0.10  # fraction of the image size
-    scale: tuple[float, float] = (0.9, 1.1)
-    flip_lr: bool = True  # across the sagittal plane (x)
-    flip_ap: bool = True  # across the coronal plane (y)
+    """The ``[augment]`` table's schema (a config's ranges, checked when it is read)."""
+
+    rotate_deg: Annotated[Finite, Field(ge=0, le=180)] = 10.0
+    translate: Annotated[Finite, Field(ge=0, lt=1)] = 0.10  # fraction of the image size
+    scale: Annotated[tuple[Positive, Positive], AfterValidator(_ordered)] = (0.9, 1.1)
+    flip_lr: Bool = True  # across the sagittal plane (x)
+    flip_ap: Bool = True  # across the coronal plane (y)
 
 
 def _uniform(n: int, low: float, high: float, g: torch.Generator, device) -> torch.Tensor:

@@ -1,7 +1,9 @@
 """Training configuration: a TOML file is the whole recipe (model, losses, schedule, augmentation).
 
 ``load_config("paper")`` reads ``resources/configs/paper.toml``; any other argument is a path.
-Unknown sections or keys are errors that name the file, so a typo never silently falls back to a
+The file is validated against its schema (``TrainFile``, through ``core.schema.load``): unknown
+sections or keys, wrong types, zero or negative counts, non-finite rates and thread counts beyond
+the CPUs are errors that name the file and the key, so a typo never silently falls back to a
 default. Sections::
 
     [model]        passed to strokelens.core.models.build_model (arch, backbone, aux, ...)
@@ -16,34 +18,46 @@ from __future__ import annotations
 
 import hashlib
 import json
-import tomllib
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from strokelens.core.errors import DataError
-from strokelens.core.files import read_text
+from pydantic import AfterValidator, BaseModel, Field, model_validator
+from pydantic.dataclasses import dataclass as schema_dataclass
+
+from strokelens.core.devices import check_threads
 from strokelens.core.losses import LOSSES
 from strokelens.core.models import resolve_config
+from strokelens.core.schema import STRICT, Bool, Finite, Int, Positive, Str, load
 from strokelens.resources import resource_path
 from strokelens.training.augment import AugmentConfig
 
+Count = Annotated[Int, Field(ge=1)]
+NonNegative = Annotated[Int, Field(ge=0)]
+Fraction = Annotated[Finite, Field(ge=0, le=1)]
 
-@dataclass(frozen=True)
+
+def _threads(n: int) -> int:
+    return n and check_threads(n)  # 0 = torch's default
+
+
+@schema_dataclass(frozen=True, config=STRICT)
 class Schedule:
-    batch_size: int = 8  # 2D slices per batch; 3D models always take one volume
-    max_epochs: int = 200
-    samples_per_epoch: int = 0  # 2D: slices drawn per epoch (0 = every slice once)
-    stage1_epochs: int = 5  # new layers only (with pretrained weights); 0 = skip stage 1
-    lr_stage1: float = 1e-2
-    lr: float = 1e-4
-    lr_patience: int = 20  # epochs without validation-Dice improvement before lr x lr_factor
-    lr_factor: float = 0.1
-    early_stop: int = 50  # epochs without improvement before stopping
-    amp: bool = True  # mixed precision on CUDA
-    seed: int = 0
-    num_workers: int = 0
-    threads: int = 0  # torch CPU threads; 0 = torch's default
+    """The ``[train]`` table's schema."""
+
+    batch_size: Count = 8  # 2D slices per batch; 3D models always take one volume
+    max_epochs: Count = 200
+    samples_per_epoch: NonNegative = 0  # 2D: slices drawn per epoch (0 = every slice once)
+    stage1_epochs: NonNegative = 5  # new layers only (with pretrained weights); 0 = skip stage 1
+    lr_stage1: Positive = 1e-2
+    lr: Positive = 1e-4
+    lr_patience: Count = 20  # epochs without validation-Dice improvement before lr x lr_factor
+    lr_factor: Annotated[Finite, Field(gt=0, le=1)] = 0.1
+    early_stop: Count = 50  # epochs without improvement before stopping
+    amp: Bool = True  # mixed precision on CUDA
+    seed: NonNegative = 0
+    num_workers: NonNegative = 0
+    threads: Annotated[Int, AfterValidator(_threads)] = 0  # torch CPU threads; 0 = torch's default
 
 
 @dataclass(frozen=True)
@@ -69,54 +83,88 @@ class TrainConfig:
         return asdict(self)
 
 
-def _take(path: Path, section: str, table: dict, cls) -> Any:
-    names = {f.name for f in fields(cls)}
-    unknown = sorted(set(table) - names)
-    if unknown:
-        raise DataError(path, f"[{section}] has unknown keys {unknown}; allowed: {sorted(names)}")
-    try:
-        values = {k: tuple(v) if isinstance(v, list) else v for k, v in table.items()}
-        return cls(**values)
-    except TypeError as exc:
-        raise DataError(path, f"[{section}]: {exc}") from exc
+class _Pretrained(BaseModel):
+    model_config = STRICT
+    path: Str = ""
+
+
+class _Focal(BaseModel):
+    model_config = STRICT
+    gamma: Annotated[Finite, Field(ge=0)] = 1.0
+    alpha: Fraction | None = None
+
+
+class _Weighted(BaseModel):
+    model_config = STRICT
+    w: Fraction | Literal["balanced"] = "balanced"
+
+
+class _NoParams(BaseModel):
+    model_config = STRICT
+
+
+class _Losses(BaseModel):
+    """``[loss]``: the losses to train and, per loss, ``[loss.<name>]`` keywords."""
+
+    model_config = STRICT
+    names: Annotated[list[Literal[tuple(LOSSES)]], Field(min_length=1)] = ["focal", "ce"]
+    focal: _Focal | None = None
+    ce: _NoParams | None = None
+    wce: _Weighted | None = None
+
+    @model_validator(mode="after")
+    def _given_are_trained(self) -> _Losses:
+        if len(set(self.names)) != len(self.names):
+            raise ValueError(f"names {self.names} repeat a loss")
+        for name in self.params():
+            if name not in self.names:
+                raise ValueError(f"[loss.{name}] given but {name!r} is not in names")
+        return self
+
+    def params(self) -> dict[str, dict[str, Any]]:
+        """The keywords given per loss (only those given: defaults stay the loss's own)."""
+        tables = {name: getattr(self, name, None) for name in LOSSES}
+        return {k: t.model_dump(exclude_unset=True) for k, t in tables.items() if t is not None}
+
+
+@schema_dataclass(frozen=True, config=STRICT)
+class _Augment(AugmentConfig):
+    enabled: Bool = True
+
+
+class _Cv(BaseModel):
+    model_config = STRICT
+    folds: Annotated[Int, Field(ge=2, le=100)] = 5
+
+
+class TrainFile(BaseModel):
+    """The schema of a training config (TOML)."""
+
+    model_config = STRICT
+    model: Annotated[dict[str, Any], AfterValidator(resolve_config)]
+    pretrained: _Pretrained = _Pretrained()
+    loss: _Losses = _Losses()
+    train: Schedule = Schedule()
+    augment: _Augment = _Augment()
+    cv: _Cv = _Cv()
 
 
 def load_config(name_or_path: str | Path) -> TrainConfig:
     path = Path(name_or_path)
     if not path.suffix and not path.exists():
         path = resource_path("configs", f"{name_or_path}.toml")
-    try:
-        raw = tomllib.loads(read_text(path, "training config"))
-    except tomllib.TOMLDecodeError as exc:
-        raise DataError(path, f"not a readable TOML config ({exc})") from exc
-    unknown = sorted(set(raw) - {"model", "pretrained", "loss", "train", "augment", "cv"})
-    if unknown:
-        raise DataError(path, f"unknown sections {unknown}")
-    try:
-        model = resolve_config(raw.get("model", {}))
-    except ValueError as exc:
-        raise DataError(path, f"[model]: {exc}") from exc
-    loss = dict(raw.get("loss", {}))
-    names = loss.pop("names", ["focal", "ce"])
-    # Loss names become run folders (``RUN/<loss>/``) and manifest fields: only known ones.
-    if not isinstance(names, list) or not names or any(n not in LOSSES for n in names):
-        raise DataError(path, f"[loss] names must be a list of {sorted(LOSSES)}, not {names!r}")
-    augment = raw.get("augment", {})
-    enabled = augment.pop("enabled", True) if isinstance(augment, dict) else True
-    pretrained = str(raw.get("pretrained", {}).get("path", ""))
+    raw = load(path, TrainFile, "training config")
+    pretrained = raw.pretrained.path
     if pretrained and not Path(pretrained).is_absolute():
         pretrained = str((path.parent / pretrained).resolve())
-    config = TrainConfig(
-        model=model,
-        losses=tuple(names),
-        loss_params={k: dict(v) for k, v in loss.items()},
+    augment = {k: v for k, v in asdict(raw.augment).items() if k != "enabled"}
+    return TrainConfig(
+        model=raw.model,
+        losses=tuple(raw.loss.names),
+        loss_params=raw.loss.params(),
         pretrained=pretrained,
-        schedule=_take(path, "train", raw.get("train", {}), Schedule),
-        augment=_take(path, "augment", augment, AugmentConfig) if enabled else None,
-        folds=int(raw.get("cv", {}).get("folds", 5)),
+        schedule=raw.train,
+        augment=AugmentConfig(**augment) if raw.augment.enabled else None,
+        folds=raw.cv.folds,
         source=str(path),
     )
-    for loss_name in config.loss_params:
-        if loss_name not in config.losses:
-            raise DataError(path, f"[loss.{loss_name}] given but {loss_name!r} is not in names")
-    return config

@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
 import safetensors.torch
+from pydantic import Field
 
 from strokelens.core.dataset import open_dataset
 from strokelens.core.errors import DataError
@@ -24,13 +26,17 @@ from strokelens.core.manifest import Manifest, Member
 from strokelens.core.metrics import case_metrics, summarize
 from strokelens.core.preprocessing import load_scaling
 from strokelens.core.safepath import path_inside
+from strokelens.core.schema import Str, load
 from strokelens.core.weights import file_sha256
 from strokelens.core.writer import atomic_write_bytes
 from strokelens.training.cache import CacheReader, build_cache
 from strokelens.training.config import TrainConfig
 from strokelens.training.distributed import barrier, is_main
 from strokelens.training.folds import CaseInfo, patient_folds, split_for_fold
-from strokelens.training.trainer import BEST, RESULT, FitResult, Trainer
+from strokelens.training.trainer import BEST, RESULT, Trainer, read_result
+
+#: The schema of ``folds.json``: the case keys of each fold.
+Folds = Annotated[list[list[Str]], Field(min_length=2)]
 
 
 def _write_json(path: Path, data) -> None:
@@ -63,7 +69,7 @@ def prepare(data: str | Path, out: Path, k: int, seed: int) -> tuple[CacheReader
     cache = CacheReader(cache_path)
     folds_path = out / "folds.json"
     if folds_path.exists():
-        folds = json.loads(folds_path.read_text())
+        folds = load(folds_path, Folds, "fold split")
         if sorted(k for f in folds for k in f) != sorted(labelled):
             raise DataError(folds_path, "folds do not match the data set's cases; use a new --out")
     else:
@@ -97,7 +103,7 @@ def run_cv(
             trainer = Trainer(config, cache, train_keys, val_keys, fold_dir, loss, device, meta)
             finished = fold_dir / RESULT
             if resume and finished.exists():  # ended (maybe early-stopped): do not train on
-                result = FitResult(**json.loads(finished.read_text()))
+                result = read_result(finished)
             else:
                 result = trainer.fit(resume=resume, progress=progress)
             if is_main():

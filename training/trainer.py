@@ -23,22 +23,28 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import torch
 import torch.distributed as dist
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.dataclasses import dataclass as schema_dataclass
 from torch import nn
 
+from strokelens.core.devices import set_threads
+from strokelens.core.errors import DataError
 from strokelens.core.losses import balancing_weight, get_loss
 from strokelens.core.metrics import slice_dice
 from strokelens.core.models import AUX_LOSS_WEIGHT, build_model, is_3d
+from strokelens.core.schema import STRICT, Finite, Int, Str, load, validate
 from strokelens.core.weights import load_pretrained, save_weights, split_pretrained_parameters
 from strokelens.core.writer import atomic_write, atomic_write_bytes
 from strokelens.training.augment import augment
 from strokelens.training.cache import CacheReader
-from strokelens.training.config import TrainConfig
+from strokelens.training.config import NonNegative, TrainConfig
 from strokelens.training.data import SliceDataset, VolumeDataset
 
 CHECKPOINT = "checkpoint.pt"
@@ -47,26 +53,46 @@ LOG = "log.jsonl"
 RESULT = "result.json"
 
 
-@dataclass
+@schema_dataclass(config=STRICT)
 class FitResult:
-    loss: str
-    best_dice: float
-    best_epoch: int
-    epochs: int
-    stopped: str  # "early_stop", "max_epochs"
-    weights: str
+    """How a fit ended; also the schema of ``result.json`` (resume reads it back)."""
+
+    loss: Str
+    best_dice: Finite
+    best_epoch: NonNegative
+    epochs: NonNegative
+    stopped: Literal["early_stop", "max_epochs"]
+    weights: Str
 
 
-@dataclass
+@schema_dataclass(config=STRICT)
 class _State:
     """Everything besides tensors that a checkpoint restores."""
 
-    epoch: int = 0  # epochs completed
-    best_dice: float = -1.0
-    best_epoch: int = 0
-    since_best: int = 0  # epochs without improvement (early stop)
-    since_change: int = 0  # epochs without improvement since the last lr change
-    lr: float = 0.0
+    epoch: NonNegative = 0  # epochs completed
+    best_dice: Finite = -1.0
+    best_epoch: NonNegative = 0
+    since_best: NonNegative = 0  # epochs without improvement (early stop)
+    since_change: NonNegative = 0  # epochs without improvement since the last lr change
+    lr: Annotated[Finite, Field(ge=0)] = 0.0
+
+
+class _Checkpoint(BaseModel):
+    """The schema of ``checkpoint.pt`` (a ``weights_only`` torch file): the tensors' dicts are
+    checked by ``load_state_dict``, the rest here."""
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+    model: dict[Str, torch.Tensor]
+    optimizer: dict[Str, Any]
+    state: _State
+    stage: Annotated[Int, Field(ge=0, le=2)]
+    config: Str
+    loss: Str
+
+
+def read_result(path: Path) -> FitResult:
+    """A finished fit's ``result.json``; a DataError naming the file when it is malformed."""
+    return load(path, FitResult, "training result")
 
 
 def _rank() -> tuple[int, int]:
@@ -138,8 +164,7 @@ class Trainer:
         self.meta = dict(meta or {})
         self.rank, self.world = _rank()
         self.device = pick_device(device)
-        if config.schedule.threads:
-            torch.set_num_threads(config.schedule.threads)
+        set_threads(config.schedule.threads or None)
         self.volumetric = is_3d(config.model)
         data_cls = VolumeDataset if self.volumetric else SliceDataset
         self.data = data_cls(cache, self.train_keys)
@@ -331,13 +356,20 @@ class Trainer:
 
     def _resume(self) -> None:
         path = self.out / CHECKPOINT
-        payload = torch.load(path, map_location=self.device, weights_only=True)
-        if payload["config"] != self.config.digest() or payload["loss"] != self.loss_name:
-            raise ValueError(f"{path}: checkpoint of another config or loss; use a new --out")
-        self.model.load_state_dict(payload["model"])
-        self._enter_stage(payload["stage"])
-        self.optimizer.load_state_dict(payload["optimizer"])
-        self.state = _State(**payload["state"])
+        try:
+            raw = torch.load(path, map_location=self.device, weights_only=True)
+        except Exception as exc:  # truncated, not a torch file, or holding more than tensors
+            raise DataError(path, f"not a readable checkpoint ({type(exc).__name__})") from None
+        payload = validate(raw, _Checkpoint, path)
+        if payload.config != self.config.digest() or payload.loss != self.loss_name:
+            raise DataError(path, "checkpoint of another config or loss; use a new --out")
+        try:
+            self.model.load_state_dict(payload.model)
+            self._enter_stage(payload.stage)
+            self.optimizer.load_state_dict(payload.optimizer)
+        except (RuntimeError, ValueError, KeyError, TypeError) as exc:
+            raise DataError(path, f"checkpoint does not fit this model ({exc})") from None
+        self.state = payload.state
         for group in self.optimizer.param_groups:
             group["lr"] = self.state.lr
         _truncate_log(self.out / LOG, self.state.epoch)
