@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from strokelens.app.events import subscribe
 from strokelens.app.layers_panel import swatch
 from strokelens.app.model import LAYERS, Model
 from strokelens.app.tasks import Tasks
@@ -156,7 +157,7 @@ class ComparePanel(QWidget):
         layout.addWidget(self.message)
         layout.addWidget(self.content, 1)
         self.set_message("No comparison yet")
-        model.mask_changed.connect(self.want)
+        subscribe(self, model.mask_changed, self.want)
 
     # -- requests ------------------------------------------------------------------------------
     def want(self) -> None:

@@ -12,6 +12,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
+from strokelens.app.events import subscribe
 from strokelens.app.model import Model
 
 TISSUE_PEN = ("#ffd24a", 2)
@@ -55,10 +56,10 @@ class CurvePanel(QWidget):
         layout.addWidget(self.message)
         layout.addWidget(self.readout)
         layout.addWidget(self.plot, 1)
-        model.perfusion_changed.connect(self._on_perfusion)
-        model.cursor_changed.connect(self._schedule)
-        model.slice_changed.connect(lambda _z: self._schedule())
-        model.case_changed.connect(self._on_perfusion)
+        subscribe(self, model.perfusion_changed, self._on_perfusion)
+        subscribe(self, model.cursor_changed, self._schedule)
+        subscribe(self, model.slice_changed, lambda _z: self._schedule())
+        subscribe(self, model.case_changed, self._on_perfusion)
 
     def _sync_geometry(self) -> None:
         self.aif_box.setGeometry(self.plot.getPlotItem().vb.sceneBoundingRect())

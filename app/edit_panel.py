@@ -30,6 +30,7 @@ from strokelens.app.edit_session import (
     START_SOURCES,
     EditSession,
 )
+from strokelens.app.events import subscribe
 from strokelens.core.editing.masks import MAX_RADIUS_MM, MIN_RADIUS_MM
 
 _MUTED = "color: #8a9099;"
@@ -106,9 +107,9 @@ class EditPanel(QWidget):
         layout.addWidget(self.state)
         layout.addStretch(1)
 
-        edit.brush_changed.connect(self._show_radius)
-        edit.history_changed.connect(self._show_state)
-        edit.model.case_changed.connect(self._show_state)
+        subscribe(self, edit.brush_changed, self._show_radius)
+        subscribe(self, edit.history_changed, self._show_state)
+        subscribe(self, edit.model.case_changed, self._show_state)
         self._show_state()
 
     def _show_radius(self, radius_mm: float) -> None:

@@ -10,6 +10,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QIcon, QPixmap
 from PySide6.QtWidgets import QCheckBox, QComboBox, QGridLayout, QLabel, QSlider, QWidget
 
+from strokelens.app.events import subscribe
 from strokelens.app.model import Model
 
 STYLES = ("filled", "contour")
@@ -55,9 +56,9 @@ class LayersPanel(QWidget):
             self._sync(name)
         grid.setRowStretch(len(model.layers) + 1, 1)
         grid.setColumnStretch(1, 1)
-        model.layer_changed.connect(self._sync)
-        model.case_changed.connect(self._sync_availability)
-        model.layer_data_changed.connect(lambda _name: self._sync_availability())
+        subscribe(self, model.layer_changed, self._sync)
+        subscribe(self, model.case_changed, self._sync_availability)
+        subscribe(self, model.layer_data_changed, lambda _name: self._sync_availability())
         self._sync_availability()
 
     def _sync(self, name: str) -> None:

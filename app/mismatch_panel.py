@@ -14,6 +14,7 @@ from PySide6.QtCore import QRectF, Qt
 from PySide6.QtGui import QColor, QPainter
 from PySide6.QtWidgets import QFormLayout, QLabel, QVBoxLayout, QWidget
 
+from strokelens.app.events import subscribe
 from strokelens.app.mismatch_view import Mark, MismatchView, Row, Verdict, mismatch_view
 from strokelens.app.model import Model
 from strokelens.app.theme import BAD_COLOR, OK_COLOR
@@ -86,8 +87,8 @@ class MismatchPanel(QWidget):
         layout.addWidget(self.reason)
         layout.addLayout(self.criteria_box)
         layout.addStretch(1)
-        model.mask_changed.connect(self.refresh)
-        model.case_changed.connect(self.refresh)
+        subscribe(self, model.mask_changed, self.refresh)
+        subscribe(self, model.case_changed, self.refresh)
         self.refresh()
 
     def refresh(self) -> None:

@@ -39,6 +39,7 @@ from PySide6.QtWidgets import (
 )
 
 from strokelens.app import colormaps
+from strokelens.app.events import subscribe
 from strokelens.app.model import UNITS, Model
 from strokelens.core.case import CHANNELS
 
@@ -198,15 +199,15 @@ class SliceView(QWidget):
         self._stack.addWidget(self.placeholder)
         self._stack.addWidget(viewer)
 
-        model.case_changed.connect(self._on_case)
-        model.slice_changed.connect(self._on_slice)
-        model.window_changed.connect(self._on_window)
-        model.cursor_changed.connect(self._on_cursor)
-        model.layer_changed.connect(self._on_layer)
-        model.layer_data_changed.connect(self._on_layer_data)
+        subscribe(self, model.case_changed, self._on_case)
+        subscribe(self, model.slice_changed, self._on_slice)
+        subscribe(self, model.window_changed, self._on_window)
+        subscribe(self, model.cursor_changed, self._on_cursor)
+        subscribe(self, model.layer_changed, self._on_layer)
+        subscribe(self, model.layer_data_changed, self._on_layer_data)
         if edit is not None:
-            edit.tool_changed.connect(self._on_tool)
-            edit.brush_changed.connect(lambda _r: self._show_brush())
+            subscribe(self, edit.tool_changed, self._on_tool)
+            subscribe(self, edit.brush_changed, lambda _r: self._show_brush())
 
     # -- construction --------------------------------------------------------------------------
     def _make_pane(self, channel: str) -> Pane:
