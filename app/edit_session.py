@@ -19,7 +19,7 @@ import numpy as np
 from psygnal import Signal
 
 from strokelens.app.model import Model, physical
-from strokelens.core.editing import components
+from strokelens.core.comparison import AGREE, CE_ONLY, FOCAL_ONLY
 from strokelens.core.editing.masks import (
     MAX_RADIUS_MM,
     MIN_RADIUS_MM,
@@ -40,6 +40,14 @@ from strokelens.core.mismatch import BRAIN_HU
 
 if TYPE_CHECKING:
     from strokelens.core.editing.history import Region
+
+
+def _components():
+    """``core.editing.components``, imported on first use: it imports scipy, which the window
+    does not wait for at launch (the window warms it in a worker once a case is shown)."""
+    from strokelens.core.editing import components
+
+    return components
 
 
 class Tool(StrEnum):
@@ -74,6 +82,7 @@ RADIUS_STEP = 1.25
 DEFAULT_ISLAND_ML = 0.1
 #: Sources "pick" takes a component from, where the correction is empty: first hit wins.
 PICK_SOURCES = ("focal", "ce", "all")
+DIFFERENCE_WORDS = {AGREE: "focal-and-CE", FOCAL_ONLY: "focal-only", CE_ONLY: "CE-only"}
 
 
 class EditSession:
@@ -269,7 +278,7 @@ class EditSession:
             return
         if self.tool is Tool.FILL:
             mask = self._mask()
-            filled = components.flood_fill(mask.data, voxel, constraint, per_slice=True)
+            filled = _components().flood_fill(mask.data, voxel, constraint, per_slice=True)
             self._apply(mask, filled, "fill")
         else:
             self.pick(voxel)
@@ -299,27 +308,39 @@ class EditSession:
 
     def pick(self, voxel: tuple[int, int, int]) -> None:
         """Accept or reject a connected component (3D) at ``voxel``: a component of the
-        correction is removed; elsewhere the component of the first AI mask (focal, CE, all
-        members) holding the voxel is added."""
+        correction is removed; elsewhere the component holding the voxel is added, from the
+        focal-vs-CE region shown, else the first AI mask (focal, CE, all members)."""
         mask = self._mask()
         spacing = self.model.case.spacing  # type: ignore[union-attr]
-        own = components.component_at(mask.data, voxel)
+        own = _components().component_at(mask.data, voxel)
         if own is not None:
             new = mask.data.copy()
             new[own] = 0
             ml = volume_ml(own, spacing)
             self._apply(mask, new, "reject component", f"Removed a component of {ml:.2f} mL.")
             return
-        for source in PICK_SOURCES:
-            found = self._source(source)
-            part = None if found is None else components.component_at(found, voxel)
+        for source, found in self._pick_sources(voxel):
+            part = _components().component_at(found, voxel)
             if part is not None:
                 new = mask.data | part.astype(np.uint8)
                 ml = volume_ml(part, spacing)
-                text = f"Added a {START_SOURCES[source].lower()} component of {ml:.2f} mL."
-                self._apply(mask, new, "accept component", text)
+                self._apply(
+                    mask, new, "accept component", f"Added a {source} component of {ml:.2f} mL."
+                )
                 return
         self.status.emit("No component here in the correction or the AI masks.", 4000)
+
+    def _pick_sources(self, voxel: tuple[int, int, int]):
+        """(words, mask) to pick from, first hit wins: with the focal-vs-CE layer shown, its
+        region under the voxel (focal only, CE only, agreed), then the AI masks."""
+        if self.model.layers["difference"].visible:
+            labels = self.model.layer_data("difference")
+            if labels is not None and labels[voxel]:
+                yield DIFFERENCE_WORDS[int(labels[voxel])], labels == labels[voxel]
+        for source in PICK_SOURCES:
+            found = self._source(source)
+            if found is not None:
+                yield START_SOURCES[source].lower(), found
 
     def _apply(self, mask: EditableMask, new: np.ndarray, label: str, text: str = "") -> None:
         if mask.apply(new, label) is not None and text:
@@ -340,7 +361,7 @@ class EditSession:
         if self.model.case is None:
             return
         mask = self._mask()
-        kept = components.remove_islands(mask.data, min_ml, mask.spacing)
+        kept = _components().remove_islands(mask.data, min_ml, mask.spacing)
         removed = int(mask.data.sum() - kept.sum())
         self._apply(mask, kept, "remove islands", f"Removed {removed} voxels in islands.")
 
@@ -348,4 +369,4 @@ class EditSession:
         if self.model.case is None:
             return
         mask = self._mask()
-        self._apply(mask, components.fill_holes(mask.data), "fill holes", "Holes filled.")
+        self._apply(mask, _components().fill_holes(mask.data), "fill holes", "Holes filled.")

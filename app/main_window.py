@@ -10,6 +10,8 @@ subscribe to the model. The window turns menus and keys into their calls and sho
 from __future__ import annotations
 
 import asyncio
+import importlib
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -244,6 +246,8 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage("; ".join(case.problems), 10000)
         if not case.has_perfusion:
             self.curve.set_message("This case has no 4D source (CT_4DPWI): no curves.")
+        if "scipy.ndimage" not in sys.modules:  # the editing tools' first fill must not wait
+            self.tasks.run_in_worker(importlib.import_module, "strokelens.core.editing.components")
 
     async def settled(self, timeout_s: float = 20.0) -> None:
         """Wait for the tasks and the 4D series on screen (screenshots: what a reviewer sees

@@ -7,6 +7,9 @@
   without overlays (baseline); target p95 <= 16 ms;
 - overlay toggle (one layer on/off, repaint);
 - case switch to a read-ahead neighbour and to a case not in memory (disk), vs the reader alone;
+- editing: one brush-stroke sample (radius 10 voxels, 200 samples across the slice) redrawn on
+  all five panes with the four masks shown, undo / redo of such a stroke, and "remove islands",
+  each with its repaint, vs a plain repaint of the slice (baseline); target p95 <= 16 ms;
 - Run AI on all cases (the bundled demo ensemble) while the reviewer scrolls a slice every 16 ms:
   the gaps between scroll ticks (a frame's worth of event-loop time), vs the same scrolling with
   no AI (baseline); target: no gap over 50 ms. Also the run's time vs the engine alone.
@@ -165,6 +168,8 @@ def interactive(data: Path) -> None:
     print(f"  no overlays (baseline)    {percentiles(plain)}")
     print(f"  ratio p95                 {np.percentile(cached, 95) / np.percentile(plain, 95):.2f}")
 
+    editing(window, repaint, plain)
+
     toggles = []
     for k in range(60):
         name = list(model.layers)[k % len(model.layers)]
@@ -199,6 +204,52 @@ def interactive(data: Path) -> None:
     print(f"  ratio p50 (disk switch / reader) {np.median(cold) / np.median(reader):.2f}")
     during_ai(window, loop)
     window.close()
+
+
+def editing(window, repaint, plain: list[float]) -> None:
+    """Brush, undo / redo and island removal through the edit session, as the mouse drives it."""
+    from strokelens.app.edit_session import Tool
+
+    model, edit = window.model, window.edit
+    case = model.case
+    _, ny, nx = case.shape
+    edit.set_tool(Tool.BRUSH)
+    edit.set_radius(10 * case.spacing[2])  # 10 voxels across
+    samples, undos, redos = [], [], []
+    for k in range(10):
+        y = ny * (0.2 + 0.06 * k)
+        edit.press(y, nx * 0.1)
+        for x in np.linspace(nx * 0.1, nx * 0.9, 200):
+            start = time.perf_counter()
+            edit.drag(y + 3 * np.sin(x / 9), x)
+            repaint()
+            samples.append(time.perf_counter() - start)
+        edit.release()
+        repaint()
+    for _ in range(10):
+        start = time.perf_counter()
+        edit.undo()
+        repaint()
+        undos.append(time.perf_counter() - start)
+    for _ in range(10):
+        start = time.perf_counter()
+        edit.redo()
+        repaint()
+        redos.append(time.perf_counter() - start)
+    start = time.perf_counter()
+    edit.remove_islands(1.0)
+    repaint()
+    islands = time.perf_counter() - start
+    base = np.percentile(plain, 95)
+    print(f"brush stroke sample, r 10   {percentiles(samples)}   (target p95 <= 16 ms)")
+    print(f"undo of a 200-sample stroke {percentiles(undos)}   (target p95 <= 16 ms)")
+    print(f"redo of a 200-sample stroke {percentiles(redos)}")
+    print(f"remove islands ({case.n_slices} slices)   {islands * 1e3:7.1f} ms   (target <= 100 ms)")
+    print(
+        f"  plain slice redraw (baseline) p95 {base * 1e3:.1f} ms; ratios p95: stroke "
+        f"{np.percentile(samples, 95) / base:.2f}, undo {np.percentile(undos, 95) / base:.2f}"
+    )
+    edit.set_tool(Tool.NAVIGATE)
 
 
 def scroll_gaps(model, loop, until) -> list[float]:

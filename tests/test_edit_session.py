@@ -122,6 +122,20 @@ def test_pick_accepts_an_ai_component_and_rejects_one_of_the_correction(model, e
     assert not corrected.any()
 
 
+def test_pick_takes_the_focal_only_region_when_the_difference_layer_is_shown(model, edit):
+    case = model.case
+    prediction = make_prediction(case, (1, slice(0, 3), slice(0, 6)), (1, slice(0, 3), slice(0, 3)))
+    model.set_prediction(case.key, prediction)
+    model.set_layer("difference", visible=True)
+    edit.start_from("empty")
+    edit.set_tool(Tool.PICK)
+    edit.press(1, 4)  # focal says lesion, CE does not
+    corrected = model.corrected[case.key]
+    expected = np.zeros(case.shape, np.uint8)
+    expected[1, 0:3, 3:6] = 1  # the focal-only part alone
+    assert np.array_equal(corrected, expected)
+
+
 def test_constraints_limit_paint_and_fill(model, edit):
     edit.start_from("empty")
     edit.set_constraint("tmax", True)  # Tmax > 6 s only in rows 0-5

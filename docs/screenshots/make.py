@@ -10,6 +10,9 @@ settings and prediction cache).
   the mismatch numbers and the time-density curve;
 - compare.png: the same case with the focal-vs-CE difference layer (agree white, focal only red,
   CE only cyan) and the compare dock;
+- editing.png: a correction in progress on that case: started from the focal ensemble, one
+  focal-only region rejected and a brush stroke added (green), the brush outline under the cursor
+  on every pane, the edit dock and the compare dock following the correction;
 - panel-partial.png: the mismatch panel on that case with only the slices the AI does first (the
   one on screen and its nearest neighbours, ``PARTIAL_SLICES``), as while it runs.
 """
@@ -79,6 +82,7 @@ def main() -> None:
             await asyncio.sleep(0.3)
             app.processEvents()
             window.save_screenshot(HERE / "compare.png")
+            await correction_in_progress(window, app)
             full = model.predictions[args.case]
             partial = Prediction.empty(
                 args.case, full.shape, full.spacing, full.member_names, full.member_losses,
@@ -93,8 +97,45 @@ def main() -> None:
             window.close()
 
         loop.run_until_complete(shoot())
-    names = ("panel-no-core.png", "main.png", "compare.png", "panel-partial.png")
+    names = ("panel-no-core.png", "main.png", "compare.png", "editing.png", "panel-partial.png")
     print("wrote", ", ".join(str(HERE / name) for name in names))
+
+
+async def correction_in_progress(window, app) -> None:
+    """editing.png: start from the focal ensemble, reject a focal-only region, add a stroke."""
+    import numpy as np
+
+    from strokelens.app.edit_session import Tool
+    from strokelens.core.comparison import FOCAL_ONLY
+
+    model, edit = window.model, window.edit
+    model.set_layer("difference", visible=False)
+    model.set_layer("focal", visible=True)
+    edit.start_from("focal")
+    labels = model.layer_data("difference")
+    focal_only = np.argwhere(labels[model.slice] == FOCAL_ONLY) if labels is not None else []
+    if len(focal_only):
+        y, x = focal_only[len(focal_only) // 2]
+        edit.set_tool(Tool.PICK)
+        model.set_layer("difference", visible=True)
+        edit.pick((model.slice, int(y), int(x)))
+        model.set_layer("difference", visible=False)
+    core = np.argwhere(model.corrected[model.case.key][model.slice])
+    y, x = core.mean(axis=0) if len(core) else np.array(model.case.shape[1:]) / 2
+    edit.set_tool(Tool.BRUSH)
+    edit.set_radius(3.0)
+    edit.press(y + 12, x - 10)
+    for step in np.linspace(0, 1, 30):
+        edit.drag(y + 12 + 4 * np.sin(step * 3), x - 10 + 20 * step)
+    edit.release()
+    model.set_cursor((int(y + 18), int(x + 4)))
+    window.docks["edit"].raise_()
+    window.docks["compare"].raise_()
+    await window.compare.refresh()
+    await asyncio.sleep(0.3)
+    app.processEvents()
+    window.save_screenshot(HERE / "editing.png")
+    edit.set_tool(Tool.NAVIGATE)
 
 
 if __name__ == "__main__":
