@@ -47,36 +47,43 @@ LUTS: dict[str, np.ndarray] = {"gray": gray(), "turbo": turbo(), "jet": jet(), "
 CHANNEL_LUTS = {"CT": "gray", "CBF": "turbo", "CBV": "turbo", "MTT": "turbo", "Tmax": "turbo"}
 
 
-def contour(mask: np.ndarray) -> np.ndarray:
-    """Border pixels of a 2D bool mask: the mask XOR its erosion by the 4-neighbour cross, the
-    image edge counting as outside (numpy only: no scipy import on the GUI thread)."""
-    padded = np.pad(mask, 1)
-    eroded = (
-        mask
-        & padded[:-2, 1:-1]  # pixel above
-        & padded[2:, 1:-1]
-        & padded[1:-1, :-2]
-        & padded[1:-1, 2:]
-    )
-    return mask ^ eroded
+def contour(mask: np.ndarray, width: int = 1) -> np.ndarray:
+    """Border pixels of a 2D bool mask, ``width`` pixels thick inside it: the mask minus its
+    erosion by the 4-neighbour cross ``width`` times, the image edge counting as outside (numpy
+    only: no scipy import on the GUI thread)."""
+    eroded = mask
+    for _ in range(width):
+        padded = np.pad(eroded, 1)
+        eroded = (
+            eroded
+            & padded[:-2, 1:-1]  # pixel above
+            & padded[2:, 1:-1]
+            & padded[1:-1, :-2]
+            & padded[1:-1, 2:]
+        )
+    return mask & ~eroded
 
 
 def mask_rgba(
-    mask: np.ndarray, color: tuple[int, int, int], outline: bool = False
+    mask: np.ndarray, color: tuple[int, int, int], outline: bool = False, width: int = 1
 ) -> np.ndarray | None:
-    """RGBA of a 2D mask (voxels != 0) in ``color``, filled or outlined; None when empty."""
+    """RGBA of a 2D mask (voxels != 0) in ``color``, filled or outlined ``width`` pixels thick;
+    None when empty."""
     drawn = np.asarray(mask) != 0
     if not drawn.any():
         return None
     if outline:
-        drawn = contour(drawn)
+        drawn = contour(drawn, width)
     rgba = np.zeros((*drawn.shape, 4), np.uint8)
     rgba[drawn] = (*color, 255)
     return rgba
 
 
 def labels_rgba(
-    labels: np.ndarray, palette: tuple[tuple[int, int, int], ...], outline: bool = False
+    labels: np.ndarray,
+    palette: tuple[tuple[int, int, int], ...],
+    outline: bool = False,
+    width: int = 1,
 ) -> np.ndarray | None:
     """RGBA of a 2D label image, label ``k`` in ``palette[k - 1]`` (0 and unknown labels clear),
     filled or each label outlined; None when empty."""
@@ -90,7 +97,7 @@ def labels_rgba(
     if outline:
         edge = np.zeros(labels.shape, bool)
         for k in range(1, len(palette) + 1):
-            edge |= contour(labels == k)
+            edge |= contour(labels == k, width)
         rgba[~edge] = 0
     return rgba if rgba[..., 3].any() else None
 
@@ -102,11 +109,12 @@ def heat_rgba(
     lut: str = "",
     outline: bool = False,
     threshold: float = 0.5,
+    width: int = 1,
 ) -> np.ndarray | None:
     """RGBA of a 2D map in ``[0, vmax]``: colour from ``lut`` (else ``color``), alpha growing with
     the value so low values fade out; outlined, the contour of ``values >= threshold``."""
     if outline:
-        return mask_rgba(np.asarray(values) >= threshold, color, outline=True)
+        return mask_rgba(np.asarray(values) >= threshold, color, outline=True, width=width)
     scaled = np.clip(np.asarray(values, np.float32) * (255.0 / vmax), 0, 255).astype(np.uint8)
     if not scaled.any():
         return None

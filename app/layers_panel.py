@@ -1,17 +1,30 @@
 """Overlay layers: visibility, opacity and filled/contour drawing per layer, mirrored from the model.
 
 A layer without data for the current case (no prediction yet, no ground truth) is greyed out
-but keeps its settings, so they apply as soon as its data arrive.
+but keeps its settings, so they apply as soon as its data arrive. The heat layers (mean
+probability, uncertainty) carry a colour legend with their range; the contour width and
+"overlays on CT only" (the maps' own colours unobscured) apply to every layer.
 """
 
 from __future__ import annotations
 
+import numpy as np
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QColor, QIcon, QPixmap
-from PySide6.QtWidgets import QCheckBox, QComboBox, QGridLayout, QLabel, QSlider, QWidget
+from PySide6.QtGui import QColor, QIcon, QImage, QPixmap
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QSlider,
+    QSpinBox,
+    QWidget,
+)
 
+from strokelens.app import colormaps
 from strokelens.app.events import subscribe
-from strokelens.app.model import Model
+from strokelens.app.model import MAX_CONTOUR_WIDTH, Layer, Model
 
 STYLES = ("filled", "contour")
 
@@ -20,6 +33,27 @@ def swatch(color: tuple[int, int, int]) -> QIcon:
     pixmap = QPixmap(12, 12)
     pixmap.fill(QColor(*color))
     return QIcon(pixmap)
+
+
+def legend(layer: Layer, width: int = 110, height: int = 10) -> QWidget:
+    """The colour ramp of a heat layer, drawn as ``colormaps.heat_rgba`` draws its values, over
+    the dark background, with its range in the layer's units."""
+    ramp = np.tile(np.linspace(0.0, layer.vmax, width, dtype=np.float32), (height, 1))
+    rgba = colormaps.heat_rgba(ramp, layer.vmax, layer.color, layer.lut)
+    assert rgba is not None
+    alpha = rgba[..., 3:4] / 255.0
+    rgb = np.ascontiguousarray((rgba[..., :3] * alpha + 30 * (1 - alpha)).astype(np.uint8))
+    image = QImage(rgb.data, width, height, 3 * width, QImage.Format.Format_RGB888).copy()
+    bar = QLabel()
+    bar.setPixmap(QPixmap.fromImage(image))
+    box = QWidget()
+    row = QHBoxLayout(box)
+    row.setContentsMargins(22, 0, 0, 0)
+    for widget in (QLabel("0"), bar, QLabel(f"{layer.vmax:g}")):
+        row.addWidget(widget)
+    row.addStretch(1)
+    box.setToolTip(f"{layer.title}: 0 (transparent) to {layer.vmax:g}")
+    return box
 
 
 class LayersPanel(QWidget):
@@ -36,10 +70,12 @@ class LayersPanel(QWidget):
             header = QLabel(text)
             header.setStyleSheet("color: #8a9099;")
             grid.addWidget(header, 0, column)
-        for row, (name, layer) in enumerate(model.layers.items(), start=1):
+        row = 0
+        for key, (name, layer) in enumerate(model.layers.items(), start=1):
+            row += 1
             check = QCheckBox(f"{layer.title}")
             check.setIcon(swatch(layer.color))
-            check.setToolTip(f"Show or hide (key {row})")
+            check.setToolTip(f"Show or hide (key {key})")
             check.toggled.connect(lambda on, n=name: model.set_layer(n, visible=on))
             slider = QSlider(Qt.Orientation.Horizontal)
             slider.setRange(0, 100)
@@ -54,8 +90,24 @@ class LayersPanel(QWidget):
                 grid.addWidget(widget, row, column)
             self.checks[name], self.opacity[name], self.style[name] = check, slider, combo
             self._sync(name)
-        grid.setRowStretch(len(model.layers) + 1, 1)
+            if layer.kind == "heat":
+                row += 1
+                grid.addWidget(legend(layer), row, 0, 1, 3)
+        self.width = QSpinBox()
+        self.width.setRange(1, MAX_CONTOUR_WIDTH)
+        self.width.setSuffix(" px")
+        self.width.setToolTip("Thickness of contour drawings, all layers")
+        self.width.valueChanged.connect(lambda w: model.set_overlay_style(contour_width=w))
+        self.ct_only = QCheckBox("Overlays on CT only")
+        self.ct_only.setToolTip("Draw the layers on the CT pane only: the maps' colours stay clear")
+        self.ct_only.toggled.connect(lambda on: model.set_overlay_style(on_ct_only=on))
+        grid.addWidget(QLabel("Contour width"), row + 1, 0)
+        grid.addWidget(self.width, row + 1, 1)
+        grid.addWidget(self.ct_only, row + 2, 0, 1, 3)
+        grid.setRowStretch(row + 3, 1)
         grid.setColumnStretch(1, 1)
+        subscribe(self, model.overlay_style_changed, self._sync_style)
+        self._sync_style()
         subscribe(self, model.layer_changed, self._sync)
         subscribe(self, model.case_changed, self._sync_availability)
         subscribe(self, model.layer_data_changed, lambda _name: self._sync_availability())
@@ -70,6 +122,14 @@ class LayersPanel(QWidget):
         self.opacity[name].setValue(round(layer.opacity * 100))
         self.style[name].setCurrentIndex(1 if layer.contour else 0)
         for widget in widgets:
+            widget.blockSignals(False)
+
+    def _sync_style(self) -> None:
+        for widget in (self.width, self.ct_only):
+            widget.blockSignals(True)
+        self.width.setValue(self.model.contour_width)
+        self.ct_only.setChecked(self.model.overlays_on_ct_only)
+        for widget in (self.width, self.ct_only):
             widget.blockSignals(False)
 
     def _sync_availability(self) -> None:

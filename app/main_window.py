@@ -172,6 +172,13 @@ class MainWindow(QMainWindow):
         return list(value or [])
 
     def _restore(self) -> None:
+        hidpi = self.devicePixelRatioF() >= 2  # 1-pixel contours vanish on jet-style maps there
+        width = self.settings.value("view/contour_width", 2 if hidpi else 1)
+        ct_only = self.settings.value("view/overlays_on_ct_only", "false")
+        self.model.set_overlay_style(
+            contour_width=int(width) if str(width).isdigit() else 1,
+            on_ct_only=str(ct_only).lower() == "true",
+        )
         geometry = self.settings.value("window/geometry")
         if geometry is None or not self.restoreGeometry(geometry):
             self.resize(*DEFAULT_SIZE)
@@ -200,6 +207,8 @@ class MainWindow(QMainWindow):
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.setValue("window/state", self.saveState())
         self.settings.setValue("recent", self.recent.paths)
+        self.settings.setValue("view/contour_width", self.model.contour_width)
+        self.settings.setValue("view/overlays_on_ct_only", self.model.overlays_on_ct_only)
         self.settings.sync()
         self.ai.close()
         for timer in (self.compare.timer, self.series.timer):

@@ -46,6 +46,8 @@ CT_PRESETS: dict[str, tuple[float, float]] = {
     "Subdural": (200.0, 80.0),
     "Bone": (2000.0, 500.0),
 }
+#: Thickest contour drawing (pixels of the slice).
+MAX_CONTOUR_WIDTH = 4
 #: Maps' auto window tops out at this percentile of the positive voxels: high enough for grey
 #: matter, low enough that vessels (a few % of voxels, several times brighter) do not set it.
 AUTO_PERCENTILE = 95.0
@@ -272,6 +274,7 @@ class Model:
     layer_data_changed = Signal(str, object)
     mask_changed = Signal()
     perfusion_changed = Signal()
+    overlay_style_changed = Signal()
 
     def __init__(self) -> None:
         self.dataset: Dataset | None = None
@@ -286,6 +289,8 @@ class Model:
         self.predictions: dict[str, Prediction] = {}
         self.corrected: dict[str, np.ndarray] = {}
         self.perfusion: PerfusionSeries | None = None
+        self.contour_width = 1  # pixels of a contour drawing, for all layers
+        self.overlays_on_ct_only = False  # the maps' colours stay unobscured
         self._derived: dict[tuple[str, str], np.ndarray | None] = {}
 
     # -- data set and case -------------------------------------------------------------------
@@ -406,6 +411,18 @@ class Model:
         if any(getattr(layer, k) != v for k, v in changes.items()):
             self.layers[name] = replace(layer, **changes)
             self.layer_changed.emit(name)
+
+    def set_overlay_style(
+        self, *, contour_width: int | None = None, on_ct_only: bool | None = None
+    ) -> None:
+        """How every layer is drawn: contour thickness (1 to ``MAX_CONTOUR_WIDTH`` pixels) and
+        whether overlays are drawn on the CT pane only; ``overlay_style_changed`` on change."""
+        width = self.contour_width if contour_width is None else int(contour_width)
+        width = min(max(width, 1), MAX_CONTOUR_WIDTH)
+        ct_only = self.overlays_on_ct_only if on_ct_only is None else bool(on_ct_only)
+        if (width, ct_only) != (self.contour_width, self.overlays_on_ct_only):
+            self.contour_width, self.overlays_on_ct_only = width, ct_only
+            self.overlay_style_changed.emit()
 
     def layer_data(self, name: str) -> np.ndarray | None:
         """The current case's ``(z, y, x)`` array for layer ``name``, None when it has none."""

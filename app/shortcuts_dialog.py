@@ -8,7 +8,10 @@ from PySide6.QtWidgets import QDialog, QHeaderView, QTableWidget, QTableWidgetIt
 MOUSE = (
     ("Wheel", "Next / previous slice"),
     ("Ctrl+Wheel", "Zoom"),
-    ("Left drag", "Pan"),
+    ("Left drag", "Pan (Navigate); paint or erase (Brush, Eraser)"),
+    ("Left click", "Paint a dab, fill (Fill), accept / reject a component (Pick)"),
+    ("Middle drag", "Pan, whatever the tool"),
+    ("Shift+Wheel", "Brush radius (Brush, Eraser)"),
     ("Right drag", "Window (left/right) and level (up/down) of that pane"),
     ("Hover", "Crosshair, values in the status bar, time-density curve"),
 )

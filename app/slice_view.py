@@ -205,6 +205,7 @@ class SliceView(QWidget):
         subscribe(self, model.cursor_changed, self._on_cursor)
         subscribe(self, model.layer_changed, self._on_layer)
         subscribe(self, model.layer_data_changed, self._on_layer_data)
+        subscribe(self, model.overlay_style_changed, self._on_overlay_style)
         if edit is not None:
             subscribe(self, edit.tool_changed, self._on_tool)
             subscribe(self, edit.brush_changed, lambda _r: self._show_brush())
@@ -351,6 +352,12 @@ class SliceView(QWidget):
             vline.setVisible(True)
             hline.setVisible(True)
 
+    def _on_overlay_style(self) -> None:
+        self._layer_cache.clear()  # the contour width is in every cached contour
+        self._composites.clear()
+        self._overlay_shown = None
+        self._draw_overlays()
+
     def _on_tool(self, _tool: str) -> None:
         edit = self.edit
         shape = Qt.CursorShape.ArrowCursor
@@ -392,19 +399,21 @@ class SliceView(QWidget):
     def overlay_rgba(self, name: str, z: int) -> np.ndarray | None:
         """The RGBA of layer ``name`` on slice ``z`` (cached until its data or style changes)."""
         layer = self.model.layers[name]
+        width = self.model.contour_width
         key = (name, z, layer.contour)
         if key not in self._layer_cache:
             data = self.model.layer_data(name)
             if data is None:
                 rgba = None
             elif layer.kind == "labels":
-                rgba = colormaps.labels_rgba(data[z], layer.palette, layer.contour)
+                rgba = colormaps.labels_rgba(data[z], layer.palette, layer.contour, width)
             elif layer.kind == "heat":
                 rgba = colormaps.heat_rgba(
-                    data[z], layer.vmax, layer.color, layer.lut, layer.contour, layer.threshold
-                )
+                    data[z], layer.vmax, layer.color, layer.lut, layer.contour, layer.threshold,
+                    width,
+                )  # fmt: skip
             else:
-                rgba = colormaps.mask_rgba(data[z], layer.color, layer.contour)
+                rgba = colormaps.mask_rgba(data[z], layer.color, layer.contour, width)
             self._layer_cache[key] = rgba
         return self._layer_cache[key]
 
@@ -441,11 +450,12 @@ class SliceView(QWidget):
         rgba = None if self.model.case is None else self.composite_rgba(self.model.slice)
         changed = rgba is not self._overlay_shown
         self._overlay_shown = rgba
+        ct_only = self.model.overlays_on_ct_only
         for pane in self.panes:
-            if rgba is None:
+            if rgba is None or (ct_only and pane.channel != "CT"):
                 pane.overlay.setVisible(False)
                 continue
-            if changed:
+            if changed or not pane.overlay.isVisible():
                 pane.overlay.setImage(rgba, autoLevels=False)
             pane.overlay.setVisible(True)
 
