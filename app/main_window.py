@@ -38,7 +38,7 @@ from strokelens.app.menus import Menus
 from strokelens.app.mismatch_panel import MismatchPanel
 from strokelens.app.model import UNITS, Model, RecentList
 from strokelens.app.shortcuts_dialog import ShortcutsDialog
-from strokelens.app.slice_view import SliceView
+from strokelens.app.slice_view import ITKSNAP, STROKELENS, SliceView
 from strokelens.app.tasks import Tasks
 from strokelens.core.case import CHANNELS
 
@@ -179,6 +179,8 @@ class MainWindow(QMainWindow):
             contour_width=int(width) if str(width).isdigit() else 1,
             on_ct_only=str(ct_only).lower() == "true",
         )
+        preset = self.settings.value("view/mouse_preset", STROKELENS)
+        self.set_mouse_preset(ITKSNAP if preset == ITKSNAP else STROKELENS)
         geometry = self.settings.value("window/geometry")
         if geometry is None or not self.restoreGeometry(geometry):
             self.resize(*DEFAULT_SIZE)
@@ -287,6 +289,15 @@ class MainWindow(QMainWindow):
     def run_ai_all(self) -> None:
         keys = [self.model.entries[i].key for i in self.browser.visible_indices()]
         self.tasks.spawn(self.ai.run(keys))
+
+    def set_mouse_preset(self, preset: str) -> None:
+        """StrokeLens's mouse and keys, or ITK-SNAP's (``slice_view``); remembered."""
+        self.view.mouse_preset = preset
+        self.menus.set_mouse_preset(preset)
+        self.settings.setValue("view/mouse_preset", preset)
+
+    def toggle_mouse_preset(self) -> None:
+        self.set_mouse_preset(STROKELENS if self.view.mouse_preset == ITKSNAP else ITKSNAP)
 
     def escape(self) -> None:
         """Esc: abort the paint stroke in progress, else stop the AI."""

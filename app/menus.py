@@ -17,10 +17,27 @@ from PySide6.QtWidgets import QMenu, QToolBar
 
 from strokelens.app.edit_session import START_SOURCES, Tool
 from strokelens.app.model import CT_PRESETS
+from strokelens.app.slice_view import ITKSNAP, STROKELENS
 
 if TYPE_CHECKING:
     from strokelens.app.main_window import MainWindow
 
+#: Slice and case keys per mouse preset (``slice_view``): ITK-SNAP pages through slices and
+#: changes case with Ctrl.
+NAVIGATION_KEYS = {
+    STROKELENS: {
+        "next_slice": ("Up",),
+        "previous_slice": ("Down",),
+        "next_case": ("PgDown", "Ctrl+Down"),
+        "previous_case": ("PgUp", "Ctrl+Up"),
+    },
+    ITKSNAP: {
+        "next_slice": ("Up", "PgUp"),
+        "previous_slice": ("Down", "PgDown"),
+        "next_case": ("Ctrl+PgDown", "Ctrl+Down"),
+        "previous_case": ("Ctrl+PgUp", "Ctrl+Up"),
+    },
+}
 #: Editing tools: (tool, menu text, shortcut).
 TOOLS = (
     (Tool.NAVIGATE, "&Navigate", "N"),
@@ -79,15 +96,25 @@ class Menus:
         self.action(menu, "&Quit", window.close, ("Ctrl+Q",))
 
     def _case(self, menu: QMenu) -> None:
-        cases = self.window.cases
-        self.action(menu, "&Next case", lambda: cases.step_case(1), ("PgDown", "Ctrl+Down"))
-        self.action(menu, "&Previous case", lambda: cases.step_case(-1), ("PgUp", "Ctrl+Up"))
+        cases, keys = self.window.cases, NAVIGATION_KEYS[STROKELENS]
+        self.action(
+            menu, "&Next case", lambda: cases.step_case(1), keys["next_case"], name="next_case"
+        )
+        self.action(
+            menu, "&Previous case", lambda: cases.step_case(-1), keys["previous_case"],
+            name="previous_case",
+        )  # fmt: skip
         self.action(menu, "&Filter cases", self.window.focus_filter, ("Ctrl+F",))
 
     def _view(self, menu: QMenu) -> None:
-        window, model = self.window, self.window.model
-        self.action(menu, "Next slice", lambda: model.step_slice(1), ("Up",))
-        self.action(menu, "Previous slice", lambda: model.step_slice(-1), ("Down",))
+        window, model, keys = self.window, self.window.model, NAVIGATION_KEYS[STROKELENS]
+        self.action(
+            menu, "Next slice", lambda: model.step_slice(1), keys["next_slice"], name="next_slice"
+        )
+        self.action(
+            menu, "Previous slice", lambda: model.step_slice(-1), keys["previous_slice"],
+            name="previous_slice",
+        )  # fmt: skip
         self.action(menu, "First slice", lambda: model.set_slice(0), ("Home",))
         self.action(menu, "Last slice", lambda: model.set_slice(10**6), ("End",))
         menu.addSeparator()
@@ -101,6 +128,10 @@ class Menus:
                 lambda w=width, c=level: model.set_window("CT", w, c),
                 (f"Alt+{n}",),
             )
+        self.action(
+            menu, "ITK-SNAP &mouse and keys", window.toggle_mouse_preset, checkable=True,
+            name="itksnap",
+        )  # fmt: skip
         menu.addSeparator()
         for dock in window.docks.values():
             menu.addAction(dock.toggleViewAction())
@@ -149,6 +180,12 @@ class Menus:
         menu.addSeparator()
         self.action(menu, "Compare &focal vs CE", window.show_compare, ("Ctrl+E",))
         self.action(menu, "Choose &ensemble…", window.choose_ensemble)
+
+    def set_mouse_preset(self, preset: str) -> None:
+        """The slice and case keys of ``preset``, and its menu check."""
+        for name, keys in NAVIGATION_KEYS[preset].items():
+            self.named[name].setShortcuts([QKeySequence(k) for k in keys])
+        self.named["itksnap"].setChecked(preset == ITKSNAP)
 
     def _toolbar(self) -> None:
         toolbar = QToolBar("Editing", self.window)

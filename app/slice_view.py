@@ -27,9 +27,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt, QTimer
+from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QApplication,
     QGraphicsEllipseItem,
+    QGraphicsSimpleTextItem,
     QLabel,
     QLineEdit,
     QSlider,
@@ -51,6 +53,11 @@ if TYPE_CHECKING:
 WIDTH_DRAG_PX = 150.0
 LEVEL_DRAG_PX = 300.0
 CROSSHAIR_PEN = (255, 255, 120, 120)
+LETTER_COLOR = (200, 205, 215)
+EDGES = ("left", "right", "top", "bottom")
+#: Mouse presets: StrokeLens's own (the crosshair follows the mouse, right drag = window/level)
+#: and ITK-SNAP's habits (see ``PaneViewBox``).
+STROKELENS, ITKSNAP = "strokelens", "itksnap"
 BRUSH_PEN = (255, 255, 255, 220)
 #: Height of a pane's title and colour bar, for choosing the grid.
 PANE_DECORATION_PX = 70.0
@@ -59,7 +66,8 @@ PANE_DECORATION_PX = 70.0
 class PaneViewBox(pg.ViewBox):
     """A pane's ViewBox: wheel steps slices, Ctrl+wheel zooms, right drag sets window/level; with
     an editing tool, left drag paints and a left click paints, fills or picks, Shift+wheel sizes
-    the brush (middle drag still pans)."""
+    the brush (middle drag still pans). The ITK-SNAP preset: left click or drag places the
+    crosshair, right drag zooms, Shift+right drag sets window/level, middle drag pans."""
 
     def __init__(self, view: SliceView, channel: str):
         super().__init__(enableMenu=False, lockAspect=True, defaultPadding=0.0)
@@ -87,18 +95,28 @@ class PaneViewBox(pg.ViewBox):
         point = self.mapToView(pos)
         return point.y() - 0.5, point.x() - 0.5
 
+    def _pin(self, pos) -> None:
+        """ITK-SNAP: the left button places the crosshair (it does not follow the mouse)."""
+        point = self.mapToView(pos)
+        self.view.model.set_cursor((math.floor(point.y()), math.floor(point.x())))
+
     def mouseClickEvent(self, ev):  # noqa: N802 (Qt override)
-        edit = self.view.edit
-        if ev.button() == Qt.MouseButton.LeftButton and edit is not None and edit.edits:
+        edit, left = self.view.edit, ev.button() == Qt.MouseButton.LeftButton
+        if left and edit is not None and edit.edits:
             ev.accept()
             edit.press(*self._voxel_point(ev.pos()))  # a click paints one dab, fills, picks
             edit.release()
             return
+        if left and self.view.mouse_preset == ITKSNAP:
+            ev.accept()
+            self._pin(ev.pos())
+            return
         super().mouseClickEvent(ev)
 
     def mouseDragEvent(self, ev, axis=None):  # noqa: N802 (Qt override)
-        edit = self.view.edit
-        if ev.button() == Qt.MouseButton.LeftButton and edit is not None and edit.edits:
+        edit, button = self.view.edit, ev.button()
+        itksnap = self.view.mouse_preset == ITKSNAP
+        if button == Qt.MouseButton.LeftButton and edit is not None and edit.edits:
             ev.accept()  # a paint stroke (fill and pick act on clicks; their drags do nothing)
             if edit.paints:
                 if ev.isStart():
@@ -107,8 +125,13 @@ class PaneViewBox(pg.ViewBox):
                 if ev.isFinish():
                     edit.release()
             return
-        if ev.button() != Qt.MouseButton.RightButton:
-            super().mouseDragEvent(ev, axis)
+        if button == Qt.MouseButton.LeftButton and itksnap:
+            ev.accept()
+            self._pin(ev.pos())
+            return
+        shift = bool(ev.modifiers() & Qt.KeyboardModifier.ShiftModifier)
+        if button != Qt.MouseButton.RightButton or (itksnap and not shift):
+            super().mouseDragEvent(ev, axis)  # pans (left, middle) or zooms (right, ITK-SNAP)
             return
         ev.accept()
         model = self.view.model
@@ -133,6 +156,7 @@ class Pane:
     crosshair: tuple[pg.InfiniteLine, pg.InfiniteLine]
     overlay: pg.ImageItem  # all visible layers composited
     brush: QGraphicsEllipseItem  # the brush outline under the cursor
+    letters: dict[str, QGraphicsSimpleTextItem]  # orientation at the left/right/top/bottom edge
 
 
 def _color_map(lut_name: str) -> pg.ColorMap:
@@ -150,6 +174,7 @@ class SliceView(QWidget):
         super().__init__(parent)
         self.model = model
         self.edit = edit
+        self.mouse_preset = STROKELENS
         self._layer_cache: dict[tuple[str, int, bool], np.ndarray | None] = {}  # layer, z, contour
         self._composites: dict[int, np.ndarray | None] = {}  # z -> composite of _composed_state
         self._composed_state: tuple = ()
@@ -232,6 +257,13 @@ class SliceView(QWidget):
         brush.setZValue(110)
         brush.setVisible(False)
         box.addItem(brush, ignoreBounds=True)
+        letters = {}
+        for edge in EDGES:
+            letter = QGraphicsSimpleTextItem(box)  # in the box's own frame, not the image's
+            letter.setBrush(QColor(*LETTER_COLOR))
+            letter.setZValue(120)
+            letters[edge] = letter
+        box.sigResized.connect(lambda _box, p=letters: _place_letters(box, p))
         bar = pg.ColorBarItem(
             values=(0.0, 1.0),
             width=8,
@@ -241,7 +273,7 @@ class SliceView(QWidget):
             orientation="horizontal",
             colorMapMenu=False,
         )
-        return Pane(channel, box, image, title, bar, crosshair, overlay, brush)
+        return Pane(channel, box, image, title, bar, crosshair, overlay, brush, letters)
 
     def best_columns(self, width: float, height: float) -> int:
         """Columns (5 = one row, 3 = 3 + 2, 2 = 2 + 2 + 1) that give the largest square panes."""
@@ -291,9 +323,13 @@ class SliceView(QWidget):
                 self.graphics.setFocus()
         flip_x = bool(case.affine[0, 0] > 0)  # i toward the patient's right: flip to radiological
         flip_y = bool(case.affine[1, 1] < 0)  # j toward posterior: flip so anterior is up
+        letters = orientation_letters(case.affine, flip_x, flip_y)
         for pane in self.panes:
             pane.box.invertX(flip_x)
             pane.box.invertY(flip_y)
+            for edge, item in pane.letters.items():
+                item.setText(letters[edge])
+            _place_letters(pane.box, pane.letters)
             self._apply_window(pane)
         self.slider.blockSignals(True)
         self.slider.setRange(0, case.n_slices - 1)
@@ -461,6 +497,9 @@ class SliceView(QWidget):
 
     # -- interaction ---------------------------------------------------------------------------
     def _on_mouse_moved(self, scene_pos) -> None:
+        editing = self.edit is not None and self.edit.edits
+        if self.mouse_preset == ITKSNAP and not editing:  # the crosshair stays where it was put
+            return
         for pane in self.panes:
             if pane.box.sceneBoundingRect().contains(scene_pos):
                 point = pane.box.mapSceneToView(scene_pos)
@@ -479,6 +518,37 @@ class SliceView(QWidget):
         """Scene position of voxel centre (y, x) in a pane (for tests and tools)."""
         pane = next(p for p in self.panes if p.channel == channel)
         return pane.box.mapViewToScene(pg.Point(x + 0.5, y + 0.5))
+
+
+def orientation_letters(affine: np.ndarray, flip_x: bool, flip_y: bool) -> dict[str, str]:
+    """The patient direction (R/L, A/P, S/I) toward each screen edge of a pane that shows voxel
+    ``i`` across (inverted when ``flip_x``) and ``j`` upward (inverted when ``flip_y``)."""
+    screen_left = affine[:3, 0] * (1.0 if flip_x else -1.0)
+    screen_up = affine[:3, 1] * (-1.0 if flip_y else 1.0)
+
+    def letter(direction: np.ndarray) -> str:
+        axis = int(np.argmax(np.abs(direction)))
+        return ("RL", "AP", "SI")[axis][0 if direction[axis] > 0 else 1]
+
+    return {
+        "left": letter(screen_left),
+        "right": letter(-screen_left),
+        "top": letter(screen_up),
+        "bottom": letter(-screen_up),
+    }
+
+
+def _place_letters(box: pg.ViewBox, letters: dict[str, QGraphicsSimpleTextItem]) -> None:
+    rect = box.rect()
+    for edge, item in letters.items():
+        size = item.boundingRect()
+        x = {"left": 4.0, "right": rect.width() - size.width() - 4.0}.get(
+            edge, (rect.width() - size.width()) / 2
+        )
+        y = {"top": 2.0, "bottom": rect.height() - size.height() - 2.0}.get(
+            edge, (rect.height() - size.height()) / 2
+        )
+        item.setPos(x, y)
 
 
 def _inside(z: int, region: Region | None) -> bool:
