@@ -95,26 +95,20 @@ class Menus:
         menu.addSeparator()
         self.action(menu, "&Quit", window.close, ("Ctrl+Q",))
 
+    def _navigation(self, menu: QMenu, name: str, text: str, slot: Callable[[], Any]) -> None:
+        """A slice or case step, with its keys of the default preset (``set_mouse_preset``)."""
+        self.action(menu, text, slot, NAVIGATION_KEYS[STROKELENS][name], name=name)
+
     def _case(self, menu: QMenu) -> None:
-        cases, keys = self.window.cases, NAVIGATION_KEYS[STROKELENS]
-        self.action(
-            menu, "&Next case", lambda: cases.step_case(1), keys["next_case"], name="next_case"
-        )
-        self.action(
-            menu, "&Previous case", lambda: cases.step_case(-1), keys["previous_case"],
-            name="previous_case",
-        )  # fmt: skip
+        cases = self.window.cases
+        self._navigation(menu, "next_case", "&Next case", lambda: cases.step_case(1))
+        self._navigation(menu, "previous_case", "&Previous case", lambda: cases.step_case(-1))
         self.action(menu, "&Filter cases", self.window.focus_filter, ("Ctrl+F",))
 
     def _view(self, menu: QMenu) -> None:
-        window, model, keys = self.window, self.window.model, NAVIGATION_KEYS[STROKELENS]
-        self.action(
-            menu, "Next slice", lambda: model.step_slice(1), keys["next_slice"], name="next_slice"
-        )
-        self.action(
-            menu, "Previous slice", lambda: model.step_slice(-1), keys["previous_slice"],
-            name="previous_slice",
-        )  # fmt: skip
+        window, model = self.window, self.window.model
+        self._navigation(menu, "next_slice", "Next slice", lambda: model.step_slice(1))
+        self._navigation(menu, "previous_slice", "Previous slice", lambda: model.step_slice(-1))
         self.action(menu, "First slice", lambda: model.set_slice(0), ("Home",))
         self.action(menu, "Last slice", lambda: model.set_slice(10**6), ("End",))
         menu.addSeparator()
