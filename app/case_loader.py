@@ -150,8 +150,8 @@ class CaseLoader:
             return False
         if generation != self._generation:
             return False
+        self.status.emit("", 0)  # "Loading…" goes first: showing the case shows its problems
         self.model.set_case(index, prepared)
-        self.status.emit("", 0)
         for step in (1, -1):  # read ahead while the reviewer looks at this one
             neighbour = self._neighbour(step)
             if neighbour is not None:

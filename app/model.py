@@ -22,14 +22,14 @@ from psygnal import Signal
 from strokelens.core.case import CHANNELS, Case
 from strokelens.core.metrics import volume_ml
 from strokelens.core.mismatch import Mismatch, hypoperfusion_mask, mismatch_from_volumes
+from strokelens.core.plausibility import MAPS, brain_mask
+from strokelens.core.units import UNITS as UNITS  # shown beside values; re-exported for the views
 
 if TYPE_CHECKING:
     from strokelens.core.dataset import CaseRef, Dataset
     from strokelens.core.editing.history import Region
     from strokelens.core.prediction import Prediction
 
-#: Units shown beside each channel's values (physical values: a sidecar ``scale`` is applied).
-UNITS = {"CT": "HU", "CBF": "mL/100g/min", "CBV": "mL/100g", "MTT": "s", "Tmax": "s"}
 
 #: Fixed default windows (width, level): CT brain window; MTT and Tmax in seconds, Tmax centred
 #: on the 6 s hypoperfusion threshold. CBF and CBV have no common scale across sources, so their
@@ -216,18 +216,17 @@ def prepare_case(case: Case) -> PreparedCase:
 
 
 def physical(case: Case, channel: str) -> np.ndarray:
-    """A channel in physical units (its stored values times the sidecar scale, if any)."""
+    """A channel in physical units (its stored values times its value scale, if any)."""
     scale = case.value_scales.get(channel)
     data = case.channels[channel]
     return data if scale is None else data * np.float32(scale)
 
 
 def display_arrays(case: Case) -> dict[str, np.ndarray]:
-    maps = CHANNELS[1:]
-    outside = np.logical_and.reduce([case.channels[c] == 0 for c in maps])
+    outside = ~brain_mask(case.channels)
     display = {c: physical(case, c) for c in CHANNELS}
     if outside.any():
-        for channel in maps:
+        for channel in MAPS:
             display[channel] = np.where(outside, np.float32(np.nan), display[channel])
     return display
 

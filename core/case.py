@@ -35,9 +35,9 @@ class Case:
     problems: list[str] = field(default_factory=list)  # non-fatal findings (e.g. NaN replaced)
     submission_id: str | None = None  # number in the CT_MTT folder name (ISLES submissions)
     frame_interval_s: float | None = None  # of the 4D source, from its header (None: not given)
-    #: physical value = stored value x scale, for maps whose sidecar gives a ``scale`` (the
-    #: phantom stores CBF and CBV x 10 in uint16); the channels keep the stored values, which
-    #: the models were trained on, and viewers multiply for display
+    #: physical value = stored value x scale, for maps whose ``strokelens.toml`` or sidecar gives
+    #: a scale (``core.units``; the phantom stores CBF and CBV x 10 in uint16); the channels keep
+    #: the stored values, which the models were trained on, and viewers multiply for display
     value_scales: dict[str, float] = field(default_factory=dict)
     _perfusion_loader: Callable[[], np.ndarray] | None = field(default=None, repr=False)
 

@@ -17,13 +17,16 @@ partly broken data set still works; ``load`` raises them as ``DataError``.
 Policies: non-finite voxels in a map (stored so, or made by its scaling) are set to 0 and reported
 in ``Case.problems``; a ground truth must hold only 0 and 1; a 4D source holding NaN/Inf is
 refused when read (``nifti.load_series``); maps and mask must share shape and (within
-``AFFINE_TOLERANCE_MM``) affine.
+``AFFINE_TOLERANCE_MM``) affine. Value scales come from a ``strokelens.toml`` declaration, else
+the sidecars (``core.units``; a broken declaration makes the case unloadable); without a declared
+CBF unit, implausible CBF values are reported (``core.plausibility``), never rescaled.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -44,6 +47,9 @@ from strokelens.core.nifti import (
     spacing_zyx,
     spatial_shape,
 )
+from strokelens.core.plausibility import cbf_units_problem
+from strokelens.core.schema import UnitsDeclaration, load
+from strokelens.core.units import find_declaration
 
 AFFINE_TOLERANCE_MM = 1e-2
 SPLITS = {"training": "training", "testing": "testing"}
@@ -74,6 +80,8 @@ class CaseRef:
     submission_id: str | None = None
     errors: list[str] = field(default_factory=list)  # fatal for loading
     problems: list[str] = field(default_factory=list)  # worth telling, not fatal
+    units_file: Path | None = None  # the strokelens.toml that applies (core.units)
+    declared_scales: dict[str, float] = field(default_factory=dict)  # map -> scale, from it
 
     @property
     def key(self) -> str:
@@ -168,11 +176,26 @@ def _scan_simple(ref: CaseRef) -> None:
             ref.files[key] = p
 
 
+def _read_declaration(ref: CaseRef) -> None:
+    """The units declaration that applies to the case (``core.units``); a broken one makes the
+    case unloadable (its values would be shown in unknown units)."""
+    path = find_declaration(ref.folder)
+    if path is None:
+        return
+    try:
+        ref.declared_scales = load(path, UnitsDeclaration, "units declaration").scales()
+    except DataError as exc:
+        ref.errors.append(f"{exc.path}: {exc.problem}")
+        return
+    ref.units_file = path
+
+
 def scan_case(folder: Path, split: str = "") -> CaseRef:
     """Describe one case folder without reading voxels."""
     layout = "isles" if isles.is_isles_case_folder(folder) else "simple"
     ref = CaseRef(id=folder.name, split=split, folder=folder, layout=layout)
     (_scan_isles if layout == "isles" else _scan_simple)(ref)
+    _read_declaration(ref)
     if not ref.patient:
         ref.patient = ref.id
     return ref
@@ -306,22 +329,44 @@ def truth_mask(path: Path, values: np.ndarray) -> np.ndarray:
     return values.astype(np.uint8)
 
 
-def _value_scales(ref: CaseRef, problems: list[str]) -> dict[str, float]:
-    """Each map's sidecar ``scale`` (stored -> physical units) where one is given."""
+def _sidecar_scale(path: Path, problems: list[str], fallback: str) -> float | None:
+    """The ``scale`` of the sidecar beside map ``path``, None when absent, not given or unreadable
+    (then a problem ending in ``fallback`` is noted)."""
+    sidecar = path.parent / f"{_nifti_stem(path)}.json"
+    if not sidecar.exists():
+        return None
+    try:
+        return isles.value_scale_from_sidecar(sidecar)
+    except ValueError as exc:
+        problems.append(f"{sidecar.name}: {exc}; {fallback}")
+        return None
+
+
+def value_scales(ref: CaseRef, problems: list[str]) -> dict[str, float]:
+    """Each channel's scale (stored -> physical value) other than 1: declared, else from its
+    sidecar (``core.units``); a sidecar scale that differs from the declared one is noted."""
     scales = {}
     for channel in CHANNELS:
-        path = ref.files[channel]
-        sidecar = path.parent / f"{_nifti_stem(path)}.json"
-        if not sidecar.exists():
-            continue
-        try:
-            scale = isles.value_scale_from_sidecar(sidecar)
-        except ValueError as exc:
-            problems.append(f"{sidecar.name}: {exc}; values shown as stored")
-            continue
+        declared = ref.declared_scales.get(channel)
+        fallback = "values shown as stored" if declared is None else "the declared scale is used"
+        sidecar = _sidecar_scale(ref.files[channel], problems, fallback)
+        scale = sidecar if declared is None else declared
+        if declared is not None and sidecar is not None and not math.isclose(sidecar, declared):
+            problems.append(
+                f"{channel}: scale {declared:g} from {ref.units_file} used; its sidecar gives "
+                f"{sidecar:g}"
+            )
         if scale is not None and scale != 1.0:
             scales[channel] = scale
     return scales
+
+
+def units_problem(
+    ref: CaseRef, maps: dict[str, np.ndarray], scales: dict[str, float]
+) -> str | None:
+    """The implausible-CBF warning (``core.plausibility``) unless the case's CBF unit is
+    declared; ``maps`` hold stored values."""
+    return None if "CBF" in ref.declared_scales else cbf_units_problem(maps, scales)
 
 
 def load_ref(ref: CaseRef) -> Case:
@@ -357,7 +402,10 @@ def load_ref(ref: CaseRef) -> Case:
             data[bad] = 0.0
             problems.append(f"{path.name}: {int(bad.sum())} non-finite voxels (NaN/Inf) set to 0")
         channels[channel] = data
-    value_scales = _value_scales(ref, problems)
+    scales = value_scales(ref, problems)
+    implausible = units_problem(ref, channels, scales)
+    if implausible:
+        problems.append(implausible)
 
     mask = None
     if "OT" in ref.files:
@@ -393,6 +441,6 @@ def load_ref(ref: CaseRef) -> Case:
         problems=problems,
         submission_id=ref.submission_id,
         frame_interval_s=dt,
-        value_scales=value_scales,
+        value_scales=scales,
         _perfusion_loader=loader,
     )

@@ -13,10 +13,15 @@ milliseconds per case.
 ``check=True`` also reads every voxel: gzip's CRC and length checks on each compressed file,
 NaN/Inf in maps and the 4D source (whatever the stored type: scaling can overflow).
 
+Units: the value scales are resolved as loading does (``core.units``: a differing sidecar scale
+is a warning) and, unless the CBF unit is declared, the four perfusion maps' voxels are read for
+the plausibility check (``core.plausibility``: implausible CBF is a warning). A case with errors
+is not checked for units.
+
 Errors are what makes ``predict`` refuse a case or shows the data corrupt (NaN/Inf in a map
 count as errors here although ``predict`` sets them to 0 and warns: the data are damaged);
-warnings (an empty ground truth, bytes after the voxel data, what the listing noted) leave the
-case usable.
+warnings (an empty ground truth, bytes after the voxel data, what the listing noted, units) leave
+the case usable.
 """
 
 from __future__ import annotations
@@ -27,7 +32,14 @@ from pathlib import Path
 import numpy as np
 
 from strokelens.core.case import CHANNELS
-from strokelens.core.dataset import CaseRef, missing_map_problem, same_geometry, truth_mask
+from strokelens.core.dataset import (
+    CaseRef,
+    missing_map_problem,
+    same_geometry,
+    truth_mask,
+    units_problem,
+    value_scales,
+)
 from strokelens.core.errors import DataError
 from strokelens.core.metrics import volume_ml
 from strokelens.core.nifti import (
@@ -42,6 +54,7 @@ from strokelens.core.nifti import (
     spacing_zyx,
     spatial_shape,
 )
+from strokelens.core.plausibility import MAPS
 from strokelens.core.safepath import check_name
 
 #: the roles of a case's files, in the order they are checked (the first map sets the geometry)
@@ -85,7 +98,21 @@ def inspect_case(ref: CaseRef, check: bool = False) -> CaseReport:
             geometry = _inspect_file(role, path, _shown(ref, path), check, geometry, report)
         except DataError as exc:
             report.errors.append(f"{_shown(ref, exc.path)}: {exc.problem}")
+    if not report.errors:
+        _check_units(ref, report)
     return report
+
+
+def _check_units(ref: CaseRef, report: CaseReport) -> None:
+    """What loading notes about the maps' units: sidecar against declared scales, and (without
+    a declared CBF unit) implausible CBF, for which the four maps' voxels are read."""
+    scales = value_scales(ref, report.warnings)
+    if "CBF" in ref.declared_scales:
+        return
+    maps = {c: load_volume(ref.files[c])[0] for c in MAPS}
+    problem = units_problem(ref, maps, scales)
+    if problem:
+        report.warnings.append(problem)
 
 
 def _shown(ref: CaseRef, path: Path) -> str:

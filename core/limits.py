@@ -55,6 +55,10 @@ def check_shape(shape: tuple[int, ...]) -> str | None:
     return None
 
 
+#: Bounds of a map's value scale (sidecar ``scale``, ``strokelens.toml``): stored values x 10
+#: or x 100 are common; beyond 1e6 either way the scale is a mistake (or turns values into inf).
+MIN_VALUE_SCALE = 1e-6
+MAX_VALUE_SCALE = 1e6
 #: Nesting depth of a JSON or TOML document (brackets, braces, dotted keys): ours nest 4 deep. A
 #: deeper one is refused before it is parsed (parsers recurse; 10^5 levels overflow the stack).
 MAX_NESTING = 32

@@ -36,13 +36,20 @@ from pydantic import (
     Strict,
     TypeAdapter,
     ValidationError,
+    create_model,
 )
 
 from strokelens.core.case import CHANNELS
 from strokelens.core.errors import DataError
 from strokelens.core.files import read_text
-from strokelens.core.limits import MAX_DOCUMENT_BYTES, MAX_NESTING
+from strokelens.core.limits import (
+    MAX_DOCUMENT_BYTES,
+    MAX_NESTING,
+    MAX_VALUE_SCALE,
+    MIN_VALUE_SCALE,
+)
 from strokelens.core.safepath import name_problem
+from strokelens.core.units import UNIT_FACTORS
 
 T = TypeVar("T")
 
@@ -58,6 +65,8 @@ Bool = Annotated[bool, Strict()]
 #: A finite number (an integer is a number too).
 Finite = Annotated[float, Strict(), Field(allow_inf_nan=False)]
 Positive = Annotated[Finite, Field(gt=0)]
+#: A map's value scale (stored value x scale = physical value), within the limits' bounds.
+Scale = Annotated[Finite, Field(ge=MIN_VALUE_SCALE, le=MAX_VALUE_SCALE)]
 
 
 def _increasing(pair: tuple[float, float]) -> tuple[float, float]:
@@ -143,7 +152,51 @@ class Sidecar(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
     description: Str | None = None
-    scale: Positive | None = None
+    scale: Scale | None = None
+
+
+def _map_units(channel: str) -> type[BaseModel]:
+    """``[maps.<channel>]``: ``unit`` (one of ``units.UNIT_FACTORS[channel]``) and ``scale``."""
+    return create_model(
+        f"{channel}Units",
+        __config__=STRICT,
+        unit=(Literal[tuple(UNIT_FACTORS[channel])], ...),
+        scale=(Scale, 1.0),
+    )
+
+
+def _known_maps(value: object) -> object:
+    """Refuse a ``[maps]`` table naming other maps (CT, a typo), saying which are meant."""
+    unknown = sorted(set(value) - set(UNIT_FACTORS)) if isinstance(value, dict) else []
+    if unknown:
+        raise ValueError(
+            f"unknown map {', '.join(map(repr, unknown))}: a declaration names "
+            f"{', '.join(UNIT_FACTORS)} (CT is read in HU as stored)"
+        )
+    return value
+
+
+#: ``[maps]``: a table per declared map.
+DeclaredMaps = create_model(
+    "DeclaredMaps",
+    __config__=STRICT,
+    **{channel: (_map_units(channel) | None, None) for channel in UNIT_FACTORS},
+)
+
+
+class UnitsDeclaration(BaseModel):
+    """``strokelens.toml``: the units and scale of a data set's maps (``core.units``)."""
+
+    model_config = STRICT
+    maps: Annotated[DeclaredMaps, BeforeValidator(_known_maps)]  # type: ignore[valid-type]
+
+    def scales(self) -> dict[str, float]:
+        """Declared map -> stored-to-shown scale (the declared scale x its unit's factor)."""
+        return {
+            channel: table.scale * UNIT_FACTORS[channel][table.unit]
+            for channel in UNIT_FACTORS
+            if (table := getattr(self.maps, channel)) is not None
+        }
 
 
 # --- loading ----------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """A readable summary of a data set: what ``strokelens info`` prints.
 
-By default only headers, sidecars and ground-truth masks are read, so a large data set is
-summarised in seconds; ``check`` reads every voxel (``integrity`` says what is checked).
+By default only headers, sidecars, ground-truth masks and, for the units check, the perfusion
+maps of cases without a declared CBF unit are read, so a large data set is summarised in seconds; ``check`` reads every voxel (``integrity`` says what is checked).
 """
 
 from __future__ import annotations

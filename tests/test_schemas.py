@@ -233,7 +233,8 @@ def test_sidecar_keeps_unknown_keys_and_checks_the_used_ones(tmp_path):
     path.write_text('{"scale": 10, "Manufacturer": {"any": [1]}, "description": "a - b - c_P1"}')
     assert read_sidecar(path).scale == 10.0
     for text, words in [
-        ('{"scale": -1}', "scale: Input should be greater than 0"),
+        ('{"scale": -1}', "scale: Input should be greater than or equal to 0.000001"),
+        ('{"scale": 1e9}', "scale: Input should be less than or equal to 1000000"),
         ('{"description": 5}', "description"),
     ]:
         path.write_text(text)
