@@ -307,40 +307,48 @@ class EditSession:
         return True
 
     def pick(self, voxel: tuple[int, int, int]) -> None:
-        """Accept or reject a connected component (3D) at ``voxel``: a component of the
-        correction is removed; elsewhere the component holding the voxel is added, from the
-        focal-vs-CE region shown, else the first AI mask (focal, CE, all members)."""
+        """Accept or reject a connected component (3D) at ``voxel``.
+
+        With the focal-vs-CE layer shown, the component of its region under the voxel (focal
+        only, CE only, agreed) is the unit: removed from the correction when all of it is there,
+        else added. Otherwise a component of the correction is removed, and elsewhere the
+        component of the first AI mask holding the voxel (focal, CE, all members) is added.
+        """
         mask = self._mask()
-        spacing = self.model.case.spacing  # type: ignore[union-attr]
+        region = self._difference_component(voxel)
+        if region is not None:
+            words, part = region
+            self._toggle(mask, part, words, remove=bool(mask.data[part].all()))
+            return
         own = _components().component_at(mask.data, voxel)
         if own is not None:
-            new = mask.data.copy()
-            new[own] = 0
-            ml = volume_ml(own, spacing)
-            self._apply(mask, new, "reject component", f"Removed a component of {ml:.2f} mL.")
+            self._toggle(mask, own, "corrected", remove=True)
             return
-        for source, found in self._pick_sources(voxel):
-            part = _components().component_at(found, voxel)
+        for source in PICK_SOURCES:
+            found = self._source(source)
+            part = None if found is None else _components().component_at(found, voxel)
             if part is not None:
-                new = mask.data | part.astype(np.uint8)
-                ml = volume_ml(part, spacing)
-                self._apply(
-                    mask, new, "accept component", f"Added a {source} component of {ml:.2f} mL."
-                )
+                self._toggle(mask, part, START_SOURCES[source].lower(), remove=False)
                 return
         self.status.emit("No component here in the correction or the AI masks.", 4000)
 
-    def _pick_sources(self, voxel: tuple[int, int, int]):
-        """(words, mask) to pick from, first hit wins: with the focal-vs-CE layer shown, its
-        region under the voxel (focal only, CE only, agreed), then the AI masks."""
-        if self.model.layers["difference"].visible:
-            labels = self.model.layer_data("difference")
-            if labels is not None and labels[voxel]:
-                yield DIFFERENCE_WORDS[int(labels[voxel])], labels == labels[voxel]
-        for source in PICK_SOURCES:
-            found = self._source(source)
-            if found is not None:
-                yield START_SOURCES[source].lower(), found
+    def _difference_component(self, voxel: tuple[int, int, int]):
+        """(words, component) of the focal-vs-CE region under ``voxel`` when that layer is
+        shown and the voxel is in one of its regions, else None."""
+        if not self.model.layers["difference"].visible:
+            return None
+        labels = self.model.layer_data("difference")
+        if labels is None or not labels[voxel]:
+            return None
+        part = _components().component_at(labels == labels[voxel], voxel)
+        return DIFFERENCE_WORDS[int(labels[voxel])], part
+
+    def _toggle(self, mask: EditableMask, part: np.ndarray, words: str, remove: bool) -> None:
+        new = mask.data.copy()
+        new[part] = 0 if remove else 1
+        ml = volume_ml(part, self.model.case.spacing)  # type: ignore[union-attr]
+        verb, label = ("Removed", "reject component") if remove else ("Added", "accept component")
+        self._apply(mask, new, label, f"{verb} a {words} component of {ml:.2f} mL.")
 
     def _apply(self, mask: EditableMask, new: np.ndarray, label: str, text: str = "") -> None:
         if mask.apply(new, label) is not None and text:

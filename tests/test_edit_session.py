@@ -134,6 +134,11 @@ def test_pick_takes_the_focal_only_region_when_the_difference_layer_is_shown(mod
     expected = np.zeros(case.shape, np.uint8)
     expected[1, 0:3, 3:6] = 1  # the focal-only part alone
     assert np.array_equal(corrected, expected)
+    edit.start_from("focal")  # all of it in the correction: a click rejects the focal-only part
+    edit.press(1, 4)
+    expected = np.zeros(case.shape, np.uint8)
+    expected[1, 0:3, 0:3] = 1  # what both ensembles call lesion stays
+    assert np.array_equal(corrected, expected)
 
 
 def test_constraints_limit_paint_and_fill(model, edit):

@@ -111,7 +111,7 @@ async def correction_in_progress(window, app) -> None:
     model, edit = window.model, window.edit
     model.set_layer("difference", visible=False)
     model.set_layer("focal", visible=True)
-    edit.start_from("focal")
+    edit.start_from("focal")  # then the focal-only region under the click is rejected
     labels = model.layer_data("difference")
     focal_only = np.argwhere(labels[model.slice] == FOCAL_ONLY) if labels is not None else []
     if len(focal_only):
