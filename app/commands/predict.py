@@ -34,7 +34,7 @@ from strokelens.core.demo import DEMO_MANIFEST, ensure_demo
 from strokelens.core.devices import DEVICES
 from strokelens.core.engine import PRECISIONS, Engine
 from strokelens.core.errors import DataError
-from strokelens.core.manifest import read_manifest
+from strokelens.core.manifest import Manifest, read_manifest
 from strokelens.core.metrics import METRICS, case_metrics, summarize
 from strokelens.core.nifti import open_image, spatial_shape
 from strokelens.core.output import prepare_folders, write_error
@@ -233,8 +233,22 @@ def run(args: argparse.Namespace) -> int:
     members = [m.name for m in manifest.members] if args.members else []
     # the output folders before any model loads: a fault there costs no inference
     needed = output_bytes(dataset, len(sources) + 1 + len(members))
-    for stale in prepare_folders(output_folders(out, dataset, per_split), needed):
-        print(f"removed {stale}: a temporary file left by an interrupted run", file=sys.stderr)
+    with prepare_folders(output_folders(out, dataset, per_split), needed) as stale:
+        for path in stale:
+            print(f"removed {path}: a temporary file left by an interrupted run", file=sys.stderr)
+        return _predict(args, manifest, dataset, out, sources, members, per_split)
+
+
+def _predict(
+    args: argparse.Namespace,
+    manifest: Manifest,
+    dataset: Dataset,
+    out: Path,
+    sources: list[str],
+    members: list[str],
+    per_split: bool,
+) -> int:
+    """The inference into ``out``, whose folders are checked and locked."""
     try:
         engine = Engine(
             manifest,
