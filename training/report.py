@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 import numpy as np
 from pydantic import AfterValidator, BaseModel, Field
 
+from strokelens.core.output import prepare_folders, write_error
 from strokelens.core.schema import STRICT, Finite, Int, Str, load
 
 LOSS_LABELS = {"focal": "Focal loss", "ce": "Cross entropy", "wce": "Weighted CE"}
@@ -134,8 +135,11 @@ def bar_chart(runs: list[dict], path: str | Path) -> Path:
 def write_report(runs: list[str | Path], out: str | Path) -> tuple[Path, Path]:
     """``report.md`` (one Table 1 per run) and ``fig3.png`` in ``out``."""
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     data = [read_run(r) for r in runs]
-    md = out / "report.md"
-    md.write_text("\n\n".join(table1(run) for run in data) + "\n")
-    return md, bar_chart(data, out / "fig3.png")
+    with prepare_folders([out]):  # a file, read-only or full: one line before anything is written
+        md = out / "report.md"
+        try:
+            md.write_text("\n\n".join(table1(run) for run in data) + "\n")
+            return md, bar_chart(data, out / "fig3.png")
+        except OSError as exc:
+            raise write_error(exc, out) from exc

@@ -26,12 +26,13 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from strokelens.app.commands import add_allow_external_members
+from strokelens.app.commands import add_allow_external_members, checked_number, folder
 from strokelens.app.commands.evaluate import format_table, write_csv, write_json
 from strokelens.core.case import Case
 from strokelens.core.dataset import Dataset, open_dataset
 from strokelens.core.demo import DEMO_MANIFEST, ensure_demo
 from strokelens.core.devices import DEVICES
+from strokelens.core.editing.components import check_min_ml
 from strokelens.core.engine import PRECISIONS, Engine
 from strokelens.core.errors import DataError
 from strokelens.core.manifest import Manifest, read_manifest
@@ -59,7 +60,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="the bundled demo ensemble on the demo phantom's testing cases (made on first use)",
     )
-    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--out", type=folder, required=True, help="output folder")
     parser.add_argument("--ensemble", help="ensemble manifest (JSON) naming the member weights")
     add_allow_external_members(parser)
     parser.add_argument(
@@ -80,7 +81,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--min-component-ml",
-        type=float,
+        type=checked_number(check_min_ml),
         default=0.0,
         help="drop mask components smaller than this many mL (default 0: keep all)",
     )
