@@ -44,6 +44,7 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from strokelens.core.case import CHANNELS, Case
 from strokelens.core.devices import is_out_of_memory, native_bf16, select_device, set_threads
+from strokelens.core.editing.components import check_min_ml
 from strokelens.core.errors import DataError, StrokeLensError
 from strokelens.core.manifest import Manifest, Member, read_manifest
 from strokelens.core.models import is_3d
@@ -169,7 +170,7 @@ class Engine:
         self.device = select_device(device)
         self.batch_size = batch_size or BATCH_SIZES.get(self.device.type, 4)
         self.precision = precision
-        self.min_component_ml = min_component_ml
+        self.min_component_ml = check_min_ml(min_component_ml)
         start = time.perf_counter()
         self.models = [self._load(m) for m in manifest.members]
         self.load_seconds = time.perf_counter() - start

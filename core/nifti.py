@@ -96,13 +96,15 @@ def _read_header(path: Path, stream: BinaryIO) -> tuple[type[nib.Nifti1Image], b
     if len(head) < header_size:
         raise DataError(path, f"truncated: {len(head)} bytes, a NIfTI header takes {header_size}")
     try:
+        raw = cls.header_class(head[:header_size], check=False)
+        magic = raw["magic"].item()
+        if magic not in (b"n+1", b"n+2"):
+            raise DataError(path, f"not a single-file NIfTI (magic {magic!r})")
+        _check_shape(path, raw.get_data_shape())
+        _check_spacing(path, raw)
         header = cls.header_class(head[:header_size], check=True)
     except HeaderDataError as exc:
         raise DataError(path, f"corrupt header ({exc})") from exc
-    magic = header["magic"].item()
-    if magic not in (b"n+1", b"n+2"):
-        raise DataError(path, f"not a single-file NIfTI (magic {magic!r})")
-    _check_shape(path, header.get_data_shape())
     offset = int(header.get_data_offset())
     low = cls.header_class.single_vox_offset
     if not low <= offset <= MAX_HEADER_BYTES:
@@ -145,13 +147,23 @@ def _check_shape(path: Path, shape: tuple[int, ...]) -> None:
         raise DataError(path, f"absurd header size {shape}: {beyond}; corrupt header?")
 
 
+def _check_spacing(path: Path, raw: nib.Nifti1Header) -> None:
+    """The stored voxel spacing (``pixdim[1:4]``), before nibabel's check sets a zero to 1 mm and
+    a negative one to its absolute value: both would make every volume silently wrong."""
+    spacing = [float(v) for v in raw["pixdim"][1:4]]
+    if not all(math.isfinite(v) and v > 0 for v in spacing):
+        shown = ", ".join(f"{v:g}" for v in spacing)  # float32: 0.9, not 0.8999999761581421
+        raise DataError(
+            path,
+            f"invalid voxel spacing ({shown}) (pixdim[1:4]) in the header: each must be "
+            "positive, or volumes would be wrong",
+        )
+
+
 def _check_header(path: Path, img: nib.Nifti1Image, size: int) -> None:
     dtype = img.get_data_dtype()
     if dtype.kind not in "biuf" or dtype.fields is not None:
         raise DataError(path, f"unsupported voxel type {dtype} (expected integers or floats)")
-    zooms = np.asarray(img.header.get_zooms()[:3], dtype=float)
-    if not np.all(np.isfinite(zooms)) or np.any(zooms <= 0):
-        raise DataError(path, f"invalid voxel spacing {tuple(zooms)} in the header")
     if not np.all(np.isfinite(img.affine)):
         raise DataError(path, "non-finite values in the affine")
     if not is_gzip_name(path):

@@ -5,18 +5,28 @@ OSError after the whole inference. ``prepare_folders`` finds each of them first,
 message naming the folder: it creates the folders, writes, fsyncs and removes a probe file in
 each (a read-only file system, a folder without write permission and a full disk fail there;
 ext4 may report ENOSPC only at fsync), and compares the free space with the caller's estimate of
-what it will write. It also removes the temporary files a killed run left there
-(``writer.remove_stale_temporaries``).
+what it will write.
+
+It holds a lock on the output folder (``LOCK_NAME`` inside it) for as long as the command
+writes: a second run into the same folder is refused with one line, not interleaved with the
+first (their masks and ``predictions.csv`` would mix, and its clean-up would remove the first
+run's temporary files while they are written). Only under that lock does it remove the temporary
+files a killed run left (``writer.remove_stale_temporaries``). The lock is an OS file lock
+(``filelock``, flock on Linux), so a killed run's lock ends with its process and never needs
+removing by hand.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+
+import filelock
 
 from strokelens.core.errors import OutputError
 from strokelens.core.writer import remove_stale_temporaries
@@ -25,6 +35,8 @@ from strokelens.core.writer import remove_stale_temporaries
 #: counts as full.
 PROBE_BYTES = 1 << 16
 _FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
+#: The lock file in an output folder (left in place: the lock is the OS's, not the file's).
+LOCK_NAME = ".strokelens.lock"
 
 
 def _mib(n: int) -> str:
@@ -56,9 +68,11 @@ def _probe(folder: Path) -> None:
         raise OutputError(folder, _why(exc)) from exc
 
 
-def prepare_folders(folders: Sequence[Path], needed_bytes: int = 0) -> list[Path]:
+@contextlib.contextmanager
+def prepare_folders(folders: Sequence[Path], needed_bytes: int = 0) -> Iterator[list[Path]]:
     """Make ``folders`` (the first holds the others, or is the only one) ready to write about
-    ``needed_bytes`` into; returns the stale temporary files removed. Raises OutputError."""
+    ``needed_bytes`` into and hold the first one's lock for the block; yields the stale
+    temporary files removed. Raises OutputError, also when another run holds the lock."""
     for folder in folders:
         if folder.exists() and not folder.is_dir():
             raise OutputError(folder, "is a file, not a folder; give a folder for the outputs")
@@ -67,17 +81,38 @@ def prepare_folders(folders: Sequence[Path], needed_bytes: int = 0) -> list[Path
         except OSError as exc:
             raise OutputError(folder, f"cannot be created ({exc.strerror or exc})") from exc
         _probe(folder)
-    free = shutil.disk_usage(folders[0]).free
-    if free < needed_bytes:
+    with _locked(folders[0]):
+        free = shutil.disk_usage(folders[0]).free
+        if free < needed_bytes:
+            raise OutputError(
+                folders[0],
+                f"not enough free space: {_mib(free)} free, the outputs take about "
+                f"{_mib(needed_bytes)}",
+            )
+        removed = []
+        for folder in folders:
+            try:
+                removed += remove_stale_temporaries(folder)
+            except OSError as exc:
+                raise OutputError(folder, f"cannot be cleaned ({exc.strerror or exc})") from exc
+        yield removed
+
+
+@contextlib.contextmanager
+def _locked(folder: Path) -> Iterator[None]:
+    """``folder``'s lock held for the block; OutputError at once when another process holds it."""
+    lock = filelock.FileLock(folder / LOCK_NAME, timeout=0)
+    try:
+        lock.acquire()
+    except filelock.Timeout:
         raise OutputError(
-            folders[0],
-            f"not enough free space: {_mib(free)} free, the outputs take about "
-            f"{_mib(needed_bytes)}",
-        )
-    removed = []
-    for folder in folders:
-        try:
-            removed += remove_stale_temporaries(folder)
-        except OSError as exc:
-            raise OutputError(folder, f"cannot be cleaned ({exc.strerror or exc})") from exc
-    return removed
+            folder,
+            "another run is writing there (it holds the folder's lock); wait for it to end or "
+            "give another --out",
+        ) from None
+    except OSError as exc:
+        raise OutputError(folder / LOCK_NAME, f"cannot be locked ({exc.strerror or exc})") from exc
+    try:
+        yield
+    finally:
+        lock.release()

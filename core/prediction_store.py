@@ -42,7 +42,16 @@ from strokelens.core.limits import MAX_MEMBERS, check_shape
 from strokelens.core.manifest import Manifest
 from strokelens.core.prediction import Prediction
 from strokelens.core.safepath import path_inside
-from strokelens.core.schema import STRICT, Finite, Positive, Str, json_text, validate, version
+from strokelens.core.schema import (
+    STRICT,
+    Finite,
+    Positive,
+    Str,
+    from_numpy,
+    json_text,
+    validate,
+    version,
+)
 from strokelens.core.writer import atomic_write
 
 FORMAT = "strokelens-prediction"
@@ -154,7 +163,7 @@ def load_prediction(path: str | Path, shape: tuple[int, int, int] | None = None)
     check_regular(path, "prediction file")
     try:
         with h5py.File(path, "r") as f:
-            a = validate({k: _plain(v) for k, v in f.attrs.items()}, _Attributes, path)
+            a = validate({k: from_numpy(v) for k, v in f.attrs.items()}, _Attributes, path)
             _check_layout(path, f, shape)
             palette = f["palette"][()] if isinstance(f.get("palette"), h5py.Dataset) else None
             members, done = _decode(path, f["members"][()], palette), f["done"][()]
@@ -197,11 +206,6 @@ class _Attributes(BaseModel):
     device: Str
     precision: Str
     timing: Annotated[dict[Str, Finite], BeforeValidator(json_text)]
-
-
-def _plain(value: object) -> object:
-    """An HDF5 attribute as the Python value the schema checks (numpy scalars and arrays)."""
-    return value.tolist() if isinstance(value, np.ndarray | np.generic) else value
 
 
 def _short_sha(text: str) -> str:

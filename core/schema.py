@@ -27,6 +27,7 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
+import numpy as np
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -119,6 +120,11 @@ def json_text(value: object) -> object:
     if not isinstance(value, str):
         raise ValueError("must be JSON text")
     return parse(value, "json")
+
+
+def from_numpy(value: object) -> object:
+    """An HDF5 attribute (a numpy scalar or array) as the plain value a schema checks."""
+    return value.tolist() if isinstance(value, np.ndarray | np.generic) else value
 
 
 # --- the schemas of core's file kinds --------------------------------------------------------

@@ -22,16 +22,18 @@ import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import safetensors
 import safetensors.torch
 import torch
+from pydantic import BaseModel, BeforeValidator
 from torch import nn
 
 from strokelens.core.errors import DataError
 from strokelens.core.files import check_regular, open_regular
 from strokelens.core.models import build_model, resolve_config
+from strokelens.core.schema import STRICT, Str, json_text, validate
 from strokelens.core.writer import atomic_write_bytes
 
 #: Version of the metadata layout, stored under this key.
@@ -82,14 +84,27 @@ def read_metadata(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
             metadata = f.metadata() or {}
     except Exception as e:  # safetensors raises its own error types for bad headers
         raise DataError(path, f"not a safetensors file ({e})") from e
-    if metadata.get(FORMAT_KEY) != FORMAT_VERSION or "config" not in metadata:
+    if FORMAT_KEY not in metadata or "config" not in metadata:
         raise DataError(path, "not a StrokeLens weight file (no model configuration inside)")
+    fields = validate(metadata, _Metadata, path)
     try:
-        config = resolve_config(json.loads(metadata["config"]))
-        meta = json.loads(metadata.get("meta", "{}"))
-    except (ValueError, AttributeError) as e:
+        config = resolve_config(fields.config)
+    except ValueError as e:
         raise DataError(path, f"bad model configuration inside: {e}") from e
-    return config, meta
+    return config, fields.meta
+
+
+#: A JSON object held as text in the safetensors metadata (parsed with ``schema``'s depth limit).
+_JsonObject = Annotated[dict[Str, Any], BeforeValidator(json_text)]
+
+
+class _Metadata(BaseModel):
+    """The schema of a weight file's metadata (safetensors holds strings only)."""
+
+    model_config = STRICT
+    strokelens_weights: Literal[FORMAT_VERSION]
+    config: _JsonObject  # its keys and types are ``resolve_config``'s to check
+    meta: _JsonObject = {}
 
 
 def load_weights(

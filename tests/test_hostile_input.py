@@ -286,3 +286,82 @@ def test_path_inside_checks_every_part_and_the_resolved_path(tmp_path):
     (tmp_path / "link").symlink_to(tmp_path.parent)
     with pytest.raises(DataError, match="leads outside"):
         path_inside(tmp_path, "link", "x")
+
+
+def _predict(box: Sandbox, *extra: str) -> list[str]:
+    return ["predict", str(box.data), "--ensemble", str(box.manifest), *extra]
+
+
+def _a_file(box: Sandbox) -> Path:
+    (box.root / "a_file").write_text("")
+    return box.root / "a_file"
+
+
+def _with_source(box: Sandbox) -> Path:
+    write_isles_case(box.root / "isles" / "case_1", (16, 12, 2), frames=12)
+    return box.root / "isles"
+
+
+def _cv_run(box: Sandbox) -> Path:
+    (box.root / "run").mkdir(exist_ok=True)
+    text = '{"arch": "a", "runs": [{"loss": "ce", "fold": 1, "dsc": 0.5}]}'
+    (box.root / "run" / "cv.json").write_text(text)
+    return box.root / "run"
+
+
+#: odd command lines found by probing beyond the issue's list (each was a traceback or a silent
+#: wrong result): the sandbox -> (argv, exit status, words of the one-line message)
+ODD: dict[str, Callable[[Sandbox], tuple[list[str], int, str]]] = {
+    # NaN and negative volumes silently kept every component; inf was a traceback
+    **{
+        f"--min-component-ml {v}": lambda box, v=v: (
+            _predict(box, "--out", str(box.out), "--min-component-ml", v),
+            2,
+            f"argument --min-component-ml: min_ml must be a finite volume >= 0, got {v}",
+        )
+        for v in ("nan", "-1.0", "inf")
+    },
+    # an empty --out (an unset shell variable, say) wrote into the working folder
+    "predict --out ''": lambda box: (_predict(box, "--out", ""), 2, "--out: empty; give a folder"),
+    "perfusion --out ''": lambda box: (
+        ["perfusion", str(box.data), "--out", ""],
+        2,
+        "--out: empty",
+    ),
+    "export --out a file": lambda box: (
+        ["export", str(box.manifest), "--out", str(_a_file(box))],
+        1,
+        f"{box.root / 'a_file'}: is a file, not a folder",
+    ),
+    # the export overwrote the ensemble it was reading
+    "export into its source": lambda box: (
+        ["export", str(box.manifest), "--out", str(box.manifest.parent)],
+        1,
+        f"{box.manifest}: is an input of this export (it would be overwritten)",
+    ),
+    "report --out a file": lambda box: (
+        ["report", str(_cv_run(box)), "--out", str(_a_file(box))],
+        1,
+        f"{box.root / 'a_file'}: is a file, not a folder",
+    ),
+    "perfusion --out a file": lambda box: (
+        ["perfusion", str(_with_source(box)), "--out", str(_a_file(box))],
+        1,
+        f"{box.root / 'a_file'}: is a file, not a folder",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(ODD))
+def test_odd_command_lines_are_one_line_errors(box, case, capsys):
+    argv, code, words = ODD[case](box)
+    before = box.snapshot()
+    if code == 2:  # refused by the option's type, as argparse refuses
+        with pytest.raises(SystemExit) as exited:
+            main(argv)
+        assert exited.value.code == 2
+    else:
+        assert main(argv) == code
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and words in err, err
+    assert box.snapshot() == before  # nothing written (the sandbox's own files set up first)

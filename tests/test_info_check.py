@@ -99,6 +99,17 @@ ERRORS: dict[str, tuple[Break, str, bool]] = {
         False,
     ),
     "NaN spacing": (lambda f: _set_pixdim(f[MAP], float("nan")), "invalid voxel spacing", False),
+    # nibabel would set a zero to 1 mm and a negative spacing to its absolute value
+    "zero spacing": (
+        lambda f: _set_pixdim(f[MAP], 0.0),
+        "invalid voxel spacing (0, 0.9, 5)",
+        False,
+    ),
+    "negative spacing": (
+        lambda f: _set_pixdim(f[MAP], -0.9),
+        "invalid voxel spacing (-0.9, 0.9, 5)",
+        False,
+    ),
     "3D source": (
         lambda f: resave(f["4DPWI"], np.zeros((24, 20, 4), np.int16)),
         "the perfusion source must be 4D",

@@ -170,6 +170,49 @@ def test_stale_temporaries_are_removed_and_nothing_else(data, ensemble, tmp_path
         assert f"removed {path}: a temporary file left by an interrupted run" in err
 
 
+HOLD = """
+import sys
+from pathlib import Path
+from strokelens.core.output import prepare_folders
+with prepare_folders([Path(sys.argv[1])]):
+    print("held", flush=True)
+    sys.stdin.read()
+"""
+
+
+def test_second_run_into_a_locked_folder_is_refused_and_cleans_nothing(
+    data, ensemble, tmp_path, monkeypatch, capsys
+):
+    """Another process holds the folder (as a running ``predict`` does): this run says so, exits
+    1 before any model loads, and leaves that run's temporary files alone."""
+    out = tmp_path / "out"
+    out.mkdir()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(out)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline() == "held\n"
+        busy = out / temporary_name(out / "case_1_mask.nii.gz")  # the other run's, being written
+        busy.write_bytes(b"half a file")
+        with monkeypatch.context() as m:
+            m.setattr(predict, "Engine", lambda *a, **k: pytest.fail("models loaded"))
+            argv = ["predict", str(data), "--ensemble", str(ensemble), "--out", str(out)]
+            assert main(argv) == 1
+        err = capsys.readouterr().err.strip()
+        assert err == (
+            f"strokelens predict: error: {out}: another run is writing there (it holds the "
+            "folder's lock); wait for it to end or give another --out"
+        )
+        assert busy.exists()
+    finally:
+        holder.communicate("", timeout=30)
+    assert main([*argv, "--threads", "1"]) == 0  # the lock ended with its holder
+    assert not busy.exists()
+
+
 def mask_volumes(out: Path) -> dict[str, float]:
     """Each mask on disk (read in full, CRC checked: never torn) -> its lesion volume."""
     volumes = {}

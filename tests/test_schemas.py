@@ -308,3 +308,56 @@ def test_resume_from_a_bad_checkpoint_names_the_file(cv_run, case, capsys):
     finally:
         path.write_bytes(original)
         result.write_bytes(kept)
+
+
+def _cv_summary() -> dict:
+    runs = [{"loss": loss, "fold": f, "dsc": 0.5} for loss in ("focal", "ce") for f in (1, 2)]
+    return {"arch": "unet2d", "runs": runs, "mean_dsc": {"focal": 0.5, "ce": 0.5}}
+
+
+#: (edit of a good cv.json, words of the one-line message)
+BAD_CV_SUMMARIES = {
+    "run without dsc": (lambda d: d["runs"][0].pop("dsc"), "runs[0].dsc: required, missing"),
+    "fold as a string": (
+        lambda d: d["runs"][1].update(fold="2"),
+        "runs[1].fold: Input should be a valid integer, not a string",
+    ),
+    "fold 0": (lambda d: d["runs"][0].update(fold=0), "runs[0].fold: Input should be greater"),
+    "unknown loss": (lambda d: d["runs"][0].update(loss="dice"), "runs[0].loss: Input should be"),
+    "dsc above 1": (lambda d: d["runs"][0].update(dsc=7), "runs[0].dsc: Input should be less"),
+    "NaN dsc": (lambda d: d["runs"][0].update(dsc=float("nan")), "NaN is not a JSON number"),
+    "run not an object": (
+        lambda d: d["runs"].append(3),
+        "runs[4]: Input should be a valid dictionary",
+    ),
+    "no runs": (lambda d: d.update(runs=[]), "runs: List should have at least 1 item"),
+    "a fold twice": (
+        lambda d: d["runs"].append({"loss": "ce", "fold": 2, "dsc": 0.1}),
+        "runs: ce fold 2 is listed twice",
+    ),
+    "no arch": (lambda d: d.pop("arch"), "arch: required, missing"),
+    "a list": (lambda d: (d.clear(), d.update(L=1)), "L: unknown key"),
+    "deep config": (lambda d: d.update(config="DEEP"), f"nested more than {MAX_NESTING}"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_CV_SUMMARIES))
+def test_bad_cv_summary_is_one_line_through_report(tmp_path, case, capsys):
+    edit, words = BAD_CV_SUMMARIES[case]
+    data = _cv_summary()
+    edit(data)
+    path = tmp_path / "run" / "cv.json"
+    path.parent.mkdir()
+    path.write_text(json.dumps(data).replace('"DEEP"', "[" * DEEP + "]" * DEEP))
+    assert main(["report", str(path.parent), "--out", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.count("\n") == 1
+    assert f"{path}: " in err and words in err, err
+
+
+def test_good_cv_summary_gives_a_report(tmp_path, capsys):
+    path = tmp_path / "run" / "cv.json"
+    path.parent.mkdir()
+    path.write_text(json.dumps(_cv_summary()))
+    assert main(["report", str(path.parent)]) == 0
+    assert "| Total | 0.50 ± 0.00 | 0.50 ± 0.00 |" in capsys.readouterr().out

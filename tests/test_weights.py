@@ -108,6 +108,33 @@ def test_bad_files_give_a_data_error_naming_the_file(tmp_path):
         assert e.value.path == path and str(path) in str(e.value), name
 
 
+DEEP = "[" * 100_000 + "]" * 100_000
+#: metadata fields over a valid weight file's, and the words of the one-line error
+BAD_METADATA = {
+    "deep config": ({"config": DEEP}, "config: nested more than"),
+    "deep meta": ({"meta": '{"a":' * 50_000 + "1" + "}" * 50_000}, "meta: nested more than"),
+    "config not JSON": ({"config": '{"arch": '}, "config: Expecting value"),
+    "config a list": ({"config": "[1, 2]"}, "config: Input should be a valid dictionary"),
+    "NaN in meta": ({"meta": '{"val_dice": NaN}'}, "meta: NaN is not a JSON number"),
+    "duplicate key": ({"meta": '{"a": 1, "a": 2}'}, "meta: duplicate key 'a'"),
+    "another version": ({"strokelens_weights": "2"}, "strokelens_weights: Input should be '1'"),
+    "unknown key": ({"extra": "x"}, "extra: unknown key"),
+    "unknown arch": ({"config": '{"arch": "nope"}'}, "bad model configuration inside"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_METADATA))
+def test_bad_metadata_is_one_data_error(tmp_path, case):
+    fields, words = BAD_METADATA[case]
+    metadata = {"strokelens_weights": "1", "config": json.dumps(SMALL_UNET), "meta": "{}"}
+    path = tmp_path / "m.safetensors"
+    state = build_model(SMALL_UNET).state_dict()
+    safetensors.torch.save_file(state, path, metadata={**metadata, **fields})
+    with pytest.raises(DataError) as e:
+        load_weights(path)
+    assert e.value.path == path and words in e.value.problem and "\n" not in e.value.problem
+
+
 def resnet_checkpoint(tmp_path, suffix: str):
     """A torchvision-style ImageNet checkpoint (with the fc that torchvision has)."""
     state = ResNet("resnet18").state_dict()

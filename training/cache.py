@@ -6,25 +6,38 @@ when a ground truth exists, with the case key, patient, split and spacing as att
 file's ``fingerprint`` attribute records the source files (path, size, mtime) and the scaling;
 ``build_cache`` reuses a file whose fingerprint matches and rebuilds it (atomically) otherwise.
 The data set is never held in RAM: one case is loaded, written and dropped at a time.
+
+A cache is input like any other file (it may be damaged, or written by another version): its
+attributes are checked against schemas and its datasets' declared shapes and types against
+``core.limits`` before a voxel is read. ``CacheReader`` refuses a bad file with a ``DataError``
+naming the file, the case group and the attribute; ``build_cache`` treats it as stale and
+rebuilds it, as it does when the sources change.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Annotated
 
 import h5py
 import numpy as np
+from pydantic import BaseModel, Field
 
+from strokelens.core.case import CHANNELS
 from strokelens.core.dataset import CaseRef, Dataset
 from strokelens.core.errors import DataError
+from strokelens.core.limits import check_shape
 from strokelens.core.preprocessing import ChannelRange, load_scaling, normalize
+from strokelens.core.schema import STRICT, Finite, Positive, Str, from_numpy, validate, version
 from strokelens.core.writer import atomic_write
 
 CACHE_VERSION = 1
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -53,12 +66,39 @@ def fingerprint(refs: list[CaseRef], scaling: dict[str, ChannelRange]) -> str:
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
-def _read_fingerprint(path: Path) -> str | None:
+class _FileAttributes(BaseModel):
+    """The schema of the cache file's own attributes."""
+
+    model_config = STRICT
+    version: version(CACHE_VERSION)
+    fingerprint: Str
+
+
+class _CaseAttributes(BaseModel):
+    """The schema of a case group's attributes."""
+
+    model_config = STRICT
+    key: Str
+    patient: Str
+    split: Str
+    spacing: tuple[Positive, Positive, Positive]
+    lesion_ml: Annotated[Finite, Field(ge=0)]
+
+
+def _attributes(node: h5py.HLObject) -> dict:
+    return {k: from_numpy(v) for k, v in node.attrs.items()}
+
+
+def _reusable(path: Path, fp: str) -> bool:
+    """Whether ``path`` is a sound cache of the sources ``fp`` describes."""
+    if not path.exists():
+        return False
     try:
-        with h5py.File(path, "r") as f:
-            return str(f.attrs.get("fingerprint", ""))
-    except OSError:
-        return None
+        reader = CacheReader(path)
+    except DataError as exc:
+        _log.warning("rebuilding the preprocessing cache: %s", exc)
+        return False
+    return reader.fingerprint == fp
 
 
 def build_cache(
@@ -73,7 +113,7 @@ def build_cache(
     scaling = scaling or load_scaling()
     refs = [dataset[k] for k in keys] if keys is not None else list(dataset)
     fp = fingerprint(refs, scaling)
-    if path.exists() and _read_fingerprint(path) == fp:
+    if _reusable(path, fp):
         return path
 
     def write(tmp: str) -> None:
@@ -109,26 +149,53 @@ class CacheReader:
         self._file: h5py.File | None = None
         try:
             with h5py.File(self.path, "r") as f:
-                if f.attrs.get("version") != CACHE_VERSION or "fingerprint" not in f.attrs:
-                    raise DataError(self.path, "not a complete StrokeLens cache of this version")
-                self.cases = [self._describe(int(n), g) for n, g in f["cases"].items()]
+                if "fingerprint" not in f.attrs:  # written last: a build that did not finish
+                    raise DataError(self.path, "not a complete StrokeLens cache")
+                self.fingerprint = validate(_attributes(f), _FileAttributes, self.path).fingerprint
+                cases = f.get("cases")
+                if not isinstance(cases, h5py.Group):
+                    raise DataError(self.path, "no 'cases' group")
+                self.cases = [self._describe(n, g) for n, g in cases.items()]
         except OSError as exc:
             raise DataError(self.path, f"cannot open the cache ({exc})") from exc
         self.cases.sort(key=lambda c: c.index)
         self._by_key = {c.key: c for c in self.cases}
+        if len(self._by_key) != len(self.cases):
+            raise DataError(self.path, "holds a case key twice")
 
-    @staticmethod
-    def _describe(index: int, g: h5py.Group) -> CachedCase:
-        a = g.attrs
+    def _describe(self, name: str, g: h5py.HLObject) -> CachedCase:
+        """A case group's facts, its attributes and datasets checked first (see the module)."""
+        where = f"case group cases/{name}"
+        if not name.isdigit() or not isinstance(g, h5py.Group):
+            raise DataError(self.path, f"{where}: not a numbered case group")
+        try:
+            a = validate(_attributes(g), _CaseAttributes, self.path)
+        except DataError as exc:
+            raise DataError(self.path, f"{where}: {exc.problem}") from None
+        image, label = g.get("image"), g.get("label")
+        if not isinstance(image, h5py.Dataset) or image.dtype != np.float16 or image.ndim != 4:
+            raise DataError(self.path, f"{where}: no float16 (z, C, y, x) 'image' dataset")
+        z, c, y, x = image.shape
+        beyond = check_shape((x, y, z))
+        if c != len(CHANNELS):
+            beyond = f"{c} channels, not {len(CHANNELS)}"
+        if beyond is not None:
+            raise DataError(self.path, f"{where}: image of shape {image.shape}: {beyond}")
+        if label is not None and (
+            not isinstance(label, h5py.Dataset)
+            or label.dtype != np.uint8
+            or label.shape != (z, y, x)
+        ):
+            raise DataError(self.path, f"{where}: 'label' is not uint8 {(z, y, x)} (z, y, x)")
         return CachedCase(
-            index=index,
-            key=str(a["key"]),
-            patient=str(a["patient"]),
-            split=str(a["split"]),
-            n_slices=int(g["image"].shape[0]),
-            spacing=tuple(float(s) for s in a["spacing"]),
-            has_label="label" in g,
-            lesion_ml=float(a["lesion_ml"]),
+            index=int(name),
+            key=a.key,
+            patient=a.patient,
+            split=a.split,
+            n_slices=z,
+            spacing=a.spacing,
+            has_label=label is not None,
+            lesion_ml=a.lesion_ml,
         )
 
     def __getstate__(self) -> dict:

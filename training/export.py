@@ -3,6 +3,9 @@
 Exported members drop the auxiliary head (a training aid) and may store float16 tensors (half
 the size; loading casts back to float32). The bundled demo ensemble is made this way. Member
 files are named after the members, so each path is made with ``core.safepath.path_inside``.
+The output folder is checked and locked as ``predict``'s is (``core.output.prepare_folders``),
+and an export that would overwrite its own input (``--out`` the source ensemble's folder, where
+the manifest and member names coincide) is refused before anything is written.
 """
 
 from __future__ import annotations
@@ -11,8 +14,10 @@ from pathlib import Path
 
 import torch
 
+from strokelens.core.errors import OutputError
 from strokelens.core.manifest import Manifest, Member, read_manifest
 from strokelens.core.models import build_model
+from strokelens.core.output import prepare_folders
 from strokelens.core.safepath import path_inside
 from strokelens.core.weights import load_weights, save_weights
 
@@ -31,17 +36,23 @@ def export_ensemble(
     out = Path(out)
     targets = [path_inside(out, f"{m.name}.safetensors") for m in source.members]
     manifest_out = path_inside(out, "ensemble.json")
-    out.mkdir(parents=True, exist_ok=True)
+    inputs = {source.path.resolve(), *(source.weights_path(m).resolve() for m in source.members)}
+    for target in (*targets, manifest_out):
+        if target.resolve() in inputs:
+            raise OutputError(
+                target, "is an input of this export (it would be overwritten); give another --out"
+            )
     members = []
-    for m, target in zip(source.members, targets, strict=True):
-        model, config, meta = load_weights(source.weights_path(m), sha256=m.sha256)
-        config = {**config, "aux": False} if "aux" in config else config
-        slim = build_model(config)
-        state = {k: v for k, v in model.state_dict().items() if not k.startswith("aux.")}
-        slim.load_state_dict(state)
-        if half:
-            slim = slim.to(torch.float16)
-        sha = save_weights(slim, target, config, {**meta, "exported_from": m.weights})
-        members.append(Member(m.name, m.loss, m.fold, target.name, sha, m.val_dice))
-    meta = {**source.meta, "exported_from": str(Path(manifest_path).resolve()), "fp16": half}
-    return Manifest(source.name, members, source.preprocessing, meta=meta).save(manifest_out)
+    with prepare_folders([out]):
+        for m, target in zip(source.members, targets, strict=True):
+            model, config, meta = load_weights(source.weights_path(m), sha256=m.sha256)
+            config = {**config, "aux": False} if "aux" in config else config
+            slim = build_model(config)
+            state = {k: v for k, v in model.state_dict().items() if not k.startswith("aux.")}
+            slim.load_state_dict(state)
+            if half:
+                slim = slim.to(torch.float16)
+            sha = save_weights(slim, target, config, {**meta, "exported_from": m.weights})
+            members.append(Member(m.name, m.loss, m.fold, target.name, sha, m.val_dice))
+        meta = {**source.meta, "exported_from": str(Path(manifest_path).resolve()), "fp16": half}
+        return Manifest(source.name, members, source.preprocessing, meta=meta).save(manifest_out)

@@ -1,32 +1,66 @@
 """The paper's Table 1 (per-fold DSC, focal vs cross entropy) and a Fig. 3-style bar chart.
 
-Reads the ``cv.json`` of one or more cross-validation runs (one architecture each).
+Reads the ``cv.json`` of one or more cross-validation runs (one architecture each), validated
+against ``CvSummary``: a hand-edited or damaged file is one line naming the file and the field,
+never a KeyError from inside the table.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
+from typing import Annotated, Any, Literal
 
 import numpy as np
+from pydantic import AfterValidator, BaseModel, Field
 
-from strokelens.core.errors import DataError
-from strokelens.core.files import read_text
+from strokelens.core.output import prepare_folders, write_error
+from strokelens.core.schema import STRICT, Finite, Int, Str, load
 
 LOSS_LABELS = {"focal": "Focal loss", "ce": "Cross entropy", "wce": "Weighted CE"}
 LOSS_COLOURS = {"focal": "#d62728", "ce": "#1f77b4", "wce": "#2ca02c"}  # red / blue as Fig. 3
 
 
+Loss = Literal[tuple(LOSS_LABELS)]
+Count = Annotated[Int, Field(ge=0)]
+
+
+class FoldRun(BaseModel):
+    """One (loss, fold) of ``cv.json``'s ``runs``: the report needs loss, fold and dsc."""
+
+    model_config = STRICT
+    loss: Loss
+    fold: Annotated[Int, Field(ge=1)]
+    dsc: Annotated[Finite, Field(ge=0, le=1)]
+    best_epoch: Count | None = None
+    epochs: Count | None = None
+    val_dice: Finite | None = None
+    n_cases: Count | None = None
+
+
+def _one_per_fold(runs: list[FoldRun]) -> list[FoldRun]:
+    seen = set()
+    for r in runs:
+        if (r.loss, r.fold) in seen:  # the table would show only one of them
+            raise ValueError(f"{r.loss} fold {r.fold} is listed twice")
+        seen.add((r.loss, r.fold))
+    return runs
+
+
+class CvSummary(BaseModel):
+    """The schema of a run's ``cv.json`` (written by ``training.cv``)."""
+
+    model_config = STRICT
+    arch: Str
+    runs: Annotated[list[FoldRun], Field(min_length=1), AfterValidator(_one_per_fold)]
+    config: dict[Str, Any] | None = None
+    folds: list[Count] | None = None
+    mean_dsc: dict[Loss, Finite] | None = None
+
+
 def read_run(run: str | Path) -> dict:
-    path = Path(run) / "cv.json"
-    try:
-        data = json.loads(read_text(path, "cross-validation summary"))
-    except json.JSONDecodeError as exc:
-        raise DataError(path, f"not a readable cross-validation summary ({exc})") from exc
-    if not isinstance(data, dict):
-        raise DataError(path, "not a cross-validation summary (no JSON object)")
-    data["run"] = str(run)
-    return data
+    """A run's ``cv.json``, validated, as a dict with the run folder under ``run``."""
+    summary = load(Path(run) / "cv.json", CvSummary, "cross-validation summary")
+    return summary.model_dump() | {"run": str(run)}
 
 
 def _fold_table(run: dict) -> tuple[list[str], list[int], dict[str, dict[int, float]]]:
@@ -101,8 +135,11 @@ def bar_chart(runs: list[dict], path: str | Path) -> Path:
 def write_report(runs: list[str | Path], out: str | Path) -> tuple[Path, Path]:
     """``report.md`` (one Table 1 per run) and ``fig3.png`` in ``out``."""
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     data = [read_run(r) for r in runs]
-    md = out / "report.md"
-    md.write_text("\n\n".join(table1(run) for run in data) + "\n")
-    return md, bar_chart(data, out / "fig3.png")
+    with prepare_folders([out]):  # a file, read-only or full: one line before anything is written
+        md = out / "report.md"
+        try:
+            md.write_text("\n\n".join(table1(run) for run in data) + "\n")
+            return md, bar_chart(data, out / "fig3.png")
+        except OSError as exc:
+            raise write_error(exc, out) from exc

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from strokelens.app.commands import folder
 from strokelens.core.dataset import CaseRef, open_dataset
 from strokelens.core.errors import DataError
 from strokelens.core.metrics import METRICS, case_metrics, summarize, volume_ml
@@ -45,7 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("data_dir", help="data set, split or case folder with ground truth")
     parser.add_argument("--method", help="only files SMIR.<METHOD>.<id>.nii (when several)")
     parser.add_argument(
-        "--out", help="folder for evaluation.csv / evaluation.json (default PRED_DIR)"
+        "--out", type=folder, help="folder for evaluation.csv / evaluation.json (default PRED_DIR)"
     )
 
 

@@ -14,9 +14,9 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
+from strokelens.app.commands import checked_number, folder
 from strokelens.core.perfusion.analysis import MAX_SMOOTH_MM, check_smooth_mm, compute_maps
 from strokelens.core.perfusion.deconvolution import check_dt, check_threshold
 
@@ -25,40 +25,23 @@ HELP = "compute CBF, CBV, MTT and Tmax maps from the 4D perfusion source of a da
 MAP_FILES = ("ct", "cbf", "cbv", "mtt", "tmax")
 
 
-def _checked(check: Callable[[float], float]) -> Callable[[str], float]:
-    """An argparse type: a number that the perfusion code's own ``check`` accepts (one rule for
-    the command line and the library), else the option's error."""
-
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-        try:
-            return check(value)
-        except ValueError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from exc
-
-    return parse
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("path", help="data set root, split folder or case folder")
-    parser.add_argument("--out", type=Path, help="output folder (default: <PATH>-maps)")
+    parser.add_argument("--out", type=folder, help="output folder (default: <PATH>-maps)")
     parser.add_argument(
         "--dt",
-        type=_checked(check_dt),
+        type=checked_number(check_dt),
         help="frame interval in s (default: from the 4D header, else 1 s)",
     )
     parser.add_argument(
         "--smooth-mm",
-        type=_checked(check_smooth_mm),
+        type=checked_number(check_smooth_mm),
         default=2.0,
         help=f"in-plane Gaussian sigma in mm, 0 to {MAX_SMOOTH_MM:g} (default 2)",
     )
     parser.add_argument(
         "--bsvd",
-        type=_checked(check_threshold),
+        type=checked_number(check_threshold),
         metavar="THRESHOLD",
         help="fixed-threshold bSVD (fraction of the largest singular value, in (0, 1)) instead "
         "of oSVD",
@@ -122,6 +105,7 @@ def process_case(ref, out_dir: Path, args: argparse.Namespace) -> str:
 def run(args: argparse.Namespace) -> int:
     from strokelens.core.dataset import open_dataset
     from strokelens.core.errors import DataError
+    from strokelens.core.output import prepare_folders, write_error
     from strokelens.core.safepath import check_name, path_inside
 
     root = Path(args.path)
@@ -135,18 +119,21 @@ def run(args: argparse.Namespace) -> int:
         )
         return 1
     failed = present = 0
-    for ref in sources:
-        try:
-            check_name(ref.id, "case folder name", ref.folder)
-            case_out = path_inside(out, *([ref.split] if ref.split else []), ref.id)
-            if not args.force and all((case_out / f"{n}.nii.gz").exists() for n in MAP_FILES):
-                present += 1
-                print(f"{ref.key}: already in {case_out} (--force recomputes)")
-                continue
-            print(process_case(ref, case_out, args), flush=True)
-        except DataError as exc:
-            failed += 1
-            print(f"{ref.key}: error: {exc}", file=sys.stderr, flush=True)
+    with prepare_folders([out]):  # a file, read-only or full: one line before any case is done
+        for ref in sources:
+            try:
+                check_name(ref.id, "case folder name", ref.folder)
+                case_out = path_inside(out, *([ref.split] if ref.split else []), ref.id)
+                if not args.force and all((case_out / f"{n}.nii.gz").exists() for n in MAP_FILES):
+                    present += 1
+                    print(f"{ref.key}: already in {case_out} (--force recomputes)")
+                    continue
+                print(process_case(ref, case_out, args), flush=True)
+            except DataError as exc:
+                failed += 1
+                print(f"{ref.key}: error: {exc}", file=sys.stderr, flush=True)
+            except OSError as exc:  # the disk filled up, a case's folder is a file
+                raise write_error(exc, out) from exc
     skipped = len(dataset) - len(sources)
     print(
         f"{len(sources) - failed - present} of {len(sources)} cases computed"

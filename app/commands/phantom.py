@@ -7,6 +7,8 @@ import os
 import sys
 import time
 
+from strokelens.app.commands import folder
+
 HELP = "write a simulated CT-perfusion data set (ISLES 2018 layout) for tests and demos"
 
 
@@ -18,7 +20,9 @@ def count(text: str) -> int:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", required=True, help="data set root (TRAINING/ or TESTING/ go in)")
+    parser.add_argument(
+        "--out", type=folder, required=True, help="data set root (TRAINING/ or TESTING/ go in)"
+    )
     parser.add_argument("--cases", type=count, default=24, help="number of cases (default 24)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (same seed, same files)")
     parser.add_argument(

@@ -26,15 +26,16 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from strokelens.app.commands import add_allow_external_members
+from strokelens.app.commands import add_allow_external_members, checked_number, folder
 from strokelens.app.commands.evaluate import format_table, write_csv, write_json
 from strokelens.core.case import Case
 from strokelens.core.dataset import Dataset, open_dataset
 from strokelens.core.demo import DEMO_MANIFEST, ensure_demo
 from strokelens.core.devices import DEVICES
+from strokelens.core.editing.components import check_min_ml
 from strokelens.core.engine import PRECISIONS, Engine
 from strokelens.core.errors import DataError
-from strokelens.core.manifest import read_manifest
+from strokelens.core.manifest import Manifest, read_manifest
 from strokelens.core.metrics import METRICS, case_metrics, summarize
 from strokelens.core.nifti import open_image, spatial_shape
 from strokelens.core.output import prepare_folders, write_error
@@ -59,7 +60,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="the bundled demo ensemble on the demo phantom's testing cases (made on first use)",
     )
-    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--out", type=folder, required=True, help="output folder")
     parser.add_argument("--ensemble", help="ensemble manifest (JSON) naming the member weights")
     add_allow_external_members(parser)
     parser.add_argument(
@@ -80,7 +81,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--min-component-ml",
-        type=float,
+        type=checked_number(check_min_ml),
         default=0.0,
         help="drop mask components smaller than this many mL (default 0: keep all)",
     )
@@ -233,8 +234,22 @@ def run(args: argparse.Namespace) -> int:
     members = [m.name for m in manifest.members] if args.members else []
     # the output folders before any model loads: a fault there costs no inference
     needed = output_bytes(dataset, len(sources) + 1 + len(members))
-    for stale in prepare_folders(output_folders(out, dataset, per_split), needed):
-        print(f"removed {stale}: a temporary file left by an interrupted run", file=sys.stderr)
+    with prepare_folders(output_folders(out, dataset, per_split), needed) as stale:
+        for path in stale:
+            print(f"removed {path}: a temporary file left by an interrupted run", file=sys.stderr)
+        return _predict(args, manifest, dataset, out, sources, members, per_split)
+
+
+def _predict(
+    args: argparse.Namespace,
+    manifest: Manifest,
+    dataset: Dataset,
+    out: Path,
+    sources: list[str],
+    members: list[str],
+    per_split: bool,
+) -> int:
+    """The inference into ``out``, whose folders are checked and locked."""
     try:
         engine = Engine(
             manifest,

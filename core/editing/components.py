@@ -60,6 +60,15 @@ def label(
     return labels, int(n)
 
 
+def check_min_ml(min_ml: float) -> float:
+    """``min_ml`` as a float; ValueError unless a finite volume >= 0 (NaN or a negative one would
+    silently keep every component)."""
+    min_ml = float(min_ml)
+    if not np.isfinite(min_ml) or min_ml < 0:
+        raise ValueError(f"min_ml must be a finite volume >= 0, got {min_ml}")
+    return min_ml
+
+
 def remove_islands(
     mask: np.ndarray,
     min_ml: float,
@@ -68,9 +77,7 @@ def remove_islands(
     connectivity: int = 1,
 ) -> np.ndarray:
     """The mask without its components smaller than ``min_ml`` (mL; spacing in mm, (z, y, x))."""
-    min_ml = float(min_ml)
-    if not np.isfinite(min_ml) or min_ml < 0:
-        raise ValueError(f"min_ml must be a finite volume >= 0, got {min_ml}")
+    min_ml = check_min_ml(min_ml)
     sp = check_spacing(spacing)
     binary = _check_mask(mask)
     if min_ml == 0 or not binary.any():
