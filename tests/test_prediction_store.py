@@ -16,8 +16,8 @@ from helpers import bounded, write_simple_case
 from strokelens.core.dataset import load_case
 from strokelens.core.errors import DataError
 from strokelens.core.manifest import Manifest, Member
-from strokelens.core.prediction import Prediction
 from strokelens.core.metrics import volume_ml
+from strokelens.core.prediction import Prediction
 from strokelens.core.prediction_store import (
     CacheEntry,
     PredictionCache,
