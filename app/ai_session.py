@@ -3,7 +3,10 @@ AI following the reviewer; Qt-free.
 
 Cases go to an ``AiRunner`` (``inference``: the ensemble in its own process); what comes back is
 drawn at most every ``AI_REFRESH_MS``. The case on screen goes first, and the slice the reviewer
-stays on next. A stopped case keeps its finished slices for the next run. The window shows the
+stays on next. A stopped case keeps its finished slices for the next run, in this session and,
+through the prediction cache, in the next. When a data set opens, the cache's index (read in a
+worker, members left on disk) tells the worklist which cases are predicted or partial, and Run
+AI skips the predicted ones. The window shows the
 events: ``status(text, ms)``, ``progress(job)`` (None: hide the progress), ``progress_text(text)``,
 ``ensemble_changed(path)`` (to remember it) and ``slice_received(key, z)``, once per slice as it
 arrives from the engine.
@@ -11,6 +14,7 @@ arrives from the engine.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -52,10 +56,6 @@ def _ensemble_info(path: Path, allow_external_members: bool) -> tuple[int, str]:
     return len(manifest.members), manifest_fingerprint(manifest)
 
 
-def _complete(prediction) -> bool:
-    return prediction is not None and prediction.complete
-
-
 class AiSession:
     """The AI of one window over ``model``; ``allow_external_members`` is the user's leave (a
     command-line option) to load member weights outside a manifest's folder."""
@@ -83,10 +83,12 @@ class AiSession:
         self._info: tuple[int, str] | None = None  # (members, fingerprint)
         self._partials: dict[str, Prediction] = {}  # of stopped runs
         self._pending: dict[str, Prediction] = {}  # with slices not drawn yet
+        self._runs: set[asyncio.Future] = set()  # one per run going, done when it has ended
         self.refresh_timer = tasks.timer(AI_REFRESH_MS, self._flush)
         self.priority_timer = tasks.timer(PRIORITY_DELAY_MS, self._priority_slice)
         model.slice_changed.connect(self._follow_slice)
         model.case_changed.connect(self._follow_case)
+        model.dataset_changed.connect(self._read_index)
 
     # -- ensemble ------------------------------------------------------------------------------
     def set_ensemble(self, path: str | Path) -> bool:
@@ -100,6 +102,7 @@ class AiSession:
         self._partials.clear()
         self.ensemble_changed.emit(self.ensemble)
         self.status.emit(f"Ensemble: {self.ensemble}", 5000)
+        self._read_index()
         return True
 
     async def _ensemble(self) -> tuple[int, str]:
@@ -114,26 +117,91 @@ class AiSession:
             )
         return self._info
 
-    async def _load_cached(self, case) -> None:
+    async def _fingerprint(self) -> str | None:
+        """The cache fingerprint of the ensemble, None without a cache or a usable ensemble."""
         if self.prediction_cache is None or self.ensemble is None:
-            return
+            return None
         try:
-            _, fingerprint = await self._ensemble()
+            return (await self._ensemble())[1]
         except StrokeLensError:
-            return  # no usable ensemble: "Run AI" will say why
-        prediction = await self.tasks.run_in_worker(self.prediction_cache.get, fingerprint, case)
-        if prediction is not None and case.key not in self.model.predictions:
-            self.model.set_prediction(case.key, prediction)
+            return None  # "Run AI" will say why
+
+    def _read_index(self) -> None:
+        if self.prediction_cache is not None and self.model.dataset is not None:
+            self.tasks.spawn(self._apply_index(self.model.dataset))
+
+    async def _apply_index(self, dataset) -> None:
+        """Mark each case of ``dataset`` with what the cache holds for it (a worker reads it)."""
+        fingerprint = await self._fingerprint()
+        if fingerprint is None or self.model.dataset is not dataset:
+            return
+        refs = [entry.ref for entry in self.model.entries]
+        index = await self.tasks.run_in_worker(self.prediction_cache.index, fingerprint, refs)
+        if self.model.dataset is not dataset:
+            return  # another data set opened meanwhile
+        for entry in self.model.entries:
+            found = index.get(entry.key)
+            if found is not None:
+                self.model.set_cached(entry.key, found.done, found.slices, found.core_ml)
+            elif entry.cached or entry.partial:  # of another ensemble
+                self.model.set_cached(entry.key)
+
+    async def _load_cached(self, case) -> None:
+        """Show the cached prediction of ``case``; a partial one is also kept to resume from."""
+        fingerprint = await self._fingerprint()
+        if fingerprint is None:
+            return
+        prediction = await self.tasks.run_in_worker(
+            self.prediction_cache.get, fingerprint, case, True
+        )
+        model, key = self.model, case.key
+        if key in model.predictions or (self.job is not None and self.job.running == key):
+            return  # the AI got there first
+        try:
+            entry = model.entries[model.index_of(key)]
+        except KeyError:
+            return  # another data set opened meanwhile
+        if prediction is None:
+            if entry.cached:
+                model.set_cached(key)  # the index was wrong: the file is gone or unusable
+            return
+        if not prediction.complete:
+            self._partials.setdefault(key, prediction)
+        model.set_prediction(key, prediction)
+
+    async def _kept_partial(self, key: str) -> Prediction | None:
+        """A partial prediction of case ``key`` an earlier session left in the cache."""
+        fingerprint = await self._fingerprint()
+        if fingerprint is None:
+            return None
+        prediction = await self.tasks.run_in_worker(
+            self.prediction_cache.get, fingerprint, self._ref(key), True
+        )
+        return None if prediction is None or prediction.complete else prediction
 
     # -- runs ----------------------------------------------------------------------------------
     def pending(self, key: str) -> bool:
         """The AI still has case ``key`` to do in the run going."""
         return self.job is not None and key in (self.job.running, *self.job.keys)
 
+    def cases_left(self) -> int:
+        """Cases the run going has still to do, the one running included (0: none going)."""
+        job = self.job
+        if job is None or job.stopped:
+            return 0
+        return len(job.keys) + (job.running is not None)
+
     def cancel(self) -> None:
         if self.job is not None:
             self.job.stop()
             self.progress_text.emit("Stopping the AI…")
+
+    async def stop(self, timeout_s: float = 30.0) -> None:
+        """Stop the run and wait until it has ended, the running case's finished slices kept
+        (by the engine process, in the cache: it writes them before it answers the stop)."""
+        self.cancel()
+        if self._runs:
+            await asyncio.wait(list(self._runs), timeout=timeout_s)
 
     async def run(self, keys: list[str]) -> bool:
         """Predict the cases ``keys`` (those without a finished prediction) in the background.
@@ -143,7 +211,7 @@ class AiSession:
         ensemble cannot be used.
         """
         model = self.model
-        keys = [k for k in keys if not _complete(model.predictions.get(k))]
+        keys = [k for k in keys if not model.predicted(k)]
         if not keys:
             self.status.emit("The AI has already predicted these cases.", 5000)
             return True
@@ -171,6 +239,8 @@ class AiSession:
         if model.case is not None:
             job.prefer(model.case.key)
         self.progress_text.emit(f"Loading the ensemble {self.ensemble.name}…")  # type: ignore[union-attr]
+        ended = self.tasks.loop.create_future()
+        self._runs.add(ended)
         try:
             await runner.load()
             await runner.run(
@@ -181,11 +251,14 @@ class AiSession:
                 self._on_progress,
                 self._on_case_done,
                 self._on_case_error,
+                self._kept_partial,
             )
         except StrokeLensError as exc:
             self.tasks.report(exc, act=True)
             return False
         finally:
+            self._runs.discard(ended)
+            ended.set_result(None)
             self._flush()
             for key in [*job.keys, *filter(None, [job.running])]:
                 model.set_progress(key, None)
@@ -272,4 +345,5 @@ class AiSession:
 
     def _on_case_error(self, key: str, exc: Exception) -> None:
         self.model.set_progress(key, None)
+        self.model.set_error(key, str(exc))
         self.status.emit(f"AI skipped {key}: {exc}", 10000)

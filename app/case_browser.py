@@ -1,6 +1,8 @@
 """The case list: id, patient, split, slices, review status and predicted core, sortable and filterable.
 
-A ``QAbstractTableModel`` over ``Model.entries`` (refreshed by the model's events) behind a
+The status column says what is known of each case without opening it: the AI's progress,
+"error" (the reason in the tooltip), "partial (n / N slices)" or the review status, cached
+predictions included. Next/previous case skip the error rows. A ``QAbstractTableModel`` over ``Model.entries`` (refreshed by the model's events) behind a
 ``QSortFilterProxyModel``; sorting uses raw values (``SORT_ROLE``) so numbers sort as numbers.
 Next/previous case follow the rows as shown (sorted and filtered).
 """
@@ -26,10 +28,12 @@ from PySide6.QtWidgets import (
 )
 
 from strokelens.app.model import Model, Status
-from strokelens.app.theme import ACCENT, OK_COLOR, WARN_COLOR
+from strokelens.app.theme import ACCENT, BAD_COLOR, OK_COLOR, WARN_COLOR
 
 COLUMNS = ("Case", "Patient", "Split", "Slices", "Status", "Core (mL)")
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
+#: The widest partial state the status column makes room for.
+PARTIAL = "partial (88 / 88 slices)"
 STATUS_COLORS = {
     Status.NEW: "#9aa0a8",
     Status.PREDICTED: ACCENT,
@@ -67,7 +71,7 @@ class CaseTableModel(QAbstractTableModel):
             entry.ref.patient,
             entry.ref.split,
             entry.n_slices,
-            entry.status.value if entry.progress is None else f"AI {entry.progress:.0%}",
+            entry.status_text,
             entry.core_ml,
         )
         value = values[column]
@@ -82,7 +86,10 @@ class CaseTableModel(QAbstractTableModel):
                 return list(Status).index(entry.status)  # workflow order, not alphabetical
             return -1.0 if value is None else value
         if role == Qt.ItemDataRole.ForegroundRole and column == 4:
-            return QColor(STATUS_COLORS[entry.status])
+            if entry.error is not None:
+                return QColor(BAD_COLOR)
+            partial = entry.status is Status.NEW and entry.partial is not None
+            return QColor(WARN_COLOR if partial else STATUS_COLORS[entry.status])
         if role == Qt.ItemDataRole.FontRole and index.row() == self._current:
             font = QFont()
             font.setBold(True)
@@ -90,7 +97,7 @@ class CaseTableModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.TextAlignmentRole and column in (3, 5):
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         if role == Qt.ItemDataRole.ToolTipRole:
-            problems = entry.ref.errors + entry.ref.problems
+            problems = [*dict.fromkeys(filter(None, [entry.error, *entry.ref.problems]))]
             return "\n".join(problems) if problems else str(entry.ref.folder)
         return None
 
@@ -166,7 +173,7 @@ class CaseBrowser(QWidget):
 
     def _fit_columns(self) -> None:
         """Columns as wide as their contents now, the status and core columns as wide as
-        their widest value to come ("in review", "AI 100%", "999.9")."""
+        their widest value to come ("in review", "AI 100%", a partial count, "999.9")."""
         bold = QFont(self.table.font())
         bold.setBold(True)  # the current case's row is bold
         metrics = QFontMetrics(bold)
@@ -175,7 +182,7 @@ class CaseBrowser(QWidget):
         )
         widest = {
             COLUMNS.index("Status"): max(
-                [metrics.horizontalAdvance(t) for t in [*map(str, Status), "AI 100%"]]
+                [metrics.horizontalAdvance(t) for t in [*map(str, Status), "AI 100%", PARTIAL]]
             ),
             COLUMNS.index("Core (mL)"): metrics.horizontalAdvance("999.9"),
         }
@@ -195,8 +202,10 @@ class CaseBrowser(QWidget):
         ]
 
     def neighbour(self, step: int) -> int | None:
-        """The entry ``step`` rows after the current case in the shown order (None at an end)."""
-        shown = self.visible_indices()
+        """The entry ``step`` rows after the current case in the shown order, skipping cases
+        that cannot be read (None at an end)."""
+        entries, current = self.model.entries, self.model.index
+        shown = [i for i in self.visible_indices() if i == current or entries[i].error is None]
         if not shown:
             return None
         if self.model.index not in shown:

@@ -126,12 +126,27 @@ class CaseLoader:
         future = self._cases.get(entry.key)
         if future is None or (future.done() and future.exception() is not None):
             future = self.tasks.run_in_worker(read_case, entry.ref)
-            future.add_done_callback(lambda f: f.cancelled() or f.exception())  # mark retrieved
+            future.add_done_callback(lambda f, ref=entry.ref: self._read(ref, f))
             self._cases[entry.key] = future
         self._cases.move_to_end(entry.key)
         while len(self._cases) > CACHED_CASES:  # the current case and read-aheads are newest
             self._cases.popitem(last=False)
         return future
+
+    def _read(self, ref, future: asyncio.Future) -> None:
+        """A case read (shown or read ahead): the worklist learns whether it can be read."""
+        if future.cancelled():
+            return
+        exc = future.exception()  # also marks it retrieved
+        if exc is not None and not isinstance(exc, DataError):
+            return  # a bug: show_case reports it
+        entries = self.model.entries
+        try:
+            index = self.model.index_of(ref.key)
+        except KeyError:
+            return  # another data set opened meanwhile
+        if entries[index].ref is ref:
+            self.model.set_error(ref.key, None if exc is None else str(exc))
 
     async def show_case(self, index: int) -> bool:
         """Show entry ``index``; a later request wins over this one if it is still loading."""

@@ -13,10 +13,17 @@ The runner mirrors those requests into flags shared with the process, which the 
 before each member's pass over a batch, so each request takes effect within one member-batch.
 A priority change is a cancel plus a resume: the process keeps the partial prediction and
 completes it from the new slice on, never running a finished slice again. A stopped case keeps
-its partial prediction (``AiJob.partials``, and the process's copy) for the next run.
+its partial prediction (``AiJob.partials``, and the process's copy) for the next run, and the
+process writes it to the prediction cache before it answers the stop, so quitting keeps it too:
+the next session resumes from the cache (``load_partial``).
+
+Resuming is the app's decision: "predict" carries the ``done`` flags of the partial the app holds
+(None: start afresh), and the process resumes only from a partial with exactly those flags (its
+own, else the cache's), else starts afresh and says so (``done`` None in "start"): the app's
+mirror and the process's prediction always hold the same slices.
 
 Protocol (tuples over a pipe). App to process: ``("predict", request, case_ref,
-priority_slice)``, ``("quit",)``. Process to app, each reply led by the number of the request it
+priority_slice, held_done)``, ``("quit",)``. Process to app, each reply led by the number of the request it
 answers (0 at start-up): ``(0, "loaded", names, losses)`` once, then per case ``(request,
 "start", key, shape, spacing, done)``, ``(request, "slice", z, members)``, ``(request,
 "progress", done, total)`` and one of ``(request, "done", timing, device, precision)``,
@@ -31,7 +38,7 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -291,7 +298,8 @@ class AiRunner:
         self._sync(job)
         self._requests += 1
         request = self._requests
-        self._conn.send(("predict", request, ref, priority))
+        held = job.partials.get(ref.key)
+        self._conn.send(("predict", request, ref, priority, None if held is None else held.done))
         mirror: list[Prediction | None] = [None]
         while True:
             message = await self._receive(job, request)
@@ -317,13 +325,16 @@ class AiRunner:
                 raise StrokeLensError(f"{message[2]}: {message[3]}")
 
     def _mirror(self, job: AiJob, key, shape, spacing, done) -> Prediction:
-        """The app's copy of the prediction the process starts or resumes."""
+        """The app's copy of the prediction the process starts (``done`` None) or resumes (from
+        the partial the app sent the flags of)."""
         from strokelens.core.prediction import Prediction
 
         partial = job.partials.pop(key, None)
-        if partial is not None and done is not None and np.array_equal(partial.done, done):
-            return partial
-        return Prediction.empty(key, shape, spacing, self.member_names, self.member_losses)
+        if done is None:
+            return Prediction.empty(key, shape, spacing, self.member_names, self.member_losses)
+        if partial is None or not np.array_equal(partial.done, done):
+            raise StrokeLensError(f"{key}: the AI process resumed from slices the app lacks")
+        return partial
 
     async def run(
         self,
@@ -334,16 +345,23 @@ class AiRunner:
         on_progress: ProgressCallback,
         on_case_done: Callable[[str, Prediction], None],
         on_case_error: Callable[[str, Exception], None],
+        load_partial: Callable[[str], Awaitable[Prediction | None]] | None = None,
     ) -> None:
         """Work through ``job``'s queue until it is empty or stopped.
 
         A case that cannot be read is reported through ``on_case_error`` and skipped; a priority
         request resumes the running case from the requested slice; a stop keeps the partial
-        prediction in ``job.partials``. A run waits for the one before it to end (one stopped
-        moments ago ends within a member-batch): two runs must never share the process.
+        prediction in ``job.partials``. ``load_partial(key)`` finds a case's partial kept by an
+        earlier session (the cache) when the job holds none. A run waits for the one before it
+        to end (one stopped moments ago ends within a member-batch): two runs must never share
+        the process.
         """
         async with self._in_use:
             while (key := job.next_key()) is not None:
+                if key not in job.partials and load_partial is not None:
+                    kept = await load_partial(key)
+                    if kept is not None:
+                        job.partials[key] = kept
                 priority = priority_of(key)
                 while True:
                     try:
@@ -411,7 +429,8 @@ def serve(
         return
     cache = None if cache_root is None else PredictionCache(Path(cache_root))
     fingerprint = manifest_fingerprint(engine.manifest)
-    conn.send((0, "loaded", [m.name for m in engine.members], [m.loss for m in engine.members]))
+    names = [m.name for m in engine.members]
+    conn.send((0, "loaded", names, [m.loss for m in engine.members]))
     partials: dict[str, Prediction] = {}
 
     def interrupted() -> bool:
@@ -424,7 +443,7 @@ def serve(
             return
         if message[0] == "quit":
             return
-        _, request, ref, priority_slice = message
+        _, request, ref, priority_slice, held = message
 
         def reply(*fields, request=request) -> None:
             conn.send((request, *fields))
@@ -434,9 +453,7 @@ def serve(
         except DataError as exc:
             reply("error", "case", exc.path, exc.problem)
             continue
-        resume = partials.pop(case.key, None)
-        if resume is not None and resume.shape != case.shape:
-            resume = None
+        resume = _resume_from(partials.pop(case.key, None), case, held, cache, fingerprint, names)
         done = None if resume is None else resume.done.copy()
         reply("start", case.key, case.shape, case.spacing, done)
         try:
@@ -450,14 +467,40 @@ def serve(
             )
         except Cancelled as exc:
             partials[case.key] = exc.prediction
+            if stop.is_set() and exc.prediction.done.any():  # a stop, maybe a quit: keep them
+                _keep(cache, fingerprint, case, exc.prediction)
             reply("cancelled")
             continue
         except Exception as exc:  # noqa: BLE001
             reply("error", "engine", ref.folder, f"{type(exc).__name__}: {exc}")
             return
         reply("done", prediction.timing, prediction.device, prediction.precision)
-        if cache is not None:  # after "done": the app shows the case while this writes
-            try:
-                cache.put(fingerprint, case, prediction)
-            except (OSError, DataError):
-                pass  # a cache that cannot be written costs a re-run later, nothing else
+        _keep(cache, fingerprint, case, prediction)  # after "done": the app shows the case
+
+
+def _resume_from(own, case, held, cache, fingerprint, names):
+    """The partial prediction to resume ``case`` from: the process's ``own`` or else the cache's,
+    only if it holds exactly the slices ``held`` (those of the app's partial; None: none) of
+    this case and these members."""
+
+    def matches(candidate) -> bool:
+        return (
+            candidate is not None
+            and (candidate.shape, candidate.member_names) == (case.shape, names)
+            and np.array_equal(candidate.done, held)
+        )
+
+    if held is None:
+        return None
+    if matches(own):
+        return own
+    kept = None if cache is None else cache.get(fingerprint, case, partial=True)
+    return kept if matches(kept) else None
+
+
+def _keep(cache, fingerprint: str, case, prediction) -> None:
+    if cache is not None:
+        try:
+            cache.put(fingerprint, case, prediction)
+        except (OSError, DataError):
+            pass  # a cache that cannot be written costs a re-run later, nothing else

@@ -85,6 +85,8 @@ class MainWindow(QMainWindow):
         self.settings = settings or QSettings()
         self.tasks = Tasks(loop or asyncio.get_event_loop())
         self.error_box: QMessageBox | None = None  # the one dialog for failures to act on
+        self.quit_box: QMessageBox | None = None  # "quit while the AI runs?"
+        self._quitting = False
         self.recent = RecentList([str(p) for p in self._setting_list("recent")])
         self.closed = self.tasks.loop.create_future()
 
@@ -206,6 +208,10 @@ class MainWindow(QMainWindow):
         self.menus.recent.setEnabled(bool(self.recent.paths))
 
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        if self.ai.cases_left() and not self._quitting:
+            event.ignore()
+            self._ask_quit()
+            return
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.setValue("window/state", self.saveState())
         self.settings.setValue("recent", self.recent.paths)
@@ -219,6 +225,31 @@ class MainWindow(QMainWindow):
         if not self.closed.done():
             self.closed.set_result(True)
         super().closeEvent(event)
+
+    def _ask_quit(self) -> None:
+        """Quitting while the AI runs asks first; yes stops the AI, which keeps the running
+        case's finished slices in the cache, then closes."""
+        if self.quit_box is not None and self.quit_box.isVisible():
+            self.quit_box.raise_()
+            return
+        self.quit_box = box = QMessageBox(
+            QMessageBox.Icon.Question,
+            "StrokeLens",
+            f"The AI is running on {self.ai.cases_left()} case(s). Quit anyway?",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            self,
+        )
+        yes = QMessageBox.StandardButton.Yes
+        box.buttonClicked.connect(
+            lambda button: box.standardButton(button) == yes and self.tasks.spawn(self._quit())
+        )
+        box.open()  # not exec(): never block the loop
+
+    async def _quit(self) -> None:
+        self._quitting = True
+        self.statusBar().showMessage("Stopping the AI and keeping its finished slices…")
+        await self.ai.stop()
+        self.close()
 
     # -- what the controllers say ----------------------------------------------------------------
     def _show_status(self, text: str, ms: int) -> None:

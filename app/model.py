@@ -65,17 +65,38 @@ class Status(StrEnum):
 
 @dataclass
 class Entry:
-    """One case of the open data set as the browser lists it."""
+    """One case of the open data set as the browser lists it.
+
+    What is known without visiting the case comes from the listing (``ref.errors``) and the
+    prediction cache's index: ``cached`` says a complete prediction waits there, ``partial``
+    (done, total) that only some slices are done (a stopped run, this session's or a cached
+    one), ``error`` why the case cannot be read.
+    """
 
     ref: CaseRef
     n_slices: int | None = None
     status: Status = Status.NEW
     core_ml: float | None = None  # predicted core (ensemble mask), None until predicted
     progress: float | None = None  # fraction done while the AI runs on the case, else None
+    cached: bool = False
+    partial: tuple[int, int] | None = None
+    error: str | None = None
 
     @property
     def key(self) -> str:
         return self.ref.key
+
+    @property
+    def status_text(self) -> str:
+        """The status column: the AI's progress, else an error, a partial prediction, or the
+        review status."""
+        if self.progress is not None:
+            return f"AI {self.progress:.0%}"
+        if self.error is not None:
+            return "error"
+        if self.status is Status.NEW and self.partial is not None:
+            return f"partial ({self.partial[0]} / {self.partial[1]} slices)"
+        return self.status.value
 
 
 @dataclass
@@ -301,7 +322,10 @@ class Model:
         """Replace the data set; ``n_slices`` (key -> slices) fills the browser's column."""
         n_slices = n_slices or {}
         self.dataset = dataset
-        self.entries = [Entry(ref, n_slices.get(ref.key)) for ref in dataset]
+        self.entries = [
+            Entry(ref, n_slices.get(ref.key), error="; ".join(ref.errors) or None)
+            for ref in dataset
+        ]
         self.index, self.prepared, self.perfusion, self.cursor = -1, None, None, None
         self.predictions.clear()
         self.corrected.clear()
@@ -472,14 +496,59 @@ class Model:
         entry = self.entries[index]
         if prediction.complete:
             entry.core_ml = volume_ml(prediction.mask("all"), prediction.spacing)
-            entry.progress = None
+            entry.progress = entry.partial = None
             if entry.status is Status.NEW:
                 entry.status = Status.PREDICTED
             self.entry_changed.emit(index)
+        else:
+            self._set_partial(index, (int(prediction.done.sum()), prediction.done.size))
         if case is not None and case.key == case_key:
             for name in PREDICTION_LAYERS:
                 self.layer_data_changed.emit(name, None)
             self.mask_changed.emit()
+
+    def _set_partial(self, index: int, partial: tuple[int, int] | None) -> None:
+        entry = self.entries[index]
+        if entry.partial != partial:
+            entry.partial = partial
+            self.entry_changed.emit(index)
+
+    def predicted(self, case_key: str) -> bool:
+        """A complete prediction of the case is here or waits in the prediction cache."""
+        prediction = self.predictions.get(case_key)
+        if prediction is not None:
+            return prediction.complete
+        return self.entries[self.index_of(case_key)].cached
+
+    def set_cached(
+        self, case_key: str, done: int = 0, slices: int = 0, core_ml: float | None = None
+    ) -> None:
+        """What the prediction cache holds for a case not loaded yet: ``done`` of ``slices``
+        (complete: the case is "predicted", with ``core_ml``); 0 of 0: nothing (a stale index
+        entry, or another ensemble's cache)."""
+        if case_key in self.predictions:
+            return  # the loaded prediction knows better
+        index = self.index_of(case_key)
+        entry = self.entries[index]
+        complete = slices > 0 and done == slices
+        if complete:
+            entry.cached, entry.partial, entry.core_ml = True, None, core_ml
+            if entry.status is Status.NEW:
+                entry.status = Status.PREDICTED
+        else:
+            if entry.cached and entry.status is Status.PREDICTED:
+                entry.status = Status.NEW
+            entry.cached, entry.core_ml = False, None
+            entry.partial = (done, slices) if 0 < done < slices else None
+        self.entry_changed.emit(index)
+
+    def set_error(self, case_key: str, error: str | None) -> None:
+        """Why a case cannot be read (None: it can); next/previous case skip it."""
+        index = self.index_of(case_key)
+        entry = self.entries[index]
+        if entry.error != error:
+            entry.error = error
+            self.entry_changed.emit(index)
 
     def set_progress(self, case_key: str, fraction: float | None) -> None:
         """The AI's progress on a case (None: not running on it), for the case browser."""

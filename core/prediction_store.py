@@ -9,13 +9,17 @@ probabilities shrink only ~10% under lzf). Means and uncertainty are not stored:
 recomputes them with ``Prediction.update``, the engine's own code, so a loaded prediction equals
 the saved one bit for bit. Files are written atomically (``writer.atomic_write``).
 
-``PredictionCache`` keeps complete predictions under ``ROOT/<ensemble>/<case key>.<inputs>.h5``:
+``PredictionCache`` keeps predictions under ``ROOT/<ensemble>/<case key>.<inputs>.h5`` (complete
+ones, and the finished slices of a stopped run, which the next run resumes from):
 ``<ensemble>`` is ``manifest_fingerprint`` (member names, losses, weight sha256, preprocessing) and
 ``<inputs>`` hashes the five channel files' resolved path, size and mtime, so a changed ensemble or
 a rewritten input file misses; ``<case key>`` keeps letters, digits and ``_`` (anything else
 becomes ``_``; the fingerprint keeps such names apart), and the path is made with
 ``safepath.path_inside``, so no case folder name leads outside ROOT. Device and precision are
 not part of the key: a prediction from any device is reused (the file records which one made it).
+``PredictionCache.index`` lists what the cache holds for a data set's cases from each file's
+attributes and ``done`` flags alone (the core volume is an attribute), never its members, so a
+worklist shows every case's state at once.
 """
 
 from __future__ import annotations
@@ -26,9 +30,10 @@ import json
 import logging
 import os
 import re
-from dataclasses import asdict
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import h5py
 import numpy as np
@@ -40,6 +45,7 @@ from strokelens.core.errors import DataError
 from strokelens.core.files import check_regular
 from strokelens.core.limits import MAX_MEMBERS, check_shape
 from strokelens.core.manifest import Manifest
+from strokelens.core.metrics import volume_ml
 from strokelens.core.prediction import Prediction
 from strokelens.core.safepath import path_inside
 from strokelens.core.schema import (
@@ -53,6 +59,9 @@ from strokelens.core.schema import (
     version,
 )
 from strokelens.core.writer import atomic_write
+
+if TYPE_CHECKING:
+    from strokelens.core.dataset import CaseRef
 
 FORMAT = "strokelens-prediction"
 VERSION = 1
@@ -90,6 +99,7 @@ def save_prediction(path: str | Path, prediction: Prediction) -> Path:
                 device=p.device,
                 precision=p.precision,
                 timing=json.dumps(p.timing),
+                core_ml=float(volume_ml(p.mask("all"), p.spacing)),
             )
 
     return atomic_write(path, write)
@@ -206,6 +216,12 @@ class _Attributes(BaseModel):
     device: Str
     precision: Str
     timing: Annotated[dict[Str, Finite], BeforeValidator(json_text)]
+    core_ml: Annotated[Finite, Field(ge=0)] | None = None  # of the "all" mask; absent in old files
+
+
+def _check_key(path: Path, stored: str, key: str) -> None:
+    if stored != key:
+        raise DataError(path, f"holds case {stored}, not {key}")
 
 
 def _short_sha(text: str) -> str:
@@ -222,16 +238,27 @@ def manifest_fingerprint(manifest: Manifest) -> str:
     return _short_sha(json.dumps(identity, sort_keys=True))
 
 
-def case_fingerprint(case: Case) -> str:
-    """Short hash of the channel files' resolved path, size and mtime (OSError if one is gone)."""
+def case_fingerprint(case: Case | CaseRef) -> str:
+    """Short hash of the channel files' resolved path, size and mtime (OSError if one is gone);
+    the same for a case and the listed ``CaseRef`` it was read from."""
     parts = []
+    files = _files(case)
     for channel in CHANNELS:
-        if channel not in case.paths:
+        if channel not in files:
             raise ValueError(f"case {case.key} has no {channel} file: only files can be cached")
-        path = Path(case.paths[channel]).resolve()
+        path = Path(files[channel]).resolve()
         st = path.stat()
         parts.append(f"{channel}|{path}|{st.st_size}|{st.st_mtime_ns}")
     return _short_sha("\n".join(parts))
+
+
+def _files(case: Case | CaseRef) -> Mapping[str, Path]:
+    return case.paths if isinstance(case, Case) else case.files
+
+
+def _shape(case: Case | CaseRef) -> tuple[int, int, int] | None:
+    """The shape a cached prediction must have: the case's (a listed case's is not known yet)."""
+    return case.shape if isinstance(case, Case) else None
 
 
 def default_cache_root() -> Path:
@@ -243,47 +270,103 @@ def default_cache_root() -> Path:
 MAX_CACHE_BYTES = 2 * 1024**3
 
 
-class PredictionCache:
-    """Complete predictions by ensemble and case inputs, under ``root``, at most ``max_bytes``.
+@dataclass(frozen=True)
+class CacheEntry:
+    """What the cache holds for a case, read without its members: ``done`` of ``slices``
+    finished, and the core volume (mL, "all" mask; None in files written before it was kept)."""
 
-    A file that cannot be read, or holds another shape, case or an incomplete prediction, is a
-    miss: ``get`` logs a warning and leaves it in place (for inspection); the next ``put`` for
-    that case replaces it atomically. ``get`` marks a file as
-    used (its mtime); ``put`` then removes the least recently used files, never the one just
-    written, until the cache fits ``max_bytes``. Entries of a rewritten case (new input
-    fingerprint) are never read again and age out this way.
+    done: int
+    slices: int
+    core_ml: float | None
+
+    @property
+    def complete(self) -> bool:
+        return self.done == self.slices
+
+
+class PredictionCache:
+    """Predictions by ensemble and case inputs, under ``root``, at most ``max_bytes``.
+
+    A file that cannot be read, or holds another shape or case, is a miss: ``get`` and ``entry``
+    log a warning and leave it in place (for inspection); the next ``put`` for that case replaces
+    it atomically. An incomplete prediction (a stopped run's finished slices) is returned only
+    to ``get(..., partial=True)``, to resume from. ``get`` marks a file as used (its mtime);
+    ``put`` then removes the least recently used files, never the one just written, until the
+    cache fits ``max_bytes``. Entries of a rewritten case (new input fingerprint) are never read
+    again and age out this way. ``case`` is a loaded :class:`Case` or the ``CaseRef`` listing it
+    (same files, same entry).
     """
 
     def __init__(self, root: Path, max_bytes: int = MAX_CACHE_BYTES):
         self.root = Path(root)
         self.max_bytes = max_bytes
 
-    def path_for(self, manifest_sha: str, case: Case) -> Path:
+    def path_for(self, manifest_sha: str, case: Case | CaseRef) -> Path:
         name = re.sub(r"[^A-Za-z0-9_]+", "_", case.key)
         return path_inside(self.root, manifest_sha, f"{name}.{case_fingerprint(case)}.h5")
 
-    def get(self, manifest_sha: str, case: Case) -> Prediction | None:
+    def _existing(self, manifest_sha: str, case: Case | CaseRef) -> Path | None:
+        """The entry's path if the file is there (a case whose files are gone has none)."""
         try:
             path = self.path_for(manifest_sha, case)
-            if not path.exists():
-                return None
-            prediction = load_prediction(path, case.shape)
-            if prediction.case_key != case.key:
-                raise DataError(path, f"holds case {prediction.case_key}, not {case.key}")
-            if not prediction.complete:
-                done, total = int(prediction.done.sum()), len(prediction.done)
-                raise DataError(path, f"holds {done} of {total} slices: incomplete")
+        except (OSError, ValueError):
+            return None
+        return path if path.exists() else None
+
+    def get(
+        self, manifest_sha: str, case: Case | CaseRef, partial: bool = False
+    ) -> Prediction | None:
+        """The cached prediction of ``case``: a complete one, or with ``partial`` also the
+        finished slices of a stopped run."""
+        path = self._existing(manifest_sha, case)
+        if path is None:
+            return None
+        try:
+            prediction = load_prediction(path, _shape(case))
+            _check_key(path, prediction.case_key, case.key)
         except DataError as exc:
             _log.warning("ignoring cached prediction: %s", exc)
+            return None
+        if not (partial or prediction.complete):
             return None
         with contextlib.suppress(OSError):  # a read-only cache still serves
             os.utime(path)
         return prediction
 
-    def put(self, manifest_sha: str, case: Case, prediction: Prediction) -> Path:
-        if not prediction.complete:
-            done, total = int(prediction.done.sum()), len(prediction.done)
-            raise ValueError(f"only complete predictions are cached ({done}/{total} slices done)")
+    def entry(self, manifest_sha: str, case: Case | CaseRef) -> CacheEntry | None:
+        """What the cache holds for ``case``, from the file's attributes and ``done`` flags
+        (checked like ``get`` checks them; the members are not read)."""
+        path = self._existing(manifest_sha, case)
+        if path is None:
+            return None
+        try:
+            check_regular(path, "prediction file")
+            try:
+                with h5py.File(path, "r") as f:
+                    a = validate({k: _plain(v) for k, v in f.attrs.items()}, _Attributes, path)
+                    _check_layout(path, f, _shape(case))
+                    done = f["done"][()]
+            except OSError as exc:
+                raise DataError(path, f"not a readable prediction file ({exc})") from exc
+            _check_key(path, a.case_key, case.key)
+        except DataError as exc:
+            _log.warning("ignoring cached prediction: %s", exc)
+            return None
+        return CacheEntry(int(done.sum()), len(done), a.core_ml)
+
+    def index(self, manifest_sha: str, cases: Iterable[Case | CaseRef]) -> dict[str, CacheEntry]:
+        """``entry`` of each case the cache holds something for, by case key."""
+        found = {}
+        for case in cases:
+            entry = self.entry(manifest_sha, case)
+            if entry is not None:
+                found[case.key] = entry
+        return found
+
+    def put(self, manifest_sha: str, case: Case | CaseRef, prediction: Prediction) -> Path:
+        """Keep ``prediction`` (complete, or the finished slices of a stopped run)."""
+        if prediction.case_key != case.key:
+            raise ValueError(f"prediction of {prediction.case_key} given for {case.key}")
         path = save_prediction(self.path_for(manifest_sha, case), prediction)
         self.prune(keep=path)
         return path

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from helpers import write_isles_case
 from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QMessageBox
 
 from strokelens.app.ai_session import PRIORITY_DELAY_MS
 from strokelens.app.inference import AiJob, AiRunner, default_threads, format_eta
@@ -125,6 +126,17 @@ def test_run_all_goes_through_every_case_and_caches_them(
     cached = again.model.predictions[keys[0]]
     assert np.array_equal(cached.members, model.predictions[keys[0]].members)
     assert again.model.entries[0].status is Status.PREDICTED and again.ai.job is None
+    # the cases never visited show "predicted" and their core volume from the cache's index
+    table = again.browser.table_model
+    for row in (1, 2):
+        entry = again.model.entries[row]
+        assert entry.key not in again.model.predictions
+        assert table.data(table.index(row, 4)) == "predicted"
+        assert entry.core_ml == pytest.approx(model.entries[row].core_ml)
+        assert table.data(table.index(row, 5)) == f"{model.entries[row].core_ml:.1f}"
+    again.run_ai_all()  # every case is cached: the engine is not even started
+    run(loop, again.tasks.idle())
+    assert again.ai.runner is None and "already predicted" in again.statusBar().currentMessage()
 
 
 @pytest.fixture(scope="module")
@@ -151,6 +163,9 @@ def test_stop_keeps_finished_slices_and_run_resumes_from_them(loop, ai_window, l
     assert list(np.flatnonzero(partial.done)) in ([0], [0, 1, 2, 3, 4])
     assert model.entries[0].status is Status.NEW and model.entries[0].progress is None
     assert "AI stopped" in window.statusBar().currentMessage()
+    table = window.browser.table_model
+    done = int(partial.done.sum())
+    assert table.data(table.index(0, 4)) == f"partial ({done} / 8 slices)"
     window.ai.slice_received.disconnect(stop_after_first)
     assert run(loop, window.ai.run([key]))
     run(loop, window.tasks.idle())
@@ -330,23 +345,74 @@ def test_a_corrupt_member_file_is_reported_by_name(loop, window, dataset, ensemb
     assert window.model.entries[0].status is Status.NEW
 
 
-def test_closing_the_window_mid_run_ends_the_engine_process(loop, ai_window, large):
+def _answer_quit(window, answer):
+    """Close the window as the user does and answer the question it asks."""
+    window.close()
+    box = window.quit_box
+    assert box is not None and box.isVisible() and window.isVisible()
+    assert box.text() == "The AI is running on 1 case(s). Quit anyway?"
+    box.button(answer).click()
+
+
+def test_quitting_during_run_ai_asks_and_no_keeps_it_running(loop, ai_window, large):
     window, model = ai_window, ai_window.model
     assert run(loop, window.cases.open_dataset(large))
-    arrived = []
-    window.ai.slice_received.connect(lambda key, z: arrived.append(z))
-    window.tasks.spawn(window.ai.run([model.case.key]))
+    key = model.case.key
+    arrived = record_slices(window)
+    window.ai.slice_received.connect(
+        lambda _k, _z: len(arrived) == 1 and _answer_quit(window, QMessageBox.StandardButton.No)
+    )
+    assert run(loop, window.ai.run([key]))
+    run(loop, window.tasks.idle())
+    assert window.isVisible() and not window.closed.done()
+    assert len(arrived) == 8 and model.predictions[key].complete  # the AI kept running
+    window.close()  # nothing running: no question
+    assert window.closed.done() and not window.quit_box.isVisible()
 
-    async def first_slice():
-        while not arrived:
-            await asyncio.sleep(0.01)
 
-    run(loop, asyncio.wait_for(first_slice(), 30))
-    process = window.ai.runner.process
-    window.close()
-    process.join(5)
-    assert not process.is_alive()
-    assert window.ai.job is None or window.ai.job.stopped
+def test_quitting_keeps_the_finished_slices_and_the_next_session_resumes_from_them(
+    qtbot, loop, ai_window, large, ensemble, settings, tmp_path
+):
+    window, model = ai_window, ai_window.model
+    assert run(loop, window.cases.open_dataset(large))
+    key = model.case.key
+    model.set_slice(0)
+    arrived, processes = record_slices(window), []
+
+    def quit_on_first_slice(_key, _z):
+        if len(arrived) == 1:
+            processes.append(window.ai.runner.process)
+            _answer_quit(window, QMessageBox.StandardButton.Yes)
+
+    window.ai.slice_received.connect(quit_on_first_slice)
+    window.tasks.spawn(window.ai.run([key]))
+    run(loop, asyncio.wait_for(window.closed, 60))
+    processes[0].join(5)
+    assert not processes[0].is_alive()  # the engine process ended with the window
+    kept = [z for _, z in arrived]
+    assert kept in ([0], [0, 1, 2, 3, 4])  # as for a stop: never the third batch
+    (ref,) = list(model.dataset)
+    cache = PredictionCache(tmp_path)
+    ((_, entry),) = cache.index(window.ai._info[1], [ref]).items()
+    assert (entry.done, entry.slices) == (len(kept), 8)
+
+    # the next session shows the partial case and completes it without redoing its slices
+    again = MainWindow(
+        Model(), settings, loop, ensemble=ensemble, prediction_cache=PredictionCache(tmp_path)
+    )
+    qtbot.addWidget(again)
+    assert run(loop, again.cases.open_dataset(large))
+    run(loop, again.tasks.idle())
+    table = again.browser.table_model
+    assert table.data(table.index(0, 4)) == f"partial ({len(kept)} / 8 slices)"
+    resumed = record_slices(again)
+    assert run(loop, again.ai.run([key]))
+    run(loop, again.tasks.idle())
+    assert sorted(z for _, z in resumed) == sorted(set(range(8)) - set(kept))
+    prediction = again.model.predictions[key]
+    expected = reference_engine(ensemble).predict(load_case(large / "case_1"))
+    assert prediction.complete and np.allclose(prediction.members, expected.members, atol=1e-6)
+    assert table.data(table.index(0, 4)) == "predicted"
 
 
 @pytest.fixture(scope="module")

@@ -30,6 +30,7 @@ class FakeRef:
     def __init__(self, key):
         self.id = self.key = key
         self.split, self.patient = "", key
+        self.errors: list[str] = []
 
 
 class FakeDataset(list):
@@ -143,12 +144,15 @@ def test_prediction_seam_layers_status_and_core_volume(model):
     model.set_prediction(case.key, growing)
     entry = model.entries[0]
     assert entry.status is Status.NEW and entry.core_ml is None and entry.progress == 0.3
+    assert entry.partial == (1, 3) and entry.status_text == "AI 30%"
+    model.set_progress(case.key, None)
+    assert entry.status_text == "partial (1 / 3 slices)"
     assert model.layer_data("focal").sum() == 20
     best = model.best_mask()
     assert best.source is CoreSource.ENSEMBLE and best.slices == (1, 3) and best.partial
     data_events.clear()
     model.set_prediction(case.key, prediction)
-    assert entry.status is Status.PREDICTED and entry.progress is None
+    assert entry.status is Status.PREDICTED and entry.progress is None and entry.partial is None
     assert entry.core_ml == pytest.approx(20 * 0.01)  # the all-member mean >= 0.5: focal box
     assert {name for (name, region) in data_events if region is None} == {
         "focal", "ce", "mean", "uncertainty", "difference"
@@ -334,3 +338,27 @@ def test_demo_never_touches_a_foreign_folder(tmp_path):
     (folder / "TRAINING").mkdir()
     (folder / "TESTING").mkdir()
     assert demo_ready(folder)
+
+
+def test_cache_index_and_errors_mark_entries_without_loading(model):
+    """The worklist's states before a visit: cached complete ("predicted", its core, and
+    ``predicted`` for Run AI), cached partial, nothing (a stale entry), and errors."""
+    other = model.entries[1]
+    model.set_cached(other.key, 3, 3, 1.5)
+    assert other.status_text == "predicted" and other.core_ml == 1.5
+    assert model.predicted(other.key) and other.key not in model.predictions
+    model.set_cached(other.key, 1, 3)
+    assert other.status_text == "partial (1 / 3 slices)" and not model.predicted(other.key)
+    assert other.core_ml is None
+    model.set_cached(other.key)
+    assert other.status_text == "new" and other.partial is None
+    model.set_error(other.key, "c2: no such file")
+    assert other.status_text == "error" and other.error == "c2: no such file"
+    model.set_error(other.key, None)
+    assert other.status_text == "new"
+    events = record(model.entry_changed)
+    shown = model.entries[0]
+    box = (1, slice(0, 4), slice(0, 5))
+    model.set_prediction(shown.key, make_prediction(model.case, box, box))
+    model.set_cached(shown.key, 1, 3)  # the loaded prediction knows better
+    assert shown.status is Status.PREDICTED and model.predicted(shown.key) and len(events) == 1

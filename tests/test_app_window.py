@@ -136,6 +136,44 @@ def test_case_navigation_follows_sorted_filtered_rows(qtbot, loop, window, datas
     assert model.index == 1
 
 
+@pytest.fixture(scope="module")
+def broken(tmp_path_factory):
+    """Four cases; the Tmax files of the second and fourth are garbage (listed, unreadable)."""
+    root = tmp_path_factory.mktemp("broken")
+    for n in range(1, 5):
+        files = write_isles_case(root / "TRAINING" / f"case_{n}", SHAPE_XYZ, seed=n)
+        if n % 2 == 0:
+            files["CT_Tmax"].write_bytes(b"not a NIfTI file")
+    return root
+
+
+def test_unreadable_cases_show_error_with_the_reason_and_are_skipped(
+    qtbot, loop, settings, ensemble, broken
+):
+    """Read ahead (case_2) or by the AI (case_4): "error", the reason in the tooltip, and
+    next/previous case step over them; Run AI names the one it skipped."""
+    win = MainWindow(Model(), settings, loop, ensemble=ensemble)
+    qtbot.addWidget(win)
+    model = opened(loop, win, broken)
+    table = win.browser.table_model
+    qtbot.waitUntil(lambda: model.entries[1].error is not None, timeout=10000)  # read ahead
+    assert table.data(table.index(1, 4)) == "error"
+    assert "SMIR.Brain.XX.O.CT_Tmax" in table.data(table.index(1, 0), Qt.ItemDataRole.ToolTipRole)
+    assert table.data(table.index(1, 4), Qt.ItemDataRole.ForegroundRole).name() == "#e05555"
+    win.cases.step_case(1)
+    run(loop, win.tasks.idle())
+    assert model.index == 2  # over case_2
+    assert model.entries[3].error is None  # not read yet: read ahead only beside the current
+    assert run(loop, win.ai.run([model.entries[3].key]))
+    assert "skipped 1 unreadable: training/case_4" in win.statusBar().currentMessage()
+    assert table.data(table.index(3, 4)) == "error"
+    assert "CT_Tmax" in table.data(table.index(3, 0), Qt.ItemDataRole.ToolTipRole)
+    win.cases.step_case(1)  # nothing readable after case_3
+    win.cases.step_case(-1)
+    run(loop, win.tasks.idle())
+    assert model.index == 0  # over case_2 again
+
+
 def test_status_bar_shows_the_values_under_the_cursor(loop, window, dataset):
     model = opened(loop, window, dataset)
     graphics = window.view.graphics

@@ -22,6 +22,7 @@ class Ref:
     def __init__(self, key):
         self.id = self.key = key
         self.split, self.patient = "", key
+        self.errors: list[str] = []
 
 
 def make_case(core_voxels: int | None, hypo_voxels: int) -> Case:

@@ -16,8 +16,10 @@ from helpers import bounded, write_simple_case
 from strokelens.core.dataset import load_case
 from strokelens.core.errors import DataError
 from strokelens.core.manifest import Manifest, Member
+from strokelens.core.metrics import volume_ml
 from strokelens.core.prediction import Prediction
 from strokelens.core.prediction_store import (
+    CacheEntry,
     PredictionCache,
     default_cache_root,
     load_prediction,
@@ -260,12 +262,49 @@ def test_manifest_fingerprint_covers_members_and_preprocessing_only():
     assert manifest_fingerprint(replace(m, members=m.members[:-1])) != base
 
 
-def test_incomplete_put_raises(tmp_path, case):
+def test_partial_prediction_is_kept_for_resuming_only(tmp_path, case):
+    """A stopped run's slices: ``get`` misses (quietly), ``get(partial=True)`` returns them, and
+    the index tells both apart, for the case and for the ``CaseRef`` listing it, without
+    reading the members."""
+    from strokelens.core.dataset import open_dataset
+
     cache = PredictionCache(tmp_path / "cache")
     partial = replace(make_prediction(case.shape, slices=[0, 1]), case_key=case.key)
-    with pytest.raises(ValueError, match="2/4 slices"):
-        cache.put("abc", case, partial)
-    assert not (tmp_path / "cache").exists()
+    cache.put("abc", case, partial)
+    assert cache.get("abc", case) is None
+    assert_same(cache.get("abc", case, partial=True), partial)
+    (ref,) = open_dataset(tmp_path / "data")
+    assert ref.key == case.key and cache.path_for("abc", ref) == cache.path_for("abc", case)
+    core = volume_ml(partial.mask("all"), partial.spacing)
+    assert cache.index("abc", [ref]) == {case.key: CacheEntry(2, 4, pytest.approx(core))}
+    full = _for(case)
+    cache.put("abc", ref, full)
+    entry = cache.entry("abc", ref)
+    assert entry.complete and entry.core_ml == pytest.approx(volume_ml(full.mask(), full.spacing))
+    assert cache.index("other", [ref]) == {}
+    with pytest.raises(ValueError, match="given for"):
+        cache.put("abc", case, replace(full, case_key="testing/case_9"))
+
+
+def test_index_reads_no_members(tmp_path, case, monkeypatch):
+    cache = PredictionCache(tmp_path / "cache")
+    cache.put("abc", case, _for(case))
+    read = []
+    getitem = h5py.Dataset.__getitem__
+    monkeypatch.setattr(
+        h5py.Dataset, "__getitem__", lambda d, k: read.append(d.name) or getitem(d, k)
+    )
+    assert cache.entry("abc", case).complete
+    assert read == ["/done"]
+
+
+def test_index_of_an_old_file_has_no_core_volume(tmp_path, case):
+    cache = PredictionCache(tmp_path / "cache")
+    path = cache.put("abc", case, _for(case))
+    with h5py.File(path, "r+") as f:
+        del f.attrs["core_ml"]
+    assert cache.entry("abc", case) == CacheEntry(4, 4, None)
+    assert cache.get("abc", case) is not None
 
 
 def test_broken_cache_file_is_a_miss_kept_until_replaced(tmp_path, case, caplog):
@@ -366,7 +405,8 @@ BAD_CACHE_FILES = {
         lambda f: f.attrs.modify("case_key", "testing/case_9"),
         "holds case testing/case_9, not case_1",
     ),
-    "incomplete": (_replace("done", lambda d: d & False), "holds 0 of 4 slices: incomplete"),
+    "done not bool": (_replace("done", lambda d: d.astype(np.uint8)), "done is uint8 (4,)"),
+    "core volume negative": (lambda f: f.attrs.modify("core_ml", -1.0), "core_ml: Input should"),
     "names not a list": (
         lambda f: f.attrs.modify("member_names", "5"),
         "member_names: Input should be a valid list, not an integer",
@@ -386,5 +426,7 @@ def test_corrupt_cache_file_is_a_miss_with_a_warning(tmp_path, case, caplog, dam
     _edit(path, corrupt)
     with caplog.at_level(logging.WARNING), bounded(seconds=30, memory=1 << 30):
         assert cache.get("abc", case) is None
+        assert cache.get("abc", case, partial=True) is None
+        assert cache.index("abc", [case]) == {}  # the worklist's view: a miss too
     assert f"ignoring cached prediction: {path}: " in caplog.text and words in caplog.text
     assert path.is_file()  # left for inspection; the next put replaces it

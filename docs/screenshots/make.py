@@ -14,7 +14,10 @@ settings and prediction cache).
   focal-only region rejected and a brush stroke added (green), the brush outline under the cursor
   on every pane, the edit dock and the compare dock following the correction;
 - panel-partial.png: the mismatch panel on that case with only the slices the AI does first (the
-  one on screen and its nearest neighbours, ``PARTIAL_SLICES``), as while it runs.
+  one on screen and its nearest neighbours, ``PARTIAL_SLICES``), as while it runs;
+- worklist.png: the case list over a copy of four demo cases (``worklist_dataset``): one
+  predicted, one whose Run AI was stopped after its first slice ("partial"), one whose Tmax file
+  is garbage ("error", found reading ahead) and the one on screen.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -30,6 +34,28 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 HERE = Path(__file__).parent
 #: Slices done in panel-partial.png.
 PARTIAL_SLICES = 5
+
+
+def worklist_dataset(data: Path, folder: Path) -> Path:
+    """The first four training cases of ``data`` copied into ``folder`` (without their 4D
+    series), the third with a Tmax file that cannot be read."""
+    for n in range(1, 5):
+        target = folder / "TRAINING" / f"case_{n}"
+        shutil.copytree(
+            data / "TRAINING" / f"case_{n}", target, ignore=shutil.ignore_patterns("*4DPWI*")
+        )
+        if n == 3:
+            for tmax in target.glob("*CT_Tmax*/*.nii*"):
+                tmax.write_bytes(b"not a NIfTI file")
+    return folder
+
+
+async def wait_for(condition, timeout_s: float = 30.0) -> None:
+    for _ in range(int(timeout_s / 0.05)):
+        if condition():
+            return
+        await asyncio.sleep(0.05)
+    raise TimeoutError("the worklist did not reach the state to show")
 
 
 def main() -> None:
@@ -94,10 +120,27 @@ def main() -> None:
             await window.tasks.idle()
             await asyncio.sleep(0.3)
             window.mismatch.grab().save(str(HERE / "panel-partial.png"))
+
+            await window.cases.open_dataset(worklist_dataset(data, Path(tmp) / "worklist"))
+            keys = [entry.key for entry in model.entries]
+            await window.ai.run([keys[0]])  # predicted
+            await window.cases.show_case(1)
+            stop = window.ai.slice_received.connect(lambda _key, _z: window.ai.cancel())
+            await window.ai.run([keys[1]])  # partial: stopped on its first slice
+            window.ai.slice_received.disconnect(stop)
+            await window.cases.show_case(3)  # reads case_3 ahead: error
+            await wait_for(lambda: model.entries[2].error is not None)
+            await window.tasks.idle()
+            await asyncio.sleep(0.3)
+            app.processEvents()
+            window.docks["cases"].grab().save(str(HERE / "worklist.png"))
             window.close()
 
         loop.run_until_complete(shoot())
-    names = ("panel-no-core.png", "main.png", "compare.png", "editing.png", "panel-partial.png")
+    names = (
+        "panel-no-core.png", "main.png", "compare.png", "editing.png", "panel-partial.png",
+        "worklist.png",
+    )  # fmt: skip
     print("wrote", ", ".join(str(HERE / name) for name in names))
 
 
