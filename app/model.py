@@ -22,6 +22,7 @@ from psygnal import Signal
 from strokelens.core.case import CHANNELS, Case
 from strokelens.core.metrics import volume_ml
 from strokelens.core.mismatch import Mismatch, hypoperfusion_mask, mismatch_from_volumes
+from strokelens.core.project.review import Status
 
 if TYPE_CHECKING:
     from strokelens.core.dataset import CaseRef, Dataset
@@ -49,16 +50,6 @@ CT_PRESETS: dict[str, tuple[float, float]] = {
 #: Maps' auto window tops out at this percentile of the positive voxels: high enough for grey
 #: matter, low enough that vessels (a few % of voxels, several times brighter) do not set it.
 AUTO_PERCENTILE = 95.0
-
-
-class Status(StrEnum):
-    """Review state of a case; this part reaches only NEW and PREDICTED."""
-
-    NEW = "new"
-    PREDICTED = "predicted"
-    IN_REVIEW = "in review"
-    CORRECTED = "corrected"
-    APPROVED = "approved"
 
 
 @dataclass
