@@ -87,17 +87,22 @@ def mask_sha256(mask: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(mask, dtype=np.uint8).tobytes()).hexdigest()
 
 
+def _folder_name(readable: str, identity: str) -> str:
+    """``<readable part>-<12 hex of sha256(identity)>``: safe as a folder name, unique by hash."""
+    shown = re.sub(r"[^A-Za-z0-9_.-]+", "_", readable).strip("._")[:40] or "x"
+    return f"{shown}-{hashlib.sha256(identity.encode()).hexdigest()[:12]}"
+
+
 def case_folder_name(key: str) -> str:
-    """A safe, unique folder name for a case key: its readable part and a hash of the key."""
-    readable = re.sub(r"[^A-Za-z0-9_.-]+", "_", key).strip("._")[:40] or "case"
-    return f"{readable}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+    """The folder of a case's masks, from its key (``training/case_1``)."""
+    return _folder_name(key, key)
 
 
 def default_project_for(dataset_root: str | Path) -> Path:
-    """The project used when none is given: ``projects/<name>-<hash of the resolved root>`` in
-    the user's data folder, so each data set has its own and no path from it is trusted."""
+    """The project used when none is given: ``projects/<folder name>-<hash of the resolved
+    root>`` in the user's data folder, one per data set; no part of the path is taken as is."""
     root = Path(dataset_root).resolve()
-    return userdirs.data_dir() / "projects" / case_folder_name(str(root))
+    return userdirs.data_dir() / "projects" / _folder_name(root.name, str(root))
 
 
 def _now() -> str:
