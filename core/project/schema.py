@@ -20,6 +20,8 @@ The audit table is append-only: triggers abort any UPDATE or DELETE on it.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from strokelens.core.errors import DataError
@@ -83,20 +85,28 @@ def connect(path: Path, writable: bool) -> sqlite3.Connection:
     else:
         uri = f"{path.resolve().as_uri()}?mode=ro"
         conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
-    try:
+    with closed_on_error(conn, path):
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         if writable:
             mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if mode != "wal":
                 raise DataError(path, f"cannot use a write-ahead log here (journal mode {mode})")
         conn.execute("PRAGMA synchronous = FULL")
+    return conn
+
+
+@contextmanager
+def closed_on_error(conn: sqlite3.Connection, path: Path) -> Iterator[None]:
+    """Close ``conn`` if the block fails; a database error becomes a DataError naming ``path``
+    (a damaged or foreign file is input like any other)."""
+    try:
+        yield
     except sqlite3.DatabaseError as exc:
         conn.close()
         raise DataError(path, f"not a readable project database ({exc})") from exc
     except BaseException:
         conn.close()
         raise
-    return conn
 
 
 def user_version(conn: sqlite3.Connection) -> int:

@@ -186,7 +186,7 @@ class ProjectStore:
         if not writable and not db.exists():
             raise DataError(path, "the project is being created by another process; try again")
         conn = schema.connect(db, writable)
-        try:
+        with schema.closed_on_error(conn, db):
             if writable:
                 schema.migrate(conn, db)
                 with _transaction(conn):
@@ -199,19 +199,17 @@ class ProjectStore:
             else:
                 schema.check_version(conn, db)
             store = cls(path, conn, lock, reason)
-        except sqlite3.DatabaseError as exc:
-            conn.close()
-            raise DataError(db, f"not a readable project database ({exc})") from exc
+        try:
+            if dataset_root is not None and Path(dataset_root).resolve() != store.dataset_root:
+                raise DataError(
+                    path,
+                    f"this project is for the data set {store.dataset_root}, not {dataset_root}",
+                )
+            _check_outside(path, store.dataset_root)
+            store._scan(repair=writable)
         except BaseException:
-            conn.close()
-            raise
-        if dataset_root is not None and Path(dataset_root).resolve() != store.dataset_root:
             store.close()
-            raise DataError(
-                path, f"this project is for the data set {store.dataset_root}, not {dataset_root}"
-            )
-        _check_outside(path, store.dataset_root)
-        store._scan(repair=writable)
+            raise
         return store
 
     @property
