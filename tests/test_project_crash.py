@@ -6,10 +6,11 @@ the files agree (sha256, voxel count, volume, the last audit row); reopening rep
 (orphans and temporaries removed, nothing reported). The child also approves every fifth save,
 so the approved -> corrected reopening is killed too.
 
-CI runs ``STROKELENS_CRASH_KILLS`` kills (default 10, a few seconds); the full run is::
+CI runs 10 kills on an 8 x 64 x 64 case (a few seconds); the environment scales it, and the full
+run (documented in docs/project.md) is::
 
     STROKELENS_CRASH_KILLS=60 STROKELENS_CRASH_SHAPE=22,256,256 \\
-        pytest -q -m heavy tests/test_project_crash.py
+        pytest -q -s tests/test_project_crash.py
 """
 
 from __future__ import annotations
@@ -148,12 +149,4 @@ def _run(tmp_path, kills: int, shape_zyx) -> dict:
 def test_sigkill_during_saves_never_loses_or_tears_a_mask(tmp_path):
     figures = _run(tmp_path, KILLS, SHAPE_ZYX)
     print(f"crash test {SHAPE_ZYX}: {figures}")
-    assert figures["saves"] > 0
-
-
-@pytest.mark.heavy
-def test_sigkill_full_run(tmp_path):
-    """At least 50 kills on a 22-slice 256 x 256 case (the issue's full run)."""
-    figures = _run(tmp_path, max(KILLS, 50), (22, 256, 256))
-    print(f"crash test (22, 256, 256): {figures}")
-    assert figures["mid_save"] > 0  # some kills did land inside a save
+    assert figures["mid_save"] > 0  # kills do land inside saves
