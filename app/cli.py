@@ -21,6 +21,7 @@ COMMANDS = {
     "cv": "cv",
     "report": "report",
     "export": "export",
+    "export-masks": "export_masks",
     "app": "app",
     "demo": "demo",
 }

@@ -23,6 +23,7 @@ from strokelens.core.case import CHANNELS, Case
 from strokelens.core.metrics import volume_ml
 from strokelens.core.mismatch import Mismatch, hypoperfusion_mask, mismatch_from_volumes
 from strokelens.core.plausibility import MAPS, brain_mask
+from strokelens.core.project.review import Status
 from strokelens.core.units import UNITS as UNITS  # shown beside values; re-exported for the views
 
 if TYPE_CHECKING:
@@ -51,16 +52,6 @@ MAX_CONTOUR_WIDTH = 4
 #: Maps' auto window tops out at this percentile of the positive voxels: high enough for grey
 #: matter, low enough that vessels (a few % of voxels, several times brighter) do not set it.
 AUTO_PERCENTILE = 95.0
-
-
-class Status(StrEnum):
-    """Review state of a case; this part reaches only NEW and PREDICTED."""
-
-    NEW = "new"
-    PREDICTED = "predicted"
-    IN_REVIEW = "in review"
-    CORRECTED = "corrected"
-    APPROVED = "approved"
 
 
 @dataclass

@@ -163,6 +163,13 @@ def _check_layout(path: Path, f: h5py.File, shape: tuple[int, int, int] | None) 
         )
 
 
+def _attributes(path: Path, f: h5py.File, shape: tuple[int, ...]) -> _Attributes:
+    """The file's attributes, validated, and its datasets' layout against ``shape``."""
+    a = validate({k: from_numpy(v) for k, v in f.attrs.items()}, _Attributes, path)
+    _check_layout(path, f, shape)
+    return a
+
+
 def load_prediction(path: str | Path, shape: tuple[int, int, int] | None = None) -> Prediction:
     """Read a file written by ``save_prediction``; a file that is not one raises ``DataError``.
 
@@ -173,8 +180,7 @@ def load_prediction(path: str | Path, shape: tuple[int, int, int] | None = None)
     check_regular(path, "prediction file")
     try:
         with h5py.File(path, "r") as f:
-            a = validate({k: from_numpy(v) for k, v in f.attrs.items()}, _Attributes, path)
-            _check_layout(path, f, shape)
+            a = _attributes(path, f, shape)
             palette = f["palette"][()] if isinstance(f.get("palette"), h5py.Dataset) else None
             members, done = _decode(path, f["members"][()], palette), f["done"][()]
     except OSError as exc:  # not HDF5, truncated, unreadable chunk
@@ -343,8 +349,7 @@ class PredictionCache:
             check_regular(path, "prediction file")
             try:
                 with h5py.File(path, "r") as f:
-                    a = validate({k: _plain(v) for k, v in f.attrs.items()}, _Attributes, path)
-                    _check_layout(path, f, _shape(case))
+                    a = _attributes(path, f, _shape(case))
                     done = f["done"][()]
             except OSError as exc:
                 raise DataError(path, f"not a readable prediction file ({exc})") from exc

@@ -143,4 +143,10 @@ def submission_name(case: Case, method: str) -> str:
             case.paths.get("MTT", case.id),
             "no CT_MTT folder number: the case is not in the ISLES layout",
         )
-    return f"SMIR.{method}.{case.submission_id}.nii"
+    return mask_file_name(case.id, case.submission_id, method)
+
+
+def mask_file_name(case_id: str, submission_id: str | None, method: str) -> str:
+    """A case's mask file name: ``SMIR.<method>.<id>.nii`` (an ISLES 2018 submission) when the
+    case has a CT_MTT folder number, else ``<case>_mask.nii.gz``."""
+    return f"SMIR.{method}.{submission_id}.nii" if submission_id else f"{case_id}_mask.nii.gz"

@@ -41,7 +41,7 @@ from strokelens.core.nifti import open_image, spatial_shape
 from strokelens.core.output import prepare_folders, write_error
 from strokelens.core.prediction import Prediction
 from strokelens.core.safepath import check_name, path_inside
-from strokelens.core.writer import submission_name, write_mask, write_probability
+from strokelens.core.writer import mask_file_name, write_mask, write_probability
 
 #: Stored size of the gzip'd float32 maps over their uncompressed size, for the free-space
 #: check (rough: the demo ensemble's 14 maps of a 22-slice phantom case took 4.86-5.03 MB of
@@ -100,7 +100,7 @@ def manifest_path(given: str | None) -> Path:
 
 
 def mask_name(case: Case, method: str) -> str:
-    return submission_name(case, method) if case.submission_id else f"{case.id}_mask.nii.gz"
+    return mask_file_name(case.id, case.submission_id, method)
 
 
 @dataclass
