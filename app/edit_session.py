@@ -39,6 +39,7 @@ from strokelens.core.metrics import volume_ml
 from strokelens.core.mismatch import BRAIN_HU
 
 if TYPE_CHECKING:
+    from strokelens.core.case import Case
     from strokelens.core.editing.history import Region
 
 
@@ -102,11 +103,19 @@ class EditSession:
         self.radius_mm = DEFAULT_RADIUS_MM
         self.constraints: set[str] = set()
         self.masks: dict[str, EditableMask] = {}
+        self.cases: dict[str, Case] = {}  # the case of each mask (saving one left behind)
+        self._started: dict[str, str] = {}  # case key -> what its correction started from
+        #: None while editing is allowed, else why not (the project is open read-only elsewhere).
+        self.read_only: str | None = None
+        #: Cases whose saved correction is being read: not editable until it has arrived.
+        self.loading: set[str] = set()
         self._allowed: tuple[tuple, np.ndarray | None] | None = None  # (key, allowed)
         model.dataset_changed.connect(self._forget)
 
     def _forget(self) -> None:
         self.masks.clear()
+        self.cases.clear()
+        self._started.clear()
         self._allowed = None
         self.history_changed.emit()
 
@@ -202,17 +211,53 @@ class EditSession:
         assert case is not None
         mask = self.masks.get(case.key)
         if mask is None:
-            start = self.model.corrected.get(case.key)
+            start, source = self.model.corrected.get(case.key), "corrected"
             if start is None:
-                start = self._source("all")
-                if start is None:
-                    start = np.zeros(case.shape, np.uint8)
-            mask = EditableMask(np.array(start, np.uint8), case.spacing)
-            key = case.key
-            mask.changed.connect(lambda region: self._changed(key, mask, region))
-            self.masks[key] = mask
-            self.model.set_corrected(key, mask.data)
+                start, source = self._source("all"), "all"
+            if start is None:
+                start, source = np.zeros(case.shape, np.uint8), "empty"
+            mask = self._keep(case, start, source)
         return mask
+
+    def _keep(self, case: Case, start: np.ndarray, source: str) -> EditableMask:
+        mask = EditableMask(np.array(start, np.uint8), case.spacing)
+        key = case.key
+        mask.changed.connect(lambda region: self._changed(key, mask, region))
+        self.masks[key], self.cases[key], self._started[key] = mask, case, source
+        self.model.set_corrected(key, mask.data)
+        return mask
+
+    def adopt(self, key: str, saved: np.ndarray, replace: bool = False) -> None:
+        """The saved correction of the case on screen becomes its mask (nothing to undo, nothing
+        unsaved); ``replace``: over an existing one (an import), as one undo item."""
+        case = self.model.case
+        if case is None or case.key != key:
+            return
+        mask = self.masks.get(key)
+        if mask is None:
+            self._keep(case, saved, "saved")
+        elif replace:
+            mask.apply(saved, "import")
+            mask.mark_saved()
+        self.history_changed.emit()
+
+    def started_from(self, key: str) -> str | None:
+        """What the correction of ``key`` started from (a source of ``START_SOURCES``, "saved"
+        or "corrected"), for the project's record."""
+        return self._started.get(key)
+
+    def _editable(self) -> bool:
+        """Whether the case on screen may be edited now; says why not."""
+        case = self.model.case
+        if case is None:
+            return False
+        if self.read_only is not None:
+            self.status.emit(f"Editing is off: {self.read_only}", 8000)
+            return False
+        if case.key in self.loading:
+            self.status.emit("Reading the saved correction of this case…", 3000)
+            return False
+        return True
 
     def _changed(self, key: str, mask: EditableMask, region: Region) -> None:
         self.model.corrected_edited(key, region, stroke_ended=not mask.stroking)
@@ -235,7 +280,7 @@ class EditSession:
     def start_from(self, source: str) -> bool:
         """Replace the correction by ``source`` (``START_SOURCES``) as one undo item; False when
         the case has no such mask. The window asks first when ``has_edits()``."""
-        if self.model.case is None:
+        if not self._editable():
             return False
         new = self._source(source)
         if new is None:
@@ -257,8 +302,7 @@ class EditSession:
 
     def press(self, y: float, x: float) -> None:
         """The left button went down at voxel coordinates ``(y, x)`` of the slice on screen."""
-        case = self.model.case
-        if case is None or not self.edits:
+        if not self.edits or not self._editable():
             return
         try:
             constraint = self.allowed()
@@ -357,16 +401,16 @@ class EditSession:
     # -- operations ------------------------------------------------------------------------------
     def undo(self) -> None:
         mask = self.current()
-        if mask is not None and mask.can_undo:
+        if mask is not None and mask.can_undo and self._editable():
             mask.undo()
 
     def redo(self) -> None:
         mask = self.current()
-        if mask is not None and mask.can_redo:
+        if mask is not None and mask.can_redo and self._editable():
             mask.redo()
 
     def remove_islands(self, min_ml: float = DEFAULT_ISLAND_ML) -> None:
-        if self.model.case is None:
+        if not self._editable():
             return
         mask = self._mask()
         kept = _components().remove_islands(mask.data, min_ml, mask.spacing)
@@ -374,7 +418,7 @@ class EditSession:
         self._apply(mask, kept, "remove islands", f"Removed {removed} voxels in islands.")
 
     def fill_holes(self) -> None:
-        if self.model.case is None:
+        if not self._editable():
             return
         mask = self._mask()
         self._apply(mask, _components().fill_holes(mask.data), "fill holes", "Holes filled.")

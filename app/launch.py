@@ -47,12 +47,14 @@ def run_gui(
     ensemble: str | Path | None = None,
     allow_external_members: bool = False,
     run_ai: bool = False,
+    project: str | Path | None = None,
 ) -> int:
     """Open the window on ``path`` (or the demo data in ``demo_folder``); 0 on success.
 
     ``ensemble``: the manifest "Run AI" uses (``allow_external_members``: as for
     ``read_manifest``); ``run_ai``: predict the first case at once (with ``screenshot``, the
-    picture shows its result).
+    picture shows its result); ``project``: where corrections are saved (a screenshot without
+    one uses a throw-away project, never the user's).
     """
     import qasync
     from PySide6.QtCore import QEvent, QSettings
@@ -71,6 +73,8 @@ def run_gui(
         else QSettings()
     )
     cache = PredictionCache(default_cache_root())  # screenshots show cached predictions too
+    if scratch and project is None:
+        project = Path(scratch.name) / "project"
     window = MainWindow(
         Model(),
         settings,
@@ -78,6 +82,7 @@ def run_gui(
         ensemble=ensemble,
         prediction_cache=cache,
         allow_external_members=allow_external_members,
+        project=project,
     )
     if screenshot:
         window.resize(*SCREENSHOT_SIZE)

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QMainWindow,
     QMessageBox,
+    QVBoxLayout,
     QWidget,
 )
 
@@ -37,6 +38,8 @@ from strokelens.app.layers_panel import LayersPanel
 from strokelens.app.menus import Menus
 from strokelens.app.mismatch_panel import MismatchPanel
 from strokelens.app.model import UNITS, Model, RecentList
+from strokelens.app.project_actions import ProjectActions
+from strokelens.app.project_session import ProjectSession
 from strokelens.app.shortcuts_dialog import ShortcutsDialog
 from strokelens.app.slice_view import ITKSNAP, STROKELENS, SliceView
 from strokelens.app.tasks import Tasks
@@ -75,11 +78,13 @@ class MainWindow(QMainWindow):
         ensemble: str | Path | None = None,
         prediction_cache: PredictionCache | None = None,
         allow_external_members: bool = False,
+        project: str | Path | None = None,
     ):
         """``ensemble``: the manifest "Run AI" uses (default: the last one chosen, else the
         bundled demo ensemble); ``prediction_cache``: where finished predictions are kept and
         found again (None: not kept); ``allow_external_members``: the user's leave (a command
-        line option) to load member weights outside a manifest's folder."""
+        line option) to load member weights outside a manifest's folder; ``project``: where
+        corrections are saved (default: the data set's own project in the user's data folder)."""
         super().__init__()
         self.model = model = model or Model()
         self.settings = settings or QSettings()
@@ -93,8 +98,18 @@ class MainWindow(QMainWindow):
         self.setWindowTitle("StrokeLens")
         self.setAcceptDrops(True)
         self.edit = EditSession(model)
+        reviewer = self.settings.value("review/reviewer")
+        self.project = ProjectSession(model, self.edit, self.tasks, str(reviewer or "") or None)
+        self.project.want(project)
+        self.project_actions = ProjectActions(self, self.project)
         self.view = SliceView(model, self.edit)
-        self.setCentralWidget(self.view)
+        central = QWidget()
+        column = QVBoxLayout(central)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.setSpacing(0)
+        column.addWidget(self.project_actions.banner)
+        column.addWidget(self.view, 1)
+        self.setCentralWidget(central)
         self.browser = CaseBrowser(model)
         self.layers = LayersPanel(model)
         self.mismatch = MismatchPanel(model)
@@ -140,19 +155,20 @@ class MainWindow(QMainWindow):
         self.tasks.failed.connect(self.show_error)
         self.browser.case_activated.connect(lambda i: self.tasks.spawn(self.cases.show_case(i)))
         self.browser.filter.returnPressed.connect(self.view.graphics.setFocus)
-        self.cases.status.connect(self._show_status)
+        self.cases.status.connect(self.show_status)
         self.cases.opened.connect(self._remember_dataset)
+        self.cases.opened.connect(lambda _path: self.tasks.spawn(self.project.open()))
         self.cases.refused.connect(self.browser.select_current)
         self.series.message.connect(self.curve.set_message)
         self.docks["curve"].visibilityChanged.connect(lambda _on: self.series.want())
-        self.ai.status.connect(self._show_status)
+        self.ai.status.connect(self.show_status)
         self.ai.progress.connect(
             lambda job: self.ai_progress.hide() if job is None else self.ai_progress.show_job(job)
         )
         self.ai.progress_text.connect(self.ai_progress.show_message)
         self.ai.ensemble_changed.connect(lambda p: self.settings.setValue("ai/ensemble", str(p)))
         self.ai_progress.cancel_requested.connect(self.ai.cancel)
-        self.edit.status.connect(self._show_status)
+        self.edit.status.connect(self.show_status)
         self.editor.start_requested.connect(self.start_correction)
         model.cursor_changed.connect(self._show_cursor)
         model.slice_changed.connect(lambda _z: self._show_cursor())
@@ -218,6 +234,7 @@ class MainWindow(QMainWindow):
         self.settings.setValue("view/contour_width", self.model.contour_width)
         self.settings.setValue("view/overlays_on_ct_only", self.model.overlays_on_ct_only)
         self.settings.sync()
+        self.project.close_now()  # what is unsaved is saved before anything else stops
         self.ai.close()
         for timer in (self.compare.timer, self.series.timer):
             timer.stop()
@@ -252,7 +269,15 @@ class MainWindow(QMainWindow):
         self.close()
 
     # -- what the controllers say ----------------------------------------------------------------
-    def _show_status(self, text: str, ms: int) -> None:
+    def show_title(self) -> None:
+        """Data set, case and patient, and whether the correction is saved."""
+        case, dataset = self.model.case, self.model.dataset
+        title = "StrokeLens" + (f" — {dataset.root.name}" if dataset else "")
+        if case is not None:
+            title += f" — {case.key} (patient {case.patient})"
+        self.setWindowTitle(title + self.project_actions.title_suffix())
+
+    def show_status(self, text: str, ms: int) -> None:
         if text:
             self.statusBar().showMessage(text, ms)
         else:
@@ -278,12 +303,9 @@ class MainWindow(QMainWindow):
 
     def _on_case(self) -> None:
         case = self.model.case
-        dataset = self.model.dataset
+        self.show_title()
         if case is None:
-            self.setWindowTitle("StrokeLens" + (f" — {dataset.root.name}" if dataset else ""))
             return
-        name = dataset.root.name if dataset else ""
-        self.setWindowTitle(f"StrokeLens — {name} — {case.key} (patient {case.patient})")
         if case.problems:
             self.statusBar().showMessage("; ".join(case.problems), 10000)
         if not case.has_perfusion:

@@ -91,6 +91,12 @@ class Menus:
         window = self.window
         self.action(menu, "&Open data set…", window.choose_dataset, ("Ctrl+O",))
         self.recent = menu.addMenu("Open &recent")
+        menu.addSeparator()
+        project = window.project_actions
+        self.action(menu, "New or open &project…", project.choose_project, ("Ctrl+Shift+O",))
+        self.action(menu, "&Import a mask for this case…", project.choose_import)
+        self.action(menu, "&Export corrected masks…", project.choose_export)
+        menu.addSeparator()
         self.action(menu, "Save &screenshot…", window.choose_screenshot, ("Ctrl+Shift+S",))
         menu.addSeparator()
         self.action(menu, "&Quit", window.close, ("Ctrl+Q",))
@@ -104,6 +110,9 @@ class Menus:
         self._navigation(menu, "next_case", "&Next case", lambda: cases.step_case(1))
         self._navigation(menu, "previous_case", "&Previous case", lambda: cases.step_case(-1))
         self.action(menu, "&Filter cases", self.window.focus_filter, ("Ctrl+F",))
+        menu.addSeparator()
+        approve = self.window.project_actions.approve
+        self.action(menu, "&Approve this case", approve, ("Ctrl+Return", "Ctrl+Enter"))
 
     def _view(self, menu: QMenu) -> None:
         window, model = self.window, self.window.model

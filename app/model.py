@@ -67,6 +67,7 @@ class Entry:
     ref: CaseRef
     n_slices: int | None = None
     status: Status = Status.NEW
+    reviewer: str | None = None  # who approved the case (the project's record)
     core_ml: float | None = None  # predicted core (ensemble mask), None until predicted
     progress: float | None = None  # fraction done while the AI runs on the case, else None
     cached: bool = False
@@ -539,6 +540,15 @@ class Model:
         entry = self.entries[index]
         if entry.error != error:
             entry.error = error
+            self.entry_changed.emit(index)
+
+    def set_review(self, case_key: str, status: Status, reviewer: str | None = None) -> None:
+        """A case's review status (and its approving reviewer) as the project records it."""
+        index = self.index_of(case_key)
+        entry = self.entries[index]
+        status = Status(status)
+        if (entry.status, entry.reviewer) != (status, reviewer):
+            entry.status, entry.reviewer = status, reviewer
             self.entry_changed.emit(index)
 
     def set_progress(self, case_key: str, fraction: float | None) -> None:

@@ -128,7 +128,8 @@ def interactive(data: Path) -> None:
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
     settings = QSettings(tempfile.mktemp(suffix=".ini"), QSettings.Format.IniFormat)
-    window = MainWindow(Model(), settings, loop)
+    project = Path(tempfile.mkdtemp(prefix="strokelens-bench-")) / "project"
+    window = MainWindow(Model(), settings, loop, project=project)
     window.resize(1600, 960)
     window.show()
     model = window.model

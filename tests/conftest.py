@@ -9,8 +9,10 @@ import tempfile
 import pytest
 import torch
 
-# The app and the command line log to the user's log folder: the tests' logs go to a throw-away one.
+# The app and the command line log to the user's log folder, and the window keeps each data set's
+# project in the user's data folder: the tests' go to throw-away ones.
 os.environ["XDG_STATE_HOME"] = tempfile.mkdtemp(prefix="strokelens-tests-state-")
+os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="strokelens-tests-data-")
 
 
 @pytest.fixture
@@ -45,12 +47,12 @@ def settings(tmp_path):
 
 
 @pytest.fixture
-def window(qtbot, loop, settings):
-    """A shown main window with throw-away settings and no prediction cache."""
+def window(qtbot, loop, settings, tmp_path):
+    """A shown main window with throw-away settings and project, and no prediction cache."""
     from strokelens.app.main_window import MainWindow
     from strokelens.app.model import Model
 
-    win = MainWindow(Model(), settings, loop)
+    win = MainWindow(Model(), settings, loop, project=tmp_path / "project")
     qtbot.addWidget(win)
     win.resize(1500, 900)
     win.show()

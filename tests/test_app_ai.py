@@ -41,8 +41,9 @@ def dataset(tmp_path_factory):
 @pytest.fixture
 def ai_window(qtbot, loop, settings, ensemble, tmp_path):
     win = MainWindow(
-        Model(), settings, loop, ensemble=ensemble, prediction_cache=PredictionCache(tmp_path)
-    )
+        Model(), settings, loop, ensemble=ensemble, prediction_cache=PredictionCache(tmp_path),
+        project=tmp_path / "project",
+    )  # fmt: skip
     qtbot.addWidget(win)
     win.resize(1500, 900)
     win.show()

@@ -28,6 +28,12 @@ def add_window_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--run-ai", action="store_true", help="run the AI on the first case at once"
     )
+    parser.add_argument(
+        "--project",
+        metavar="FOLDER",
+        help="project where corrections are saved (created if missing; default: one per data "
+        "set in the user's data folder)",
+    )
 
 
 def window_options(args: argparse.Namespace) -> dict:
@@ -37,6 +43,7 @@ def window_options(args: argparse.Namespace) -> dict:
         "ensemble": args.ensemble,
         "allow_external_members": args.allow_external_members,
         "run_ai": args.run_ai,
+        "project": args.project,
     }
 
 

@@ -366,9 +366,10 @@ class EditableMask:
     def stroking(self) -> bool:
         return self._stroke is not None
 
-    def mark_saved(self) -> None:
-        """The current data is what is on disk."""
-        self._saved_version = self.version
+    def mark_saved(self, version: int | None = None) -> None:
+        """The data as it was at ``version`` (default: now) is what is on disk; a save that
+        copied the mask at some version marks that one, so edits made meanwhile stay dirty."""
+        self._saved_version = self.version if version is None else int(version)
 
     def _changed(self, region: Region) -> None:
         self.version += 1

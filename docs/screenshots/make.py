@@ -83,7 +83,10 @@ def main() -> None:
     asyncio.set_event_loop(loop)
     with tempfile.TemporaryDirectory() as tmp:
         settings = QSettings(str(Path(tmp) / "settings.ini"), QSettings.Format.IniFormat)
-        window = MainWindow(Model(), settings, loop, prediction_cache=PredictionCache(Path(tmp)))
+        window = MainWindow(
+            Model(), settings, loop, prediction_cache=PredictionCache(Path(tmp)),
+            project=Path(tmp) / "project",
+        )  # fmt: skip
         window.resize(*SCREENSHOT_SIZE)
         window.show()
 
