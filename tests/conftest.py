@@ -47,12 +47,14 @@ def settings(tmp_path):
 
 
 @pytest.fixture
-def window(qtbot, loop, settings, tmp_path):
-    """A shown main window with throw-away settings and project, and no prediction cache."""
+def window(qtbot, loop, settings, tmp_path_factory):
+    """A shown main window with throw-away settings and project (outside the test's tmp_path,
+    which tests use as a data set), and no prediction cache."""
     from strokelens.app.main_window import MainWindow
     from strokelens.app.model import Model
 
-    win = MainWindow(Model(), settings, loop, project=tmp_path / "project")
+    project = tmp_path_factory.mktemp("project") / "project"
+    win = MainWindow(Model(), settings, loop, project=project)
     qtbot.addWidget(win)
     win.resize(1500, 900)
     win.show()
