@@ -168,36 +168,48 @@ class ProjectSession:
         self.timer.start()
 
     def save_now(self) -> None:
-        """Save every dirty correction now (in the worker; the GUI thread copies the masks)."""
+        """Save every dirty correction now: the GUI thread snapshots the masks (a copy), the
+        project's thread writes them, in order."""
         self.timer.stop()
         store = self.store
         if store is not None and store.writable:
-            self.tasks.spawn(self._flush(store))
+            for key, snapshot in self._snapshots():
+                self.tasks.spawn(self._write(store, key, *snapshot))
 
     async def _flush(self, store: ProjectStore) -> None:
-        for key, mask in list(self.edit.masks.items()):
-            if mask.dirty and self._saving.get(key) != mask.version:
-                await self._save(store, key, mask)
+        """Save every dirty correction and wait until it is on disk."""
+        for key, snapshot in self._snapshots():
+            await self._write(store, key, *snapshot)
 
-    async def _save(self, store: ProjectStore, key: str, mask: EditableMask) -> None:
+    def _snapshots(self):
+        """(key, (mask, version, copy)) of the corrections not saved and not being saved."""
+        for key, mask in list(self.edit.masks.items()):
+            if mask.dirty and self._saving.get(key) != mask.version and key in self.edit.cases:
+                self._saving[key] = mask.version
+                yield key, (mask, mask.version, mask.data.copy())
+
+    async def _write(
+        self, store: ProjectStore, key: str, mask: EditableMask, version: int, snapshot
+    ) -> None:
         if not store.writable:
             return
         entry = self.model.entries[self.model.index_of(key)]
-        case = self.edit.cases.get(key)
-        if case is None:
-            return
-        version, snapshot = mask.version, mask.data.copy()
-        self._saving[key] = version
         reviewer = self.reviewer or getpass.getuser()
         try:
             record = await self._run(
-                store.save_mask, case, snapshot, reviewer, "autosave", self.edit.started_from(key)
+                store.save_mask,
+                self.edit.cases[key],
+                snapshot,
+                reviewer,
+                "autosave",
+                self.edit.started_from(key),
             )
         except StrokeLensError as exc:
             self.tasks.report(exc, act=True)  # the reviewer must know the work is not saved
             return
         finally:
-            self._saving.pop(key, None)
+            if self._saving.get(key) == version:
+                del self._saving[key]
         mask.mark_saved(version)
         self.model.set_review(key, record.status, record.reviewer or entry.reviewer)
         self.saved_changed.emit()
@@ -212,9 +224,7 @@ class ProjectSession:
         if not store.writable:
             self.status.emit(f"Not approved: {store.read_only_reason}", 8000)
             return False
-        mask = self.edit.masks.get(case.key)
-        if mask is not None and mask.dirty:
-            await self._save(store, case.key, mask)
+        await self._flush(store)
         try:
             record = await self._run(store.approve, case.key, self.reviewer)
         except StrokeLensError as exc:

@@ -258,8 +258,6 @@ def editing(window, repaint, plain: list[float]) -> None:
 
 def autosave(window, loop) -> None:
     """A stroke, then its save: the GUI thread's part, then the rest on the project's thread."""
-    import asyncio
-
     from strokelens.app.edit_session import Tool
 
     model, edit, project = window.model, window.edit, window.project
@@ -272,8 +270,7 @@ def autosave(window, loop) -> None:
         edit.release()
         project.timer.stop()  # saved here, not by the timer
         start = time.perf_counter()
-        project.save_now()
-        loop.run_until_complete(asyncio.sleep(0))  # the save task's first step: the snapshot
+        project.save_now()  # the GUI thread's part: the snapshot and the hand-over
         gui.append(time.perf_counter() - start)
         loop.run_until_complete(window.tasks.idle())
         whole.append(time.perf_counter() - start)
