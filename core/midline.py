@@ -236,24 +236,13 @@ def healthy_hemisphere(
     return a if cbf[a].mean() >= cbf[b].mean() else b
 
 
-def healthy_cbf(
-    cbf: np.ndarray,
-    brain: np.ndarray,
-    tmax: np.ndarray | None = None,
-    midline: Midline | None = None,
-) -> float:
-    """Mean CBF of the healthy hemisphere's brain: the reference of relative CBF (RAPID's).
-
-    Without ``midline`` it is fitted on the brain mask with unit in-plane spacing (square
-    pixels, as CT-perfusion slices have; give one fitted in mm otherwise). ValueError when there is no reference.
-    """
-    brain = np.asarray(brain) != 0
-    if not brain.any():
-        raise ValueError("relative CBF needs a reference, and the brain mask is empty")
-    if midline is None:
-        midline = fit_midline(symmetry_image(brain=brain), (1.0, 1.0, 1.0))
+def healthy_reference(
+    cbf: np.ndarray, brain: np.ndarray, midline: Midline, tmax: np.ndarray | None = None
+) -> tuple[float, np.ndarray]:
+    """The reference of relative CBF (RAPID's): the mean CBF of the healthy hemisphere's brain,
+    and that hemisphere's bool mask. ValueError when there is no reference."""
     healthy = healthy_hemisphere(brain, midline, cbf, tmax)
     reference = float(np.mean(cbf[healthy], dtype=np.float64))
     if not math.isfinite(reference) or reference <= 0:
         raise ValueError(f"the healthy hemisphere's mean CBF is {reference}: no reference")
-    return reference
+    return reference, healthy
