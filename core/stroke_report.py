@@ -69,7 +69,8 @@ def _ml(value: float | None) -> str:
 
 
 def table_rows(summary: StrokeSummary) -> list[tuple[str, str, str]]:
-    """(quantity, AI core, threshold core) rows of the volumes table."""
+    """(quantity, AI core, threshold core) rows of the volumes table; the Tmax rows and HIR
+    are the case's (one value, shared by both cores)."""
     c_ai = {c.label: c for c in summary.criteria}
     c_tc = {c.label: c for c in summary.threshold_criteria}
     labels = list(c_ai)
@@ -88,8 +89,9 @@ def table_rows(summary: StrokeSummary) -> list[tuple[str, str, str]]:
         ("Mismatch ratio", *crit(labels[0])),
     ]
     for t, v in summary.hypoperfusion_ml.items():
-        rows.append((f"Tmax > {t:g} s", _ml(v), "same"))
-    rows.append(("HIR (Tmax>10 / Tmax>6)", "–" if summary.hir is None else f"{summary.hir:.2f}", "same"))
+        rows.append((f"Tmax > {t:g} s", _ml(v), ""))
+    hir = "–" if summary.hir is None else f"{summary.hir:.2f}"
+    rows.append(("HIR (Tmax>10 / Tmax>6)", hir, ""))
     return rows
 
 
@@ -138,7 +140,9 @@ def figure(summary: StrokeSummary):
             )
             if clip is not None:
                 (a, b), (d, e) = clip
-                ax.plot([c * w + b, c * w + e], [r * h + a, r * h + d], ":", color="#9ecbff", lw=0.6)
+                ax.plot(
+                    [c * w + b, c * w + e], [r * h + a, r * h + d], ":", color="#9ecbff", lw=0.6
+                )
     ax.set_xlim(-0.5, page.shape[1] - 0.5)
     ax.set_ylim(page.shape[0] - 0.5, -0.5)
     fig.text(0.05, 0.455, "■ AI core", color=_hex(CORE_RGB), fontsize=9)

@@ -192,12 +192,14 @@ def criteria_checks(result: Mismatch | None, decided: bool) -> tuple[CriterionCh
             checks.append(CriterionCheck(criterion.label, "–", None))
             continue
         shown = shown_value(criterion.value(result), criterion.limit)
-        checks.append(CriterionCheck(criterion.label, shown, criterion.passes(result) if decided else None))
+        checks.append(
+            CriterionCheck(criterion.label, shown, criterion.passes(result) if decided else None)
+        )
     return tuple(checks)
 
 
 def _side_words(case: Case, positive: bool) -> str | None:
-    """"left"/"right" of the patient for a side of the midline (positive: towards higher x,
+    """ "left"/"right" of the patient for a side of the midline (positive: towards higher x,
     whose scanner direction is the affine's first column; RAS: +x is the patient's right)."""
     towards_x = float(np.asarray(case.affine)[0, 0])
     if towards_x == 0:

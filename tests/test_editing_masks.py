@@ -9,9 +9,9 @@ import pytest
 from scipy import ndimage
 
 from strokelens.core.editing import masks as em
-from strokelens.core.midline import fit_midline, healthy_reference, symmetry_image
 from strokelens.core.editing.history import History, Region
 from strokelens.core.editing.masks import Brush, EditableMask, EditInputs
+from strokelens.core.midline import fit_midline, healthy_reference, symmetry_image
 
 SPACING = (5.0, 0.9, 0.9)
 

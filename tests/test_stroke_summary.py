@@ -139,7 +139,13 @@ def test_threshold_core_on_the_computed_maps(scan):
 
 def _prediction(case: Case, volumes: list[int], done=None) -> Prediction:
     """Members whose masks are the first ``n`` brain voxels of the lesion side, in order."""
-    p = Prediction.empty(case.key, case.shape, case.spacing, [f"m{i}" for i in range(len(volumes))], ["focal"] * len(volumes))
+    p = Prediction.empty(
+        case.key,
+        case.shape,
+        case.spacing,
+        [f"m{i}" for i in range(len(volumes))],
+        ["focal"] * len(volumes),
+    )
     members = np.zeros((len(volumes), *case.shape), np.float32)
     flat = np.flatnonzero(case.channels["Tmax"] > 6)
     for i, n in enumerate(volumes):
@@ -164,7 +170,13 @@ def test_summary_ai_core_range_and_verdict(scan):
     assert scan.patient.lesion.side == "right"
     # a corrected mask is the core; the members still give the range
     corrected = scan.truth.core.astype(np.uint8)
-    fixed = CoreOrigin(CoreKind.APPROVED, corrected_by="ann", corrected_at="t1", approved_by="bob", approved_at="t2")
+    fixed = CoreOrigin(
+        CoreKind.APPROVED,
+        corrected_by="ann",
+        corrected_at="t1",
+        approved_by="bob",
+        approved_at="t2",
+    )
     c = summarize_stroke(case, prediction, corrected, fixed)
     assert c.ai_core_ml == pytest.approx(volume_ml(corrected, case.spacing))
     assert c.member_range_ml == s.member_range_ml

@@ -124,8 +124,10 @@ def _correction(store, case):
         print(f"{case.key}: warning: correction not used, inputs changed ({why})", file=sys.stderr)
         return None
     mask = store.load_mask(case.key)
+    if mask.shape != case.shape:
+        raise DataError(store.mask_path(record), f"is {mask.shape}, case {case.key} {case.shape}")
     entries = store.audit(case.key)
-    saves = [e for e in entries if e.action in ("save", "import")]
+    saves = [e for e in entries if e.action not in ("approve", "status")]  # save, autosave, import
     approvals = [e for e in entries if e.action == "approve"]
     approved = record.status is Status.APPROVED and approvals
     origin = CoreOrigin(
