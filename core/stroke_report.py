@@ -12,6 +12,7 @@ verdict (only from a complete AI core); where the core comes from. Every number 
 from __future__ import annotations
 
 import math
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,11 @@ ALPHA = 0.55
 PAGE_IN = (8.27, 11.69)  # A4
 PNG_DPI = 110
 MAX_COLUMNS = 6
+#: Ids, names and the lines under the table: a font without ligatures, so that the PDF's text
+#: holds them as written ("ff" in a fingerprint is otherwise one glyph, and copies as nothing).
+TEXT_FONT = "DejaVu Sans Mono"
+#: Characters per line of that font at 8 pt across the page's text width.
+LINE_CHARS = 100
 #: The montage shows each slice cropped to the head (CT above this HU on any slice) plus a margin.
 HEAD_HU = -500.0
 MARGIN_PX = 4
@@ -117,9 +123,9 @@ def figure(summary: StrokeSummary):
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=PAGE_IN)
-    fig.text(0.05, 0.965, f"Case {summary.case_key}", fontsize=15, weight="bold")
+    fig.text(0.05, 0.965, f"Case {summary.case_key}", fontsize=15, weight="bold", family=TEXT_FONT)
     who = f"Patient {summary.patient_id}" if summary.patient_id else "Patient id unknown"
-    fig.text(0.05, 0.945, who, fontsize=10)
+    fig.text(0.05, 0.945, who, fontsize=10, family=TEXT_FONT)
     fig.text(0.95, 0.965, RESEARCH_LINE, fontsize=9, ha="right", color="#b00020", weight="bold")
 
     page, columns, (top, left) = montage(summary)
@@ -162,8 +168,9 @@ def figure(summary: StrokeSummary):
     cells.scale(1, 1.25)
     y = 0.185
     for line in text_lines(summary):
-        fig.text(0.05, y, line, fontsize=8.5, family="DejaVu Sans")
-        y -= 0.018
+        for part in textwrap.wrap(line, LINE_CHARS, subsequent_indent="    ") or [""]:
+            fig.text(0.05, y, part, fontsize=8, family=TEXT_FONT)
+            y -= 0.016
     return fig
 
 

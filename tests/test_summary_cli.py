@@ -13,15 +13,12 @@ from pdf_text import pdf_text_runs
 
 from strokelens.app.cli import main
 from strokelens.app.commands import predict
+from strokelens.core import prediction_store
 from strokelens.core.dataset import open_dataset
 from strokelens.core.manifest import read_manifest
 from strokelens.core.mismatch import shown_value
 from strokelens.core.phantom import generate_dataset
-from strokelens.core.prediction_store import (
-    PredictionCache,
-    default_cache_root,
-    manifest_fingerprint,
-)
+from strokelens.core.prediction_store import PredictionCache, manifest_fingerprint
 from strokelens.core.project.store import ProjectStore
 from strokelens.core.stroke_summary import RESEARCH_LINE, CoreKind, CoreOrigin, summarize_stroke
 
@@ -37,7 +34,9 @@ def data(tmp_path_factory):
 
 @pytest.fixture(autouse=True)
 def cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    """A throw-away prediction cache (not XDG_CACHE_HOME: matplotlib keeps its font cache
+    there, and rebuilding it costs ~20 s)."""
+    monkeypatch.setattr(prediction_store, "default_cache_root", lambda: tmp_path / "cache")
 
 
 def rows(out):
@@ -51,7 +50,7 @@ def test_reports_and_csv_hold_the_core_numbers(data, ensemble, tmp_path):
     table = rows(out)
     manifest = read_manifest(ensemble)
     fingerprint = manifest_fingerprint(manifest)
-    cache = PredictionCache(default_cache_root())
+    cache = PredictionCache(prediction_store.default_cache_root())
     dataset = open_dataset(data)
     assert sorted(table) == sorted(r.key for r in dataset)
     for ref in dataset:
