@@ -29,8 +29,12 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import ROUND_FLOOR, Decimal
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from strokelens.core.midline import Midline
 
 TMAX_THRESHOLD_S = 6.0
 #: Thresholds (s) of the hypoperfusion volumes table; HIR divides the last by ``TMAX_THRESHOLD_S``.
@@ -191,7 +195,7 @@ class ThresholdCore:
     mask: np.ndarray  # bool (z, y, x)
     reference_cbf: float  # mean CBF of the healthy hemisphere (the map's units)
     healthy: np.ndarray  # bool (z, y, x): the healthy hemisphere's brain voxels
-    midline: object  # core.midline.Midline (its module imports scipy)
+    midline: Midline  # (its module imports scipy: imported for type checkers only)
     fraction: float
 
 

@@ -1,8 +1,8 @@
 """The one-page stroke report of a case (PDF and PNG), drawn with matplotlib's Agg backend.
 
 Page (A4 portrait): case and patient id and the research-use line; a montage of every slice (CT
-in a brain window, Tmax > 6 s in green, the AI core in pink, as RAPID's summary; the midline the
-hemispheres were split at, dotted); the volumes table (AI core and threshold core side by side,
+in a brain window, Tmax > 6 s in green, the AI core in pink, as RAPID's summary; the threshold
+core's outline in yellow; the midline the hemispheres were split at, dotted); the volumes table (AI core and threshold core side by side,
 Tmax > 4/6/8/10 s, HIR, the member range); the target-mismatch criteria of each core; the
 verdict (only from a complete AI core); where the core comes from. Every number comes from the
 ``StrokeSummary``; the montage is composed in numpy and drawn as one image (fast: one
@@ -16,6 +16,7 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
+from scipy import ndimage
 
 from strokelens.core.editing.masks import clip_segment
 from strokelens.core.mismatch import shown_value
@@ -25,6 +26,7 @@ from strokelens.core.writer import atomic_write
 CT_WINDOW_HU = (0.0, 80.0)
 CORE_RGB = (0.878, 0.314, 0.541)  # the panel's pink, #e0508a
 HYPO_RGB = (0.247, 0.749, 0.435)  # the panel's green, #3fbf6f
+THRESHOLD_RGB = (1.0, 0.835, 0.31)  # the threshold core's outline, #ffd54f
 ALPHA = 0.55
 PAGE_IN = (8.27, 11.69)  # A4
 PNG_DPI = 110
@@ -63,6 +65,10 @@ def montage(summary: StrokeSummary) -> tuple[np.ndarray, int, tuple[int, int]]:
         if mask is not None:
             on = np.asarray(mask)[box] != 0
             grey[on] = (1 - ALPHA) * grey[on] + ALPHA * np.asarray(rgb, np.float32)
+    if layers.threshold_core is not None:
+        inside = np.asarray(layers.threshold_core)[box] != 0
+        ring = inside & ~ndimage.binary_erosion(inside, np.ones((1, 3, 3), bool))
+        grey[ring] = THRESHOLD_RGB
     page = np.zeros((rows * h, columns * w, 3), np.float32)
     for z in range(n):
         r, c = divmod(z, columns)
@@ -153,7 +159,8 @@ def figure(summary: StrokeSummary):
     ax.set_ylim(page.shape[0] - 0.5, -0.5)
     fig.text(0.05, 0.455, "■ AI core", color=_hex(CORE_RGB), fontsize=9)
     fig.text(0.16, 0.455, "■ Tmax > 6 s", color=_hex(HYPO_RGB), fontsize=9)
-    fig.text(0.30, 0.455, "··· midline", color="#5a8fd0", fontsize=9)
+    fig.text(0.30, 0.455, "□ threshold core (outline)", color="#c9a000", fontsize=9)
+    fig.text(0.55, 0.455, "··· midline", color="#5a8fd0", fontsize=9)
 
     table = fig.add_axes((0.05, 0.2, 0.9, 0.24))
     table.set_axis_off()

@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -37,6 +38,9 @@ from strokelens.core.mismatch import (
     threshold_core,
 )
 from strokelens.core.prediction import Prediction
+
+if TYPE_CHECKING:
+    from strokelens.core.midline import Midline
 
 RESEARCH_LINE = "Research use only, not for diagnosis"
 
@@ -105,7 +109,7 @@ class Layers:
     ai_core: np.ndarray | None
     threshold_core: np.ndarray | None
     hypoperfused: np.ndarray
-    midline: object | None  # core.midline.Midline
+    midline: Midline | None
 
 
 @dataclass(frozen=True)
