@@ -22,6 +22,7 @@ COMMANDS = {
     "report": "report",
     "export": "export",
     "export-masks": "export_masks",
+    "summary": "summary",
     "app": "app",
     "demo": "demo",
 }

@@ -64,6 +64,12 @@ class Case:
             raise FileNotFoundError(f"case {self.key} has no CT_4DPWI source")
         return self._perfusion_loader()
 
+    def physical(self, channel: str) -> np.ndarray:
+        """A channel in physical units: its stored values times its value scale, if any."""
+        scale = self.value_scales.get(channel)
+        data = self.channels[channel]
+        return data if scale is None else data * np.float32(scale)
+
     def lesion_ml(self) -> float | None:
         """Ground-truth lesion volume in mL, or None without a ground truth."""
         if self.mask is None:

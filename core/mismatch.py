@@ -11,7 +11,13 @@ Definitions (REFERENCE.md §5, DEFUSE 3 / RAPID conventions):
   (``inf`` for an empty core with hypoperfusion, ``nan`` when both are empty);
 - target mismatch: ratio >= 1.8, mismatch >= 15 mL and core < 70 mL (``TARGET_CRITERIA``), decided
   on the exact values; ``shown_value`` writes a number so that it reads on the same side of a
-  limit as the decision.
+  limit as the decision;
+- hypoperfusion volumes at ``TMAX_THRESHOLDS_S`` (4, 6, 8, 10 s, RAPID's table) and the
+  hypoperfusion intensity ratio HIR = vol(Tmax > 10 s) / vol(Tmax > 6 s) (None when nothing is
+  above 6 s; a high HIR, ~0.4-0.5 and up, goes with poor collaterals);
+- the threshold core: brain voxels with CBF below ``CORE_RCBF`` (30 %) of the healthy
+  hemisphere's mean CBF, the hemispheres split at the head's midline (``core.midline``); the
+  brain is where a perfusion map is non-zero and the CT is in ``BRAIN_HU``.
 
 Only numpy is imported up front (the viewer imports this module at start-up); the scipy-based
 helpers are imported when volumes are computed from arrays.
@@ -23,10 +29,19 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import ROUND_FLOOR, Decimal
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+if TYPE_CHECKING:
+    from strokelens.core.midline import Midline
+
 TMAX_THRESHOLD_S = 6.0
+#: Thresholds (s) of the hypoperfusion volumes table; HIR divides the last by ``TMAX_THRESHOLD_S``.
+TMAX_THRESHOLDS_S = (4.0, 6.0, 8.0, 10.0)
+HIR_THRESHOLD_S = 10.0
+#: Core: CBF below this fraction of the healthy hemisphere's mean (REFERENCE.md §8).
+CORE_RCBF = 0.3
 #: Baseline-CT window of brain parenchyma (the perfusion analysis's ``BRAIN_HU``; a test keeps
 #: the two equal without importing scipy here).
 BRAIN_HU = (15.0, 80.0)
@@ -141,3 +156,69 @@ def mismatch(
     hypo = hypoperfusion_mask(tmax, ct)
     core_ml = 0.0 if core is None else volume_ml(core, spacing)
     return mismatch_from_volumes(core_ml, volume_ml(hypo, spacing))
+
+
+def hypoperfusion_volumes(
+    tmax: np.ndarray,
+    spacing: Sequence[float],
+    ct: np.ndarray | None = None,
+    thresholds_s: Sequence[float] = TMAX_THRESHOLDS_S,
+) -> dict[float, float]:
+    """Volume (mL) of ``hypoperfusion_mask`` at each threshold (s)."""
+    from strokelens.core.metrics import volume_ml
+
+    return {float(t): volume_ml(hypoperfusion_mask(tmax, ct, t), spacing) for t in thresholds_s}
+
+
+def hir(volumes: dict[float, float]) -> float | None:
+    """HIR = vol(Tmax > 10 s) / vol(Tmax > 6 s) from ``hypoperfusion_volumes``; None when the
+    denominator is 0 (no hypoperfusion: undefined, not 0)."""
+    denominator = volumes[TMAX_THRESHOLD_S]
+    return volumes[HIR_THRESHOLD_S] / denominator if denominator > 0 else None
+
+
+def brain_region(maps: dict[str, np.ndarray], ct: np.ndarray | None = None) -> np.ndarray:
+    """Brain voxels: a perfusion map is non-zero (maps are 0 off the brain) and, with a CT, the
+    CT is in ``BRAIN_HU`` (no CSF or bone, where CBF is low without an infarct)."""
+    from strokelens.core.plausibility import brain_mask
+
+    brain = brain_mask(maps)
+    if ct is not None:
+        brain &= (ct > BRAIN_HU[0]) & (ct < BRAIN_HU[1])
+    return brain
+
+
+@dataclass(frozen=True)
+class ThresholdCore:
+    """The rCBF < ``fraction`` core, with what it was measured against."""
+
+    mask: np.ndarray  # bool (z, y, x)
+    reference_cbf: float  # mean CBF of the healthy hemisphere (the map's units)
+    healthy: np.ndarray  # bool (z, y, x): the healthy hemisphere's brain voxels
+    midline: Midline  # (its module imports scipy: imported for type checkers only)
+    fraction: float
+
+
+def threshold_core(
+    cbf: np.ndarray,
+    brain: np.ndarray,
+    tmax: np.ndarray | None = None,
+    ct: np.ndarray | None = None,
+    fraction: float = CORE_RCBF,
+    spacing: Sequence[float] = (1.0, 1.0, 1.0),
+) -> ThresholdCore:
+    """Brain voxels with CBF < ``fraction`` x the healthy hemisphere's mean CBF.
+
+    The midline is fitted on ``midline.symmetry_image(ct, brain)`` in mm of ``spacing`` (unit
+    spacing is right for square pixels). ValueError when there is no reference (empty brain,
+    a side without brain, a non-positive mean).
+    """
+    from strokelens.core.midline import fit_midline, healthy_reference, symmetry_image
+
+    brain = np.asarray(brain) != 0
+    if not brain.any():
+        raise ValueError("relative CBF needs a reference, and the brain mask is empty")
+    midline = fit_midline(symmetry_image(ct, brain), spacing)
+    reference, healthy = healthy_reference(cbf, brain, midline, tmax)
+    mask = brain & (np.asarray(cbf) < fraction * reference)
+    return ThresholdCore(mask, reference, healthy, midline, fraction)

@@ -116,7 +116,14 @@ class Prediction:
 
     def mask(self, source: str = "all") -> np.ndarray:
         """uint8 ``(z, y, x)``: mean >= 0.5, minus components under ``min_component_ml``."""
-        binary = self.mean(source) >= THRESHOLD
+        return self._cleaned(self.mean(source) >= THRESHOLD)
+
+    def member_volumes_ml(self) -> list[float]:
+        """Each member's own lesion volume (mL): its probabilities thresholded and cleaned as
+        ``mask`` does the mean's (the spread of the ensemble's core estimate)."""
+        return [volume_ml(self._cleaned(p >= THRESHOLD), self.spacing) for p in self.members]
+
+    def _cleaned(self, binary: np.ndarray) -> np.ndarray:
         if self.min_component_ml > 0 and binary.any():
             # here: the viewer imports this module at start-up, and components imports scipy
             from strokelens.core.editing.components import remove_islands

@@ -11,6 +11,7 @@ from scipy import ndimage
 from strokelens.core.editing import masks as em
 from strokelens.core.editing.history import History, Region
 from strokelens.core.editing.masks import Brush, EditableMask, EditInputs
+from strokelens.core.midline import fit_midline, healthy_reference, symmetry_image
 
 SPACING = (5.0, 0.9, 0.9)
 
@@ -148,14 +149,17 @@ def test_each_rule_selects_what_it_says():
 @pytest.mark.parametrize("with_tmax", [True, False])
 def test_relative_cbf_uses_the_healthy_hemisphere(sick_side, with_tmax):
     inputs = _perfusion_inputs(sick_side=sick_side)
-    if not with_tmax:
-        inputs = EditInputs(cbf=inputs.cbf, brain=inputs.brain)
+    # no CT (the random one is no head): the midline is fitted on the brain mask
+    inputs = EditInputs(cbf=inputs.cbf, brain=inputs.brain, tmax=inputs.tmax if with_tmax else None)
     healthy = inputs.brain.copy()
-    healthy[..., 20:] = False  # the centroid column of the square brain is 19.5
+    healthy[..., 20:] = False  # the square brain's midline: between columns 19 and 20
     if sick_side == "left":
         healthy = inputs.brain & ~healthy
-    reference = float(np.median(inputs.cbf[healthy]))
-    assert em.healthy_cbf(inputs.cbf, inputs.brain, inputs.tmax) == reference
+    reference = float(np.mean(inputs.cbf[healthy], dtype=np.float64))
+    midline = fit_midline(symmetry_image(brain=inputs.brain), (1.0, 1.0, 1.0))
+    assert healthy_reference(inputs.cbf, inputs.brain, midline, inputs.tmax)[0] == pytest.approx(
+        reference
+    )
     assert 49 < reference < 51
     got = em.allowed([em.RcbfBelow(0.3)], inputs, inputs.cbf.shape)
     assert np.array_equal(got, inputs.brain & (inputs.cbf < 0.3 * reference))

@@ -108,7 +108,7 @@ def line(p0: Sequence[float], p1: Sequence[float]) -> np.ndarray:
     return (a + (2 * k * d + n) // (2 * n)).astype(np.intp)
 
 
-def _clip_segment(
+def clip_segment(
     p0: np.ndarray, p1: np.ndarray, lo: np.ndarray, hi: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray] | None:
     """The part of segment p0-p1 inside the box [lo, hi] (Liang-Barsky), or None."""
@@ -180,7 +180,9 @@ class TmaxAbove:
 
 @dataclass(frozen=True)
 class RcbfBelow:
-    """Brain voxels whose CBF is below ``fraction`` of the healthy hemisphere's median CBF."""
+    """Brain voxels whose CBF is below ``fraction`` of the healthy hemisphere's mean CBF: the
+    threshold core (``core.mismatch.threshold_core``, hemispheres split at the head's midline
+    fitted on the CT inside the brain, or on the brain alone)."""
 
     fraction: float
     needs: ClassVar[tuple[str, ...]] = ("cbf", "brain")
@@ -189,9 +191,10 @@ class RcbfBelow:
         _bounded(self, "fraction", "relative CBF fraction", 0.0, 1.0, lo_open=True)
 
     def mask(self, inputs: EditInputs) -> np.ndarray:
-        brain = inputs.brain != 0
-        reference = healthy_cbf(inputs.cbf, brain, inputs.tmax)
-        return brain & (inputs.cbf < self.fraction * reference)
+        from strokelens.core.mismatch import threshold_core
+
+        core = threshold_core(inputs.cbf, inputs.brain, inputs.tmax, inputs.ct, self.fraction)
+        return core.mask
 
 
 @dataclass(frozen=True)
@@ -250,32 +253,6 @@ class ProbabilityAbove:
 
 
 Rule = TmaxAbove | RcbfBelow | CtRange | InsideBrain | InsideMask | ProbabilityAbove
-
-
-def healthy_cbf(cbf: np.ndarray, brain: np.ndarray, tmax: np.ndarray | None = None) -> float:
-    """Median CBF of the healthy hemisphere inside the brain: the reference of relative CBF.
-
-    The hemispheres are split at the brain mask's centroid column (x); the healthy one has the
-    lower mean Tmax, or without Tmax the higher mean CBF (means: a lesion smaller than half a
-    hemisphere moves them, not the medians). Issue 17 replaces this split with one at the
-    head's midline (a tilted head or an off-centre slab moves the centroid).
-    """
-    brain = brain != 0
-    columns = np.nonzero(brain)[2]
-    if columns.size == 0:
-        raise ValueError("relative CBF needs a reference, and the brain mask is empty")
-    left = brain & (np.arange(brain.shape[2]) < columns.mean())
-    right = brain & ~left
-    if not left.any() or not right.any():
-        raise ValueError("relative CBF needs brain voxels on both sides of the centroid column")
-    if tmax is not None:
-        healthy = left if tmax[left].mean() <= tmax[right].mean() else right
-    else:
-        healthy = left if cbf[left].mean() >= cbf[right].mean() else right
-    reference = float(np.median(cbf[healthy]))
-    if not math.isfinite(reference) or reference <= 0:
-        raise ValueError(f"the healthy hemisphere's median CBF is {reference}: no reference")
-    return reference
 
 
 def allowed(rules: Sequence[Rule], inputs: EditInputs, shape: tuple[int, ...]) -> np.ndarray | None:
@@ -420,7 +397,7 @@ class EditableMask:
         hy, hx = s.footprint.shape[0] // 2, s.footprint.shape[1] // 2
         pad = np.array([hy + 1.0, hx + 1.0])
         lo, hi = -pad, np.array([height - 1.0, width - 1.0]) + pad
-        clipped = _clip_segment(np.array(start or point), np.array(point), lo, hi)
+        clipped = clip_segment(np.array(start or point), np.array(point), lo, hi)
         if clipped is None:
             return
         centres = line(*clipped)
