@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from psygnal import Signal
 
-from strokelens.app.model import Model, physical
+from strokelens.app.model import Model
 from strokelens.core.comparison import AGREE, CE_ONLY, FOCAL_ONLY
 from strokelens.core.editing.masks import (
     MAX_RADIUS_MM,
@@ -179,7 +179,7 @@ class EditSession:
     def _inputs(self) -> EditInputs:
         case = self.model.case
         assert case is not None
-        maps = {c: physical(case, c) for c in ("CT", "CBF", "Tmax")}
+        maps = {c: case.physical(c) for c in ("CT", "CBF", "Tmax")}
         brain = np.zeros(case.shape, bool)
         for channel in ("CBF", "CBV", "MTT", "Tmax"):
             brain |= case.channels[channel] != 0  # the maps are 0 off the brain

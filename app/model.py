@@ -217,7 +217,7 @@ def prepare_case(case: Case) -> PreparedCase:
     """Windows, ``Tmax > 6 s`` volume, and where to start: the slice with the most ground truth
     and the lesion's centre on it (else the middle slice and the image centre)."""
     display = display_arrays(case)
-    hypo = hypoperfusion_mask(physical(case, "Tmax"), case.channels["CT"])
+    hypo = hypoperfusion_mask(case.physical("Tmax"), case.channels["CT"])
     _, ny, nx = case.shape
     start, cursor = case.n_slices // 2, (ny // 2, nx // 2)
     if case.mask is not None and case.mask.any():
@@ -228,16 +228,9 @@ def prepare_case(case: Case) -> PreparedCase:
     return PreparedCase(case, display, default_windows(display), hypo_ml, start, cursor)
 
 
-def physical(case: Case, channel: str) -> np.ndarray:
-    """A channel in physical units (its stored values times its value scale, if any)."""
-    scale = case.value_scales.get(channel)
-    data = case.channels[channel]
-    return data if scale is None else data * np.float32(scale)
-
-
 def display_arrays(case: Case) -> dict[str, np.ndarray]:
     outside = ~brain_mask(case.channels)
-    display = {c: physical(case, c) for c in CHANNELS}
+    display = {c: case.physical(c) for c in CHANNELS}
     if outside.any():
         for channel in MAPS:
             display[channel] = np.where(outside, np.float32(np.nan), display[channel])
