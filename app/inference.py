@@ -48,6 +48,7 @@ import numpy as np
 
 from strokelens.core.errors import DataError, StrokeLensError
 from strokelens.core.limits import cpu_count
+from strokelens.core.prediction import slice_statistics
 
 if TYPE_CHECKING:
     from strokelens.core.dataset import CaseRef
@@ -254,7 +255,8 @@ class AiRunner:
 
     def _next_message(self, job: AiJob | None, request: int) -> tuple:
         """Reader thread: wait for the next reply to ``request`` (without its number); replies to
-        other requests are dropped. It never touches the mirror, which the views draw."""
+        other requests are dropped. It never touches the mirror, which the views draw, but
+        derives a slice's means and std for it (the loop then only copies them in)."""
         conn, process = self._conn, self._process  # kept: shutdown() may clear the fields
         assert conn is not None and process is not None
         while True:
@@ -271,6 +273,9 @@ class AiRunner:
                 return ("error", "engine", self.manifest_path, f"the AI process ended ({code})")
             if message is None or message[0] != request:
                 continue
+            if message[1] == "slice":  # the means and std here, off the GUI thread
+                members = message[3][:, None]
+                return (*message[1:], slice_statistics(members, self.member_losses))
             return message[1:]
 
     async def _receive(self, job: AiJob | None, request: int) -> tuple:
@@ -307,7 +312,7 @@ class AiRunner:
             if kind == "start":
                 mirror[0] = self._mirror(job, *message[1:])
             elif kind == "slice":  # applied here, on the loop: the views draw the mirror
-                mirror[0].update([message[1]], message[2][:, None])  # type: ignore[union-attr]
+                mirror[0].update([message[1]], message[2][:, None], message[3])  # type: ignore[union-attr]
                 on_slice(ref.key, message[1], mirror[0])  # type: ignore[arg-type]
             elif kind == "progress":
                 on_progress(message[1], message[2])

@@ -29,6 +29,23 @@ THRESHOLD = 0.5
 _CONNECTIVITY = 3
 
 
+def sources_of(member_losses: list[str]) -> list[str]:
+    """``"all"`` and each loss once, in the members' order."""
+    return ["all", *dict.fromkeys(member_losses)]
+
+
+def slice_statistics(
+    probabilities: np.ndarray, member_losses: list[str]
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Per-source mean and the member std of probabilities ``(M, n, y, x)``."""
+    losses = np.asarray(member_losses)
+    means = {
+        source: probabilities[losses == source if source != "all" else slice(None)].mean(axis=0)
+        for source in sources_of(member_losses)
+    }
+    return means, probabilities.std(axis=0)
+
+
 @dataclass
 class Prediction:
     """Per-member probabilities ``(M, z, y, x)``, per-source means and uncertainty ``(z, y, x)``."""
@@ -61,7 +78,7 @@ class Prediction:
         """A prediction with no slice done yet (all zeros)."""
         if len(member_names) != len(member_losses) or not member_names:
             raise ValueError("need one loss per member and at least one member")
-        sources = ["all", *dict.fromkeys(member_losses)]
+        sources = sources_of(member_losses)
         return cls(
             case_key=case_key,
             spacing=tuple(float(s) for s in spacing),  # type: ignore[arg-type]
@@ -94,13 +111,21 @@ class Prediction:
             raise ValueError(f"no {source!r} members; sources are {self.sources}")
         return found
 
-    def update(self, slices: list[int] | np.ndarray, probabilities: np.ndarray) -> None:
-        """Store all members' probabilities ``(M, n, y, x)`` of ``slices`` and derive the rest."""
+    def update(
+        self,
+        slices: list[int] | np.ndarray,
+        probabilities: np.ndarray,
+        derived: tuple[dict[str, np.ndarray], np.ndarray] | None = None,
+    ) -> None:
+        """Store all members' probabilities ``(M, n, y, x)`` of ``slices`` and derive the rest;
+        ``derived``: ``slice_statistics`` of them, computed beforehand (the app computes them in
+        its reader thread, so the GUI thread only copies)."""
         z = np.asarray(slices, dtype=np.intp)
+        means, std = derived or slice_statistics(probabilities, self.member_losses)
         self.members[:, z] = probabilities
         for source, mean in self.means.items():
-            mean[z] = probabilities[self.member_indices(source)].mean(axis=0)
-        self.uncertainty[z] = probabilities.std(axis=0)
+            mean[z] = means[source]
+        self.uncertainty[z] = std
         self.done[z] = True
 
     def mean(self, source: str = "all") -> np.ndarray:
