@@ -190,13 +190,14 @@ class SeriesLoader:
         self.model, self.tasks, self._wanted = model, tasks, wanted
         self._pool = tasks.pool("series")
         self._loading: str | None = None
+        self.closed = False  # the window is closing: nothing more to read
         self.timer = tasks.timer(SERIES_DELAY_MS, self._start)
         model.case_changed.connect(self.want)
 
     def want(self) -> None:
         """The timer restarts on every case change."""
         case = self.model.case
-        if case is not None and case.has_perfusion:
+        if case is not None and case.has_perfusion and not self.closed:
             self.timer.start()
 
     def _start(self) -> None:

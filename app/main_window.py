@@ -235,6 +235,7 @@ class MainWindow(QMainWindow):
         self.settings.setValue("view/overlays_on_ct_only", self.model.overlays_on_ct_only)
         self.settings.sync()
         self.project.close_now()  # what is unsaved is saved before anything else stops
+        self.series.closed = True  # the docks hide as the window goes: no series to read
         self.ai.close()
         for timer in (self.compare.timer, self.series.timer):
             timer.stop()
