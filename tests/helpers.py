@@ -85,6 +85,13 @@ def write_isles_case(
     return paths
 
 
+def isles_cases(root: Path, n: int, shape_xyz=(24, 20, 4)) -> Path:
+    """``n`` small ISLES training cases ``case_1`` ... under ``root`` (seeds 1 ... n)."""
+    for k in range(1, n + 1):
+        write_isles_case(root / "TRAINING" / f"case_{k}", shape_xyz, seed=k)
+    return root
+
+
 def write_simple_case(case_dir: Path, shape_xyz=(24, 20, 4), mask: bool = True, seed: int = 0):
     paths = {}
     for n, stem in enumerate(["ct", "cbf", "cbv", "mtt", "tmax"]):

@@ -9,7 +9,7 @@ import gc
 
 import numpy as np
 import pytest
-from helpers import write_isles_case
+from helpers import isles_cases
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QMouseEvent
 from PySide6.QtWidgets import QMessageBox
@@ -24,10 +24,7 @@ LEFT = Qt.MouseButton.LeftButton
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
-    root = tmp_path_factory.mktemp("isles")
-    write_isles_case(root / "TRAINING" / "case_1", SHAPE_XYZ, seed=1)
-    write_isles_case(root / "TRAINING" / "case_2", SHAPE_XYZ, seed=2)
-    return root
+    return isles_cases(tmp_path_factory.mktemp("isles"), 2, SHAPE_XYZ)
 
 
 def drag(qtbot, window, channel, points, button=LEFT):

@@ -6,7 +6,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import numpy as np
 import pytest
-from helpers import write_isles_case
+from helpers import isles_cases
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtGui import QMouseEvent
 from test_app_window import SHAPE_XYZ, opened, send_mouse, voxel_point
@@ -19,10 +19,7 @@ LEFT, RIGHT = Qt.MouseButton.LeftButton, Qt.MouseButton.RightButton
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
-    root = tmp_path_factory.mktemp("isles")
-    for n in (1, 2):
-        write_isles_case(root / "TRAINING" / f"case_{n}", SHAPE_XYZ, seed=n)
-    return root
+    return isles_cases(tmp_path_factory.mktemp("isles"), 2, SHAPE_XYZ)
 
 
 def test_letters_follow_the_affine_and_the_display_flips():

@@ -7,7 +7,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import numpy as np
 import pytest
-from helpers import write_isles_case
+from helpers import isles_cases
 from test_app_window import SHAPE_XYZ, opened
 
 from strokelens.app import colormaps
@@ -15,9 +15,7 @@ from strokelens.app import colormaps
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
-    root = tmp_path_factory.mktemp("isles")
-    write_isles_case(root / "TRAINING" / "case_1", SHAPE_XYZ, seed=1)
-    return root
+    return isles_cases(tmp_path_factory.mktemp("isles"), 1, SHAPE_XYZ)
 
 
 def test_contour_width_thickens_every_contour_inward():

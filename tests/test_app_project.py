@@ -8,7 +8,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import numpy as np
 import pytest
-from helpers import write_isles_case
+from helpers import isles_cases
 from PySide6.QtCore import QSettings
 from test_app_window import SHAPE_XYZ, opened, run
 
@@ -23,10 +23,7 @@ from strokelens.core.project.store import ProjectStore
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
-    root = tmp_path_factory.mktemp("isles")
-    for n in (1, 2):
-        write_isles_case(root / "TRAINING" / f"case_{n}", SHAPE_XYZ, seed=n)
-    return root
+    return isles_cases(tmp_path_factory.mktemp("isles"), 2, SHAPE_XYZ)
 
 
 def new_window(qtbot, loop, tmp_path, name="settings.ini"):
