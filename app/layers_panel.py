@@ -110,7 +110,7 @@ class LayersPanel(QWidget):
         self._sync_style()
         subscribe(self, model.layer_changed, self._sync)
         subscribe(self, model.case_changed, self._sync_availability)
-        subscribe(self, model.layer_data_changed, lambda _name: self._sync_availability())
+        subscribe(self, model.layer_data_changed, self._on_layer_data)
         self._sync_availability()
 
     def _sync(self, name: str) -> None:
@@ -131,6 +131,12 @@ class LayersPanel(QWidget):
         self.ct_only.setChecked(self.model.overlays_on_ct_only)
         for widget in (self.width, self.ct_only):
             widget.blockSignals(False)
+
+    def _on_layer_data(self, _name: str, region: object) -> None:
+        """A layer's data arrived or left (a region: a paint stroke changed some voxels of data
+        that is there, which changes no availability)."""
+        if region is None:
+            self._sync_availability()
 
     def _sync_availability(self) -> None:
         for name, check in self.checks.items():
