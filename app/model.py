@@ -68,6 +68,7 @@ class Entry:
     n_slices: int | None = None
     status: Status = Status.NEW
     reviewer: str | None = None  # who approved the case (the project's record)
+    unsaved: bool = False  # the correction has edits not yet in the project
     core_ml: float | None = None  # predicted core (ensemble mask), None until predicted
     progress: float | None = None  # fraction done while the AI runs on the case, else None
     cached: bool = False
@@ -88,7 +89,7 @@ class Entry:
             return "error"
         if self.status is Status.NEW and self.partial is not None:
             return f"partial ({self.partial[0]} / {self.partial[1]} slices)"
-        return self.status.value
+        return self.status.value + (" • unsaved" if self.unsaved else "")
 
 
 @dataclass
@@ -533,6 +534,13 @@ class Model:
         entry = self.entries[index]
         if entry.error != error:
             entry.error = error
+            self.entry_changed.emit(index)
+
+    def set_unsaved(self, case_key: str, unsaved: bool) -> None:
+        """Whether the case's correction has edits the project does not hold yet."""
+        index = self.index_of(case_key)
+        if self.entries[index].unsaved != unsaved:
+            self.entries[index].unsaved = unsaved
             self.entry_changed.emit(index)
 
     def set_review(self, case_key: str, status: Status, reviewer: str | None = None) -> None:

@@ -164,6 +164,7 @@ class ProjectSession:
         entry = self.model.entries[self.model.index]
         if entry.status in (Status.NEW, Status.PREDICTED):
             self.model.set_review(case.key, Status.IN_REVIEW, entry.reviewer)
+        self.model.set_unsaved(case.key, True)
         self.saved_changed.emit()
         self.timer.start()
 
@@ -212,6 +213,7 @@ class ProjectSession:
                 del self._saving[key]
         mask.mark_saved(version)
         self.model.set_review(key, record.status, record.reviewer or entry.reviewer)
+        self.model.set_unsaved(key, mask.dirty)
         self.saved_changed.emit()
 
     # -- approving -----------------------------------------------------------------------------

@@ -57,12 +57,14 @@ def test_a_stroke_is_autosaved_and_the_workflow_follows(qtbot, loop, tmp_path, d
     paint(window)
     assert model.entries[0].status is Status.IN_REVIEW  # the first edit
     assert window.windowTitle().endswith("unsaved •")
+    table = window.browser.table_model
+    assert table.data(table.index(0, 4)) == "in review • unsaved"
     qtbot.waitUntil(lambda: window.windowTitle().endswith("— saved"), timeout=AUTOSAVE_MS + 3000)
     mask, record, audit = saved(tmp_path, key)
     assert np.array_equal(mask, model.corrected[key])
     assert record.status is Status.CORRECTED and model.entries[0].status is Status.CORRECTED
     assert [entry.action for entry in audit] == ["autosave"]
-    assert window.browser.table_model.data(window.browser.table_model.index(0, 4)) == "corrected"
+    assert table.data(table.index(0, 4)) == "corrected"  # saved: no mark
 
 
 def test_switching_case_saves_at_once_and_a_reopen_finds_it(qtbot, loop, tmp_path, dataset):
