@@ -93,8 +93,9 @@ class ProjectSession:
         self.store = store
         self.edit.read_only = None if store.writable else store.read_only_reason
         records = await self._run(store.cases)
+        listed = {entry.key for entry in self.model.entries}
         for record in records:
-            if record.key in {e.key for e in self.model.entries}:
+            if record.key in listed:
                 self.model.set_review(record.key, record.status, record.reviewer)
         if not store.writable:
             self.read_only.emit(store.read_only_reason or "read-only")
