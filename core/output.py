@@ -68,11 +68,26 @@ def _probe(folder: Path) -> None:
         raise OutputError(folder, _why(exc)) from exc
 
 
+def refuse_inside(folder: Path, dataset_root: Path, what: str = "the outputs") -> None:
+    """A command never writes into its input data set (the next read would find its files
+    among the cases, and a clean-up there would touch the user's data): OutputError when
+    ``folder`` is ``dataset_root`` or lies inside it (symbolic links resolved)."""
+    if folder.resolve().is_relative_to(dataset_root.resolve()):
+        raise OutputError(
+            folder, f"lies inside the data set {dataset_root}; {what} must go outside it"
+        )
+
+
 @contextlib.contextmanager
-def prepare_folders(folders: Sequence[Path], needed_bytes: int = 0) -> Iterator[list[Path]]:
+def prepare_folders(
+    folders: Sequence[Path], needed_bytes: int = 0, dataset_root: Path | None = None
+) -> Iterator[list[Path]]:
     """Make ``folders`` (the first holds the others, or is the only one) ready to write about
     ``needed_bytes`` into and hold the first one's lock for the block; yields the stale
-    temporary files removed. Raises OutputError, also when another run holds the lock."""
+    temporary files removed. Raises OutputError, also when another run holds the lock or when
+    a folder lies inside ``dataset_root`` (the command's input)."""
+    if dataset_root is not None:
+        refuse_inside(folders[0], dataset_root)
     for folder in folders:
         if folder.exists() and not folder.is_dir():
             raise OutputError(folder, "is a file, not a folder; give a folder for the outputs")

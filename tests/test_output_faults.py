@@ -100,8 +100,13 @@ def too_little_space(tmp: Path, stack) -> tuple[Path, str]:
     return folder, "not enough free space: 0.1 MiB free, the outputs take about 0.2 MiB"
 
 
+def inside_the_data_set(tmp: Path, stack) -> tuple[Path, str]:
+    return tmp / "data" / "case_1" / "out", f"lies inside the data set {tmp / 'data'}"
+
+
 #: how the output folder is broken -> (the folder, the words of the message)
 FAULTS: dict[str, Callable] = {
+    "inside the data set": inside_the_data_set,
     "out is a file": out_is_a_file,
     "out under a file": out_under_a_file,
     "read-only permissions": read_only_permissions,

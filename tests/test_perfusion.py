@@ -199,6 +199,9 @@ def test_cli_reports_cases_without_or_with_broken_source(tmp_path, capsys):
     _write_isles_source(case, np.full((20, 2, 8, 8), 30.0))  # flat: no bolus, no brain curve
     assert main(["perfusion", str(tmp_path / "d"), "--out", str(tmp_path / "o")]) == 1
     assert "case_1: error" in capsys.readouterr().err
+    inside = tmp_path / "d" / "maps"
+    assert main(["perfusion", str(tmp_path / "d"), "--out", str(inside)]) == 1
+    assert "lies inside the data set" in capsys.readouterr().err and not inside.exists()
     simple = tmp_path / "s" / "case_2"
     simple.mkdir(parents=True)
     nib.save(nib.Nifti1Image(np.zeros((8, 8, 2), np.float32), np.eye(4)), simple / "ct.nii")

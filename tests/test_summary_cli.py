@@ -125,3 +125,7 @@ def test_out_is_checked_before_any_work(data, tmp_path, capsys):
     blocker.write_text("x")
     assert main(["summary", str(data), "--out", str(blocker)]) == 1
     assert "is a file" in capsys.readouterr().err
+    inside = data / "reports"
+    assert main(["summary", str(data), "--out", str(inside)]) == 1
+    assert f"{inside}: lies inside the data set {data}" in capsys.readouterr().err
+    assert not inside.exists()

@@ -119,7 +119,9 @@ def run(args: argparse.Namespace) -> int:
         )
         return 1
     failed = present = 0
-    with prepare_folders([out]):  # a file, read-only or full: one line before any case is done
+    with prepare_folders(
+        [out], dataset_root=dataset.root
+    ):  # a file, read-only or full: one line before any case is done
         for ref in sources:
             try:
                 check_name(ref.id, "case folder name", ref.folder)

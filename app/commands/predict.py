@@ -234,7 +234,7 @@ def run(args: argparse.Namespace) -> int:
     members = [m.name for m in manifest.members] if args.members else []
     # the output folders before any model loads: a fault there costs no inference
     needed = output_bytes(dataset, len(sources) + 1 + len(members))
-    with prepare_folders(output_folders(out, dataset, per_split), needed) as stale:
+    with prepare_folders(output_folders(out, dataset, per_split), needed, dataset.root) as stale:
         for path in stale:
             print(f"removed {path}: a temporary file left by an interrupted run", file=sys.stderr)
         return _predict(args, manifest, dataset, out, sources, members, per_split)

@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     per_split = len(set(ids)) < len(ids)
     paths = _report_paths(out, dataset, per_split)
     folders = [out, *sorted({p.parent for pair in paths.values() for p in pair} - {out})]
-    with prepare_folders(folders) as stale:
+    with prepare_folders(folders, dataset_root=dataset.root) as stale:
         for path in stale:
             print(f"removed {path}: a temporary file left by an interrupted run", file=sys.stderr)
         return _summarize(args, dataset, out, paths)

@@ -38,6 +38,7 @@ from strokelens.core.dataset import AFFINE_TOLERANCE_MM
 from strokelens.core.errors import DataError, OutputError, StrokeLensError
 from strokelens.core.metrics import as_mask, volume_ml
 from strokelens.core.nifti import load_volume, spatial_shape
+from strokelens.core.output import refuse_inside
 from strokelens.core.project import audit, inputs, schema
 from strokelens.core.project.audit import AuditEntry
 from strokelens.core.project.inputs import InputProblem
@@ -162,7 +163,7 @@ class ProjectStore:
                 raise DataError(path, "no StrokeLens project here (project.sqlite is missing)")
             if dataset_root is None:
                 raise ValueError("a new project needs the data set root it is for")
-            _check_outside(path, Path(dataset_root))
+            refuse_inside(path, Path(dataset_root), "a project")
             try:
                 (path / MASKS).mkdir(parents=True, exist_ok=True)
             except OSError as exc:
@@ -205,7 +206,7 @@ class ProjectStore:
                     path,
                     f"this project is for the data set {store.dataset_root}, not {dataset_root}",
                 )
-            _check_outside(path, store.dataset_root)
+            refuse_inside(path, store.dataset_root, "a project")
             store._scan(repair=writable)
         except BaseException:
             store.close()
@@ -556,12 +557,6 @@ class ProjectStore:
                 if name not in referenced and _MASK_FILE.fullmatch(p.name) and p.is_file():
                     p.unlink()
                     self.repairs.append(f"removed the unreferenced mask {name}")
-
-
-def _check_outside(project: Path, dataset_root: Path) -> None:
-    """The store never writes into the data set: refuse a project folder inside it."""
-    if project.resolve().is_relative_to(dataset_root.resolve()):
-        raise OutputError(project, f"a project cannot lie inside the data set {dataset_root}")
 
 
 @contextmanager
