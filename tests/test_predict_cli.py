@@ -19,6 +19,7 @@ from strokelens.app.commands import predict
 from strokelens.core.dataset import load_case, open_dataset
 from strokelens.core.engine import Engine
 from strokelens.core.metrics import METRICS, case_metrics
+from strokelens.core.output import prepare_folders
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -98,6 +99,16 @@ def test_evaluate_reads_the_predictions_back(predicted, dataset, capsys):
         for k in METRICS:
             assert same(row[k], predicted_rows[row["key"]][f"all_{k}"])
     assert (predicted / "evaluation.csv").read_text().count("\n") == 3
+
+
+def test_evaluate_waits_for_no_predict_still_writing(predicted, dataset, capsys):
+    """A predict that still writes into PRED_DIR holds its lock: evaluate refuses, writes none."""
+    (predicted / "evaluation.json").unlink(missing_ok=True)
+    with prepare_folders([predicted]):
+        assert main(["evaluate", str(predicted), str(dataset)]) == 1
+    assert "another run is writing there" in capsys.readouterr().err
+    assert not (predicted / "evaluation.json").exists()
+    assert main(["evaluate", str(predicted), str(dataset)]) == 0
 
 
 def test_evaluate_asks_for_a_method_when_two_match(predicted, dataset, tmp_path, capsys):

@@ -15,6 +15,7 @@ from pydantic import AfterValidator, BaseModel, Field
 
 from strokelens.core.output import prepare_folders, write_error
 from strokelens.core.schema import STRICT, Finite, Int, Str, load
+from strokelens.core.writer import atomic_write, atomic_write_bytes
 
 LOSS_LABELS = {"focal": "Focal loss", "ce": "Cross entropy", "wce": "Weighted CE"}
 LOSS_COLOURS = {"focal": "#d62728", "ce": "#1f77b4", "wce": "#2ca02c"}  # red / blue as Fig. 3
@@ -127,7 +128,7 @@ def bar_chart(runs: list[dict], path: str | Path) -> Path:
     ax.spines[["top", "right"]].set_visible(False)
     fig.tight_layout()
     path = Path(path)
-    fig.savefig(path)
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
     plt.close(fig)
     return path
 
@@ -139,7 +140,7 @@ def write_report(runs: list[str | Path], out: str | Path) -> tuple[Path, Path]:
     with prepare_folders([out]):  # a file, read-only or full: one line before anything is written
         md = out / "report.md"
         try:
-            md.write_text("\n\n".join(table1(run) for run in data) + "\n")
+            atomic_write_bytes(md, ("\n\n".join(table1(run) for run in data) + "\n").encode())
             return md, bar_chart(data, out / "fig3.png")
         except OSError as exc:
             raise write_error(exc, out) from exc

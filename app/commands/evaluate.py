@@ -26,6 +26,7 @@ from strokelens.core.dataset import CaseRef, open_dataset
 from strokelens.core.errors import DataError
 from strokelens.core.metrics import METRICS, case_metrics, summarize, volume_ml
 from strokelens.core.nifti import is_nifti_name, load_volume, spacing_zyx
+from strokelens.core.output import prepare_folders
 from strokelens.core.writer import atomic_write_bytes
 
 HELP = "score saved masks against a data set's ground truth (ISLES 2018 metrics, mean +- sd)"
@@ -144,22 +145,24 @@ def run(args: argparse.Namespace) -> int:
     refs = [r for r in open_dataset(args.data_dir) if r.has_truth]
     if not refs:
         raise DataError(Path(args.data_dir), "no case with a ground truth (OT) to evaluate")
-    matches = match_predictions(refs, pred_dir, args.method)
-    missing = [key for key, path in matches.items() if path is None]
-    rows = []
-    for ref in refs:
-        path = matches[ref.key]
-        if path is not None:
-            row = {"key": ref.key, "file": str(path.relative_to(pred_dir))}
-            rows.append(row | score_file(ref, path))
-    if not rows:
-        raise DataError(pred_dir, f"no prediction matches any of the {len(refs)} cases")
-    summary = summarize(rows, METRICS)
-    print(format_table(rows, summary, [r["key"] for r in rows], METRICS))
-    for key in missing:
-        print(f"warning: no prediction for {key}", file=sys.stderr)
     out = Path(args.out) if args.out else pred_dir
-    write_csv(rows, out / "evaluation.csv")
-    write_json({"cases": rows, "summary": summary, "missing": missing}, out / "evaluation.json")
-    print(f"{len(rows)} cases scored, {len(missing)} without prediction; tables in {out}")
+    # checked and locked first: a predict still writing into PRED_DIR holds its lock
+    with prepare_folders([out]):
+        matches = match_predictions(refs, pred_dir, args.method)
+        missing = [key for key, path in matches.items() if path is None]
+        rows = []
+        for ref in refs:
+            path = matches[ref.key]
+            if path is not None:
+                row = {"key": ref.key, "file": str(path.relative_to(pred_dir))}
+                rows.append(row | score_file(ref, path))
+        if not rows:
+            raise DataError(pred_dir, f"no prediction matches any of the {len(refs)} cases")
+        summary = summarize(rows, METRICS)
+        print(format_table(rows, summary, [r["key"] for r in rows], METRICS))
+        for key in missing:
+            print(f"warning: no prediction for {key}", file=sys.stderr)
+        write_csv(rows, out / "evaluation.csv")
+        write_json({"cases": rows, "summary": summary, "missing": missing}, out / "evaluation.json")
+        print(f"{len(rows)} cases scored, {len(missing)} without prediction; tables in {out}")
     return 0

@@ -55,7 +55,7 @@ def process_case(ref, out_dir: Path, args: argparse.Namespace) -> str:
 
     from strokelens.core.errors import DataError
     from strokelens.core.nifti import frame_interval, load_series, load_volume, spacing_zyx
-    from strokelens.core.writer import atomic_save, volume_image
+    from strokelens.core.writer import atomic_save, atomic_write_bytes, volume_image
 
     path = ref.files["4DPWI"]
     series, img = load_series(path)
@@ -94,7 +94,7 @@ def process_case(ref, out_dir: Path, args: argparse.Namespace) -> str:
         "aif_hu": [round(float(v), 2) for v in maps.aif],
         "vof_found": maps.vof is not None,
     }
-    (out_dir / "perfusion.json").write_text(json.dumps(info, indent=1))
+    atomic_write_bytes(out_dir / "perfusion.json", json.dumps(info, indent=1).encode())
     return (
         f"{ref.key}: {series.shape[0]} frames x {series.shape[1]} slices, dt {dt:g} s, "
         f"{info['brain_voxels']} brain voxels, AIF peak {maps.aif.max():.0f} HU, "
