@@ -1,0 +1,102 @@
+"""How much the ensemble doubts a case: scores to rank unreviewed cases for review (active learning).
+
+Each strategy (``STRATEGIES``, name -> function, as MONAI Label names its scoring methods) maps one
+complete :class:`~strokelens.core.prediction.Prediction` to a float; higher means more doubt, so
+the case should be reviewed sooner. They read only what the ensemble produced (no ground truth):
+
+- ``"uncertainty"``: the mean member standard deviation inside and around the lesion any member
+  sees (``band_uncertainty``);
+- ``"disagreement"``: the volume (mL) where the focal and cross-entropy ensembles' masks differ
+  (``focal_ce_disagreement_ml``);
+- ``"volume_spread"``: the standard deviation (mL) of the members' own lesion volumes
+  (``member_volume_spread_ml``).
+
+An empty prediction (no member calls any voxel lesion) scores 0.0 with every strategy: the
+members agree there is nothing, which is no doubt (a case they all miss is not found this way).
+How well each score follows the ensemble's error on unseen phantom cases is measured by
+``bench/ranking.py`` (docs/active-learning.md); ``DEFAULT`` is the one chosen from it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from strokelens.core.comparison import CE_ONLY, FOCAL_ONLY, difference_labels
+from strokelens.core.metrics import check_spacing, volume_ml
+from strokelens.core.prediction import THRESHOLD, Prediction
+
+#: How far (mm) around the lesion the uncertainty band reaches.
+BAND_MM = 3.0
+
+
+def ball(radius_mm: float, spacing: tuple[float, float, float]) -> np.ndarray:
+    """Boolean structuring element: the voxel offsets within ``radius_mm`` in physical units
+    (with 5 mm slices and a radius under 5 mm it is a disc in the slice)."""
+    sp = check_spacing(spacing)
+    reach = np.floor(radius_mm / sp).astype(int)
+    grids = np.ogrid[tuple(slice(-r, r + 1) for r in reach)]
+    return sum((g * s) ** 2 for g, s in zip(grids, sp, strict=True)) <= radius_mm**2
+
+
+def lesion_band(prediction: Prediction, radius_mm: float = BAND_MM) -> np.ndarray:
+    """bool ``(z, y, x)``: voxels any member calls lesion (this holds the mean's mask, whose
+    voxels have a mean >= 0.5 and so at least one member >= 0.5), grown by ``radius_mm``."""
+    from scipy import ndimage  # here: the viewer imports this module at start-up
+
+    seen = (prediction.members >= THRESHOLD).any(axis=0)
+    if not seen.any():
+        return seen
+    return ndimage.binary_dilation(seen, ball(radius_mm, prediction.spacing))
+
+
+def band_uncertainty(prediction: Prediction) -> float:
+    """Mean member standard deviation (0 to 0.5) in and around the lesion any member sees."""
+    band = lesion_band(prediction)
+    return float(prediction.uncertainty[band].mean()) if band.any() else 0.0
+
+
+def focal_ce_disagreement_ml(prediction: Prediction) -> float:
+    """mL where only the focal or only the cross-entropy ensemble calls lesion.
+
+    ValueError for an ensemble without both losses: the score does not exist there.
+    """
+    labels = difference_labels(prediction)
+    if labels is None:
+        raise ValueError(f"needs focal and CE members; the sources are {prediction.sources}")
+    return volume_ml(np.isin(labels, (FOCAL_ONLY, CE_ONLY)), prediction.spacing)
+
+
+def member_volume_spread_ml(prediction: Prediction) -> float:
+    """Standard deviation (mL) of the members' own lesion volumes.
+
+    The population sd, each member's mask cleaned as ``mask`` cleans the mean's: how far the
+    members' core estimates lie apart.
+    """
+    return float(np.std(prediction.member_volumes_ml()))
+
+
+Strategy = Callable[[Prediction], float]
+
+STRATEGIES: dict[str, Strategy] = {
+    "uncertainty": band_uncertainty,
+    "disagreement": focal_ce_disagreement_ml,
+    "volume_spread": member_volume_spread_ml,
+}
+#: The strategy the workstation ranks by (see docs/active-learning.md for why).
+DEFAULT = "uncertainty"
+
+
+def score(prediction: Prediction, strategy: str = DEFAULT) -> float:
+    """The doubt score of a complete ``prediction`` under ``strategy``."""
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown strategy {strategy!r}; choose from {sorted(STRATEGIES)}")
+    if not prediction.complete:
+        raise ValueError(f"{prediction.case_key}: the prediction is not complete")
+    return STRATEGIES[strategy](prediction)
+
+
+def describe(strategy: str) -> str:
+    """The first line of the strategy's docstring (the browser's header tooltip)."""
+    return (STRATEGIES[strategy].__doc__ or strategy).split("\n")[0].rstrip(".")
