@@ -42,7 +42,7 @@ def test_uncertainty_is_zero_where_all_members_agree_on_the_lesion():
     a = np.zeros((1, 12, 12), np.float32)
     a[0, 4:8, 4:8] = 0.9
     assert ranking.band_uncertainty(prediction([a, a, a])) == pytest.approx(0.0, abs=1e-6)
-    assert ranking.band_uncertainty(prediction([a, a, a * 0])) > 0.1
+    assert ranking.band_uncertainty(prediction([a, a, a * 0])) > 0.05
 
 
 def test_disagreement_is_the_focal_only_plus_ce_only_volume():
