@@ -9,7 +9,10 @@ the case should be reviewed sooner. They read only what the ensemble produced (n
 - ``"disagreement"``: the volume (mL) where the focal and cross-entropy ensembles' masks differ
   (``focal_ce_disagreement_ml``);
 - ``"volume_spread"``: the standard deviation (mL) of the members' own lesion volumes
-  (``member_volume_spread_ml``).
+  (``member_volume_spread_ml``);
+- ``"disagreement_fraction"`` and ``"volume_cv"``: the last two relative to the lesion's size
+  (``focal_ce_disagreement_fraction``, ``member_volume_cv``), since a volume in mL grows with the
+  lesion while the overlap error (1 - DSC) of a large lesion tends to be small.
 
 An empty prediction (no member calls any voxel lesion) scores 0.0 with every strategy: the
 members agree there is nothing, which is no doubt (a case they all miss is not found this way).
@@ -57,15 +60,30 @@ def band_uncertainty(prediction: Prediction) -> float:
     return float(prediction.uncertainty[band].mean()) if band.any() else 0.0
 
 
+def _focal_ce_labels(prediction: Prediction) -> np.ndarray:
+    labels = difference_labels(prediction)
+    if labels is None:
+        raise ValueError(f"needs focal and CE members; the sources are {prediction.sources}")
+    return labels
+
+
 def focal_ce_disagreement_ml(prediction: Prediction) -> float:
     """mL where only the focal or only the cross-entropy ensemble calls lesion.
 
     ValueError for an ensemble without both losses: the score does not exist there.
     """
-    labels = difference_labels(prediction)
-    if labels is None:
-        raise ValueError(f"needs focal and CE members; the sources are {prediction.sources}")
+    labels = _focal_ce_labels(prediction)
     return volume_ml(np.isin(labels, (FOCAL_ONLY, CE_ONLY)), prediction.spacing)
+
+
+def focal_ce_disagreement_fraction(prediction: Prediction) -> float:
+    """Share (0 to 1) of the voxels either ensemble calls lesion that only one of them does.
+
+    1 - the Jaccard index of the focal and CE masks; ValueError without both losses.
+    """
+    labels = _focal_ce_labels(prediction)
+    either = np.count_nonzero(labels)
+    return np.count_nonzero(np.isin(labels, (FOCAL_ONLY, CE_ONLY))) / either if either else 0.0
 
 
 def member_volume_spread_ml(prediction: Prediction) -> float:
@@ -77,12 +95,24 @@ def member_volume_spread_ml(prediction: Prediction) -> float:
     return float(np.std(prediction.member_volumes_ml()))
 
 
+def member_volume_cv(prediction: Prediction) -> float:
+    """Coefficient of variation of the members' lesion volumes (sd / mean, unitless).
+
+    As ``member_volume_spread_ml``, divided by the mean member volume.
+    """
+    volumes = np.asarray(prediction.member_volumes_ml())
+    mean = volumes.mean()
+    return float(volumes.std() / mean) if mean > 0 else 0.0
+
+
 Strategy = Callable[[Prediction], float]
 
 STRATEGIES: dict[str, Strategy] = {
     "uncertainty": band_uncertainty,
     "disagreement": focal_ce_disagreement_ml,
     "volume_spread": member_volume_spread_ml,
+    "disagreement_fraction": focal_ce_disagreement_fraction,
+    "volume_cv": member_volume_cv,
 }
 #: The strategy the workstation ranks by (see docs/active-learning.md for why).
 DEFAULT = "uncertainty"

@@ -51,10 +51,15 @@ def test_disagreement_is_the_focal_only_plus_ce_only_volume():
     ce[:, 2:6, 0:5] = 0.8  # 40 voxels, 20 of them shared
     p = prediction([focal, focal, ce, ce], (5.0, 0.5, 0.5), ["focal", "focal", "ce", "ce"])
     assert ranking.focal_ce_disagreement_ml(p) == pytest.approx(40 * 1.25 / 1000)
+    assert ranking.focal_ce_disagreement_fraction(p) == pytest.approx(40 / 60)  # of the union
     same = prediction([focal, focal, focal, focal], losses=["focal", "focal", "ce", "ce"])
     assert ranking.focal_ce_disagreement_ml(same) == 0.0
-    with pytest.raises(ValueError, match="focal and CE"):
-        ranking.focal_ce_disagreement_ml(prediction([focal, ce]))  # focal members only
+    assert ranking.focal_ce_disagreement_fraction(same) == 0.0
+    one_sided = prediction([focal, focal, ce * 0, ce * 0], losses=["focal", "focal", "ce", "ce"])
+    assert ranking.focal_ce_disagreement_fraction(one_sided) == 1.0
+    for strategy in (ranking.focal_ce_disagreement_ml, ranking.focal_ce_disagreement_fraction):
+        with pytest.raises(ValueError, match="focal and CE"):
+            strategy(prediction([focal, ce]))  # focal members only
 
 
 def test_volume_spread_is_the_sd_of_the_member_volumes_after_cleaning():
@@ -66,6 +71,12 @@ def test_volume_spread_is_the_sd_of_the_member_volumes_after_cleaning():
     assert ranking.member_volume_spread_ml(prediction(members, spacing)) == pytest.approx(
         math.sqrt(((1 - 3) ** 2 + (2 - 3) ** 2 + (6 - 3) ** 2) / 3)
     )
+    assert ranking.member_volume_cv(prediction(members, spacing)) == pytest.approx(
+        math.sqrt(14 / 3) / 3
+    )
+    assert ranking.member_volume_cv(prediction(members, (5.0, 1.0, 1.0))) == pytest.approx(
+        math.sqrt(14 / 3) / 3
+    )  # unitless: the same with other voxels
     members[2, 0, 9, 9] = 1.0  # an island of 1 mL, dropped by a 1.5 mL component filter
     cleaned = prediction(members, spacing, min_component_ml=1.5)  # member 0's 1 mL goes too
     assert ranking.member_volume_spread_ml(cleaned) == pytest.approx(np.std([0.0, 2.0, 6.0]))
