@@ -5,9 +5,10 @@ The status column says what is known of each case without opening it: the AI's p
 "error" (the reason in the tooltip), "partial (n / N slices)" or the review status, cached
 predictions included. The doubt column holds the ``core.ranking`` score of the case's complete
 prediction (``app.ranking_session`` fills it; blank without one): "next most informative case"
-is the shown, readable, unreviewed case with the highest. Next/previous case skip the error rows. A ``QAbstractTableModel`` over ``Model.entries`` (refreshed by the model's events) behind a
-``QSortFilterProxyModel``; sorting uses raw values (``SORT_ROLE``) so numbers sort as numbers.
-Next/previous case follow the rows as shown (sorted and filtered).
+is the shown, readable, unreviewed case with the highest score. Next/previous case skip the
+error rows. A ``QAbstractTableModel`` over ``Model.entries`` (refreshed by the model's events)
+behind a ``QSortFilterProxyModel``; sorting uses raw values (``SORT_ROLE``) so numbers sort as
+numbers. Next/previous case follow the rows as shown (sorted and filtered).
 """
 
 from __future__ import annotations
