@@ -1,10 +1,14 @@
-"""The case list: id, patient, split, slices, review status and predicted core, sortable and filterable.
+"""The case list: id, patient, split, slices, review status, predicted core and the ensemble's
+doubt, sortable and filterable.
 
 The status column says what is known of each case without opening it: the AI's progress,
 "error" (the reason in the tooltip), "partial (n / N slices)" or the review status, cached
-predictions included. Next/previous case skip the error rows. A ``QAbstractTableModel`` over ``Model.entries`` (refreshed by the model's events) behind a
-``QSortFilterProxyModel``; sorting uses raw values (``SORT_ROLE``) so numbers sort as numbers.
-Next/previous case follow the rows as shown (sorted and filtered).
+predictions included. The doubt column holds the ``core.ranking`` score of the case's complete
+prediction (``app.ranking_session`` fills it; blank without one): "next most informative case"
+is the shown, readable, unreviewed case with the highest score. Next/previous case skip the
+error rows. A ``QAbstractTableModel`` over ``Model.entries`` (refreshed by the model's events)
+behind a ``QSortFilterProxyModel``; sorting uses raw values (``SORT_ROLE``) so numbers sort as
+numbers. Next/previous case follow the rows as shown (sorted and filtered).
 """
 
 from __future__ import annotations
@@ -29,8 +33,12 @@ from PySide6.QtWidgets import (
 
 from strokelens.app.model import Model, Status
 from strokelens.app.theme import ACCENT, BAD_COLOR, OK_COLOR, WARN_COLOR
+from strokelens.core import ranking
 
-COLUMNS = ("Case", "Patient", "Split", "Slices", "Status", "Core (mL)")
+COLUMNS = ("Case", "Patient", "Split", "Slices", "Status", "Core (mL)", "Doubt")
+DOUBT = COLUMNS.index("Doubt")
+#: Review states that take a case out of "next most informative": a reviewer has settled it.
+REVIEWED = frozenset({Status.CORRECTED, Status.APPROVED})
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
 #: The widest partial state the status column makes room for.
 PARTIAL = "partial (88 / 88 slices)"
@@ -59,8 +67,16 @@ class CaseTableModel(QAbstractTableModel):
         return 0 if parent.isValid() else len(COLUMNS)
 
     def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):  # noqa: N802
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+        if orientation != Qt.Orientation.Horizontal:
+            return None
+        if role == Qt.ItemDataRole.DisplayRole:
             return COLUMNS[section]
+        if role == Qt.ItemDataRole.ToolTipRole and section == DOUBT:
+            return (
+                f"How much the ensemble doubts the case ({ranking.DEFAULT}): "
+                f"{ranking.describe(ranking.DEFAULT)}.\nHigher: review it sooner (Ctrl+N). "
+                "Blank: no complete prediction yet."
+            )
         return None
 
     def data(self, index: QModelIndex | QPersistentModelIndex, role=Qt.ItemDataRole.DisplayRole):
@@ -73,11 +89,14 @@ class CaseTableModel(QAbstractTableModel):
             entry.n_slices,
             entry.status_text,
             entry.core_ml,
+            entry.doubt,
         )
         value = values[column]
         if role == Qt.ItemDataRole.DisplayRole:
             if value is None:
                 return ""
+            if column == DOUBT:
+                return f"{value:.3f}"
             return f"{value:.1f}" if isinstance(value, float) else str(value)
         if role == SORT_ROLE:
             if column == 0:
@@ -94,7 +113,7 @@ class CaseTableModel(QAbstractTableModel):
             font = QFont()
             font.setBold(True)
             return font
-        if role == Qt.ItemDataRole.TextAlignmentRole and column in (3, 5):
+        if role == Qt.ItemDataRole.TextAlignmentRole and column in (3, 5, DOUBT):
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         if role == Qt.ItemDataRole.ToolTipRole:
             problems = [*dict.fromkeys(filter(None, [entry.error, *entry.ref.problems]))]
@@ -185,6 +204,7 @@ class CaseBrowser(QWidget):
                 [metrics.horizontalAdvance(t) for t in [*map(str, Status), "AI 100%", PARTIAL]]
             ),
             COLUMNS.index("Core (mL)"): metrics.horizontalAdvance("999.9"),
+            DOUBT: metrics.horizontalAdvance("99.999"),
         }
         for column in range(len(COLUMNS)):
             if COLUMNS[column] == "Patient":
@@ -212,6 +232,21 @@ class CaseBrowser(QWidget):
             return shown[0] if step > 0 else shown[-1]
         position = shown.index(self.model.index) + step
         return shown[position] if 0 <= position < len(shown) else None
+
+    def most_informative(self) -> int | None:
+        """The shown case the ensemble doubts most (highest score; the first shown of equal
+        ones), among those with a score, not reviewed (``REVIEWED``), readable and not on
+        screen; None when there is none."""
+        entries, current = self.model.entries, self.model.index
+        candidates = [
+            i
+            for i in self.visible_indices()
+            if i != current
+            and entries[i].doubt is not None
+            and entries[i].status not in REVIEWED
+            and entries[i].error is None
+        ]
+        return max(candidates, key=lambda i: entries[i].doubt, default=None)
 
     def _on_current_row(self, current: QModelIndex, _previous: QModelIndex) -> None:
         if current.isValid() and not self._syncing:

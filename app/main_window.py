@@ -40,6 +40,7 @@ from strokelens.app.mismatch_panel import MismatchPanel
 from strokelens.app.model import UNITS, Model, RecentList
 from strokelens.app.project_actions import ProjectActions
 from strokelens.app.project_session import ProjectSession
+from strokelens.app.ranking_session import DoubtScores
 from strokelens.app.shortcuts_dialog import ShortcutsDialog
 from strokelens.app.slice_view import ITKSNAP, STROKELENS, SliceView
 from strokelens.app.tasks import Tasks
@@ -122,6 +123,7 @@ class MainWindow(QMainWindow):
             prediction_cache,
             allow_external_members,
         )
+        self.doubt = DoubtScores(model, self.tasks, self.ai)
         self.compare = ComparePanel(model, self.tasks, self.ai.pending)
         self.cases = CaseLoader(
             model, self.tasks, self.browser.neighbour, self.browser.visible_indices
@@ -343,6 +345,16 @@ class MainWindow(QMainWindow):
     def run_ai_all(self) -> None:
         keys = [self.model.entries[i].key for i in self.browser.visible_indices()]
         self.tasks.spawn(self.ai.run(keys))
+
+    def next_informative(self) -> None:
+        """Ctrl+N: the shown unreviewed case the ensemble doubts most (case browser's doubt)."""
+        index = self.browser.most_informative()
+        if index is None:
+            self.show_status(
+                "No other unreviewed case has a doubt score: run the AI on the cases first.", 8000
+            )
+        else:
+            self.tasks.spawn(self.cases.show_case(index))
 
     def set_mouse_preset(self, preset: str) -> None:
         """StrokeLens's mouse and keys, or ITK-SNAP's (``slice_view``); remembered."""

@@ -109,6 +109,7 @@ class Menus:
         cases = self.window.cases
         self._navigation(menu, "next_case", "&Next case", lambda: cases.step_case(1))
         self._navigation(menu, "previous_case", "&Previous case", lambda: cases.step_case(-1))
+        self.action(menu, "Next most &informative case", self.window.next_informative, ("Ctrl+N",))
         self.action(menu, "&Filter cases", self.window.focus_filter, ("Ctrl+F",))
         menu.addSeparator()
         approve = self.window.project_actions.approve

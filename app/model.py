@@ -74,6 +74,7 @@ class Entry:
     cached: bool = False
     partial: tuple[int, int] | None = None
     error: str | None = None
+    doubt: float | None = None  # the ensemble's doubt (``core.ranking``), None until scored
 
     @property
     def key(self) -> str:
@@ -527,6 +528,13 @@ class Model:
             entry.cached, entry.core_ml = False, None
             entry.partial = (done, slices) if 0 < done < slices else None
         self.entry_changed.emit(index)
+
+    def set_doubt(self, case_key: str, doubt: float | None) -> None:
+        """A case's doubt score (``app.ranking_session``; None: no complete prediction)."""
+        index = self.index_of(case_key)
+        if self.entries[index].doubt != doubt:
+            self.entries[index].doubt = doubt
+            self.entry_changed.emit(index)
 
     def set_error(self, case_key: str, error: str | None) -> None:
         """Why a case cannot be read (None: it can); next/previous case skip it."""
