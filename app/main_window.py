@@ -38,10 +38,14 @@ from strokelens.app.layers_panel import LayersPanel
 from strokelens.app.menus import Menus
 from strokelens.app.mismatch_panel import MismatchPanel
 from strokelens.app.model import UNITS, Model, RecentList
+from strokelens.app.montage_view import MontageView
 from strokelens.app.project_actions import ProjectActions
 from strokelens.app.project_session import ProjectSession
+from strokelens.app.report_actions import ReportActions
+from strokelens.app.report_export import ReportExport
 from strokelens.app.shortcuts_dialog import ShortcutsDialog
 from strokelens.app.slice_view import ITKSNAP, STROKELENS, SliceView
+from strokelens.app.summary_session import SummarySession
 from strokelens.app.tasks import Tasks
 from strokelens.core.case import CHANNELS
 
@@ -112,7 +116,9 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(central)
         self.browser = CaseBrowser(model)
         self.layers = LayersPanel(model)
-        self.mismatch = MismatchPanel(model)
+        self.summaries = SummarySession(model, self.tasks)
+        self.mismatch = MismatchPanel(self.summaries)
+        self.montage = MontageView(model, self.summaries, self.tasks)
         self.curve = CurvePanel(model)
         remembered = self.settings.value("ai/ensemble")
         self.ai = AiSession(
@@ -123,6 +129,13 @@ class MainWindow(QMainWindow):
             allow_external_members,
         )
         self.compare = ComparePanel(model, self.tasks, self.ai.pending)
+        self.report = ReportActions(
+            self,
+            ReportExport(
+                model, self.tasks, self.summaries, self.project, lambda: self.ai.ensemble,
+                allow_external_members,
+            ),
+        )  # fmt: skip
         self.cases = CaseLoader(
             model, self.tasks, self.browser.neighbour, self.browser.visible_indices
         )
@@ -133,8 +146,10 @@ class MainWindow(QMainWindow):
             "layers": self._dock("Layers", self.layers, right),
             "curve": self._dock("Time-density curve", self.curve, right),
             "compare": self._dock("Focal vs CE", self.compare, right),
+            "montage": self._dock("Montage", self.montage, right),
         }
         self.tabifyDockWidget(self.docks["curve"], self.docks["compare"])
+        self.tabifyDockWidget(self.docks["compare"], self.docks["montage"])
         self.docks["curve"].raise_()
         self.series = SeriesLoader(model, self.tasks, self.docks["curve"].isVisible)
         self.cursor_label = QLabel()

@@ -41,7 +41,11 @@ from strokelens.core.mismatch import (
 from strokelens.core.prediction import Prediction
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from strokelens.core.midline import Midline
+    from strokelens.core.project.audit import AuditEntry
+    from strokelens.core.project.store import CaseRecord
 
 RESEARCH_LINE = "Research use only, not for diagnosis"
 
@@ -86,6 +90,24 @@ class CoreOrigin:
             name = self.ensemble or "ensemble"
             parts.append(f"{name} ({self.members} members, fingerprint {self.fingerprint})")
         return f"{self.kind}: " + ", ".join(parts)
+
+
+def correction_origin(record: CaseRecord, entries: Sequence[AuditEntry]) -> CoreOrigin:
+    """The origin of a project's saved correction, from its record and audit log: the last
+    save (save, autosave, import, ...) and, when the case is approved, the last approval."""
+    from strokelens.core.project.review import Status
+
+    saves = [e for e in entries if e.action not in ("approve", "status")]
+    approvals = [e for e in entries if e.action == "approve"]
+    approved = record.status is Status.APPROVED and bool(approvals)
+    return CoreOrigin(
+        CoreKind.APPROVED if approved else CoreKind.CORRECTED,
+        corrected_by=saves[-1].who if saves else record.reviewer,
+        corrected_at=saves[-1].at if saves else record.updated,
+        approved_by=approvals[-1].who if approved else None,
+        approved_at=approvals[-1].at if approved else None,
+        started_from=record.started_from,
+    )
 
 
 @dataclass(frozen=True)
