@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QMainWindow,
     QMessageBox,
+    QScrollArea,
     QVBoxLayout,
     QWidget,
 )
@@ -65,6 +66,15 @@ def format_cursor(model: Model) -> str:
     parts = [f"{c} {_value(values[c], UNITS[c])}" for c in CHANNELS]
     position = f"({mm[0]:.1f}, {mm[1]:.1f}, {mm[2]:.1f}) mm" if mm else ""
     return f"x {x}  y {y}  z {model.slice}   {position}   " + "   ".join(parts)
+
+
+def scrolled(widget: QWidget) -> QScrollArea:
+    """``widget`` in a scroll area: a tall panel does not make the window taller."""
+    area = QScrollArea()
+    area.setWidgetResizable(True)
+    area.setFrameShape(QScrollArea.Shape.NoFrame)
+    area.setWidget(widget)
+    return area
 
 
 def _value(value: float, unit: str) -> str:
@@ -142,8 +152,8 @@ class MainWindow(QMainWindow):
         right = Qt.DockWidgetArea.RightDockWidgetArea
         self.docks = {
             "cases": self._dock("Cases", self.browser, Qt.DockWidgetArea.LeftDockWidgetArea),
-            "mismatch": self._dock("Mismatch", self.mismatch, right),
-            "layers": self._dock("Layers", self.layers, right),
+            "mismatch": self._dock("Mismatch", scrolled(self.mismatch), right),
+            "layers": self._dock("Layers", scrolled(self.layers), right),
             "curve": self._dock("Time-density curve", self.curve, right),
             "compare": self._dock("Focal vs CE", self.compare, right),
             "montage": self._dock("Montage", self.montage, right),

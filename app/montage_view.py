@@ -158,6 +158,7 @@ class MontageView(QWidget):
         scroll.setWidgetResizable(True)
         scroll.setWidget(self.grid)
         scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        scroll.setMinimumHeight(40)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 6)
         layout.addWidget(self.legend)
