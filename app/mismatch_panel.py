@@ -71,7 +71,7 @@ class VolumeBars(QWidget):
 class MismatchPanel(QWidget):
     """Draws a ``MismatchView``. Public for tests: ``values``, ``thresholds`` and ``notes`` (row
     key -> label: the AI core's value, the threshold core's, the note), ``verdict``, ``reason``,
-    ``origin``, ``criteria`` and ``threshold_criteria`` (one label each, its ``mark`` property
+    ``criteria`` and ``threshold_criteria`` (one label each, its ``mark`` property
     the ``Mark``'s name)."""
 
     def __init__(self, session: SummarySession, parent: QWidget | None = None):
@@ -91,10 +91,6 @@ class MismatchPanel(QWidget):
         self.reason = QLabel()
         self.reason.setWordWrap(True)
         self.reason.setStyleSheet(f"color: {MUTED_COLOR};")
-        self.origin = QLabel()
-        self.origin.setWordWrap(True)
-        self.origin.setTextFormat(Qt.TextFormat.PlainText)
-        self.origin.setStyleSheet(f"color: {MUTED_COLOR}; font-size: 11px;")
         self.criteria: list[QLabel] = []
         self.threshold_criteria: list[QLabel] = []
         self.criteria_grid = QGridLayout()
@@ -109,7 +105,6 @@ class MismatchPanel(QWidget):
         layout.addWidget(self.verdict)
         layout.addWidget(self.reason)
         layout.addLayout(self.criteria_grid)
-        layout.addWidget(self.origin)
         layout.addStretch(1)
         subscribe(self, session.changed, self.refresh)
         self.refresh()
@@ -132,8 +127,6 @@ class MismatchPanel(QWidget):
         )
         self.reason.setText(view.reason)
         self.reason.setVisible(bool(view.reason))
-        self.origin.setText(f"Core from: {view.origin}" if view.origin else "")
-        self.origin.setVisible(bool(view.origin))
         if len(self.criteria) != len(view.criteria):
             for label in self.criteria + self.threshold_criteria:
                 label.deleteLater()

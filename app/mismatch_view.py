@@ -73,8 +73,7 @@ class CriterionState:
 @dataclass(frozen=True)
 class MismatchView:
     """The panel's content; ``reason`` says why there is no verdict ("" when there is one),
-    ``bars`` are (mL or None: unknown, colour) top to bottom, ``origin`` the core's source in
-    full (``CoreOrigin.words``)."""
+    ``bars`` are (mL or None: unknown, colour) top to bottom."""
 
     rows: tuple[Row, ...]
     criteria: tuple[CriterionState, ...]
@@ -82,7 +81,6 @@ class MismatchView:
     verdict: Verdict
     reason: str
     bars: tuple[tuple[float | None, str], ...] = ()
-    origin: str = ""
 
     def row(self, key: str) -> Row:
         return next(row for row in self.rows if row.key == key)
@@ -107,18 +105,17 @@ def mismatch_view(
         (summary.hypoperfusion_ml[TMAX_THRESHOLD_S], HYPO_COLOR),
     )
     threshold = tuple(_state(c) for c in summary.threshold_criteria)
-    origin = summary.origin.words
     if not current:
-        return MismatchView(rows, _undecided(), threshold, Verdict.NONE, UPDATING, bars, origin)
+        return MismatchView(rows, _undecided(), threshold, Verdict.NONE, UPDATING, bars)
     if summary.verdict is None:
         if summary.ai_core_ml is None:
             reason = NO_CORE if truth_ml is None else NO_CORE_TRUTH
         else:
             reason = PARTIAL_CORE
-        return MismatchView(rows, _undecided(), threshold, Verdict.NONE, reason, bars, origin)
+        return MismatchView(rows, _undecided(), threshold, Verdict.NONE, reason, bars)
     verdict = Verdict.TARGET if summary.verdict else Verdict.NO_TARGET
     criteria = tuple(_state(c) for c in summary.criteria)
-    return MismatchView(rows, criteria, threshold, verdict, "", bars, origin)
+    return MismatchView(rows, criteria, threshold, verdict, "", bars)
 
 
 def _rows(summary: StrokeSummary, truth_ml: float | None) -> tuple[Row, ...]:
