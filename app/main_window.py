@@ -235,7 +235,7 @@ class MainWindow(QMainWindow):
             )
             self.resizeDocks(
                 [docks["mismatch"], docks["layers"], docks["curve"]],
-                [300, 230, 300],
+                [430, 240, 200],
                 Qt.Orientation.Vertical,
             )
 
