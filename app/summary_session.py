@@ -66,8 +66,10 @@ class SummarySession:
         self.summary: StrokeSummary | None = None
         self.truth_ml: float | None = None
         self.current = False
-        self._measures: OrderedDict[str, CaseMeasures] = OrderedDict()
-        self._measuring: dict[str, asyncio.Future] = {}
+        # case key -> (the case measured, its measures): a key of another data set, or a case
+        # read again, is another case
+        self._measures: OrderedDict[str, tuple[Case, CaseMeasures]] = OrderedDict()
+        self._measuring: dict[str, tuple[Case, asyncio.Future]] = {}
         self._version = 0  # bumped by every change of the case or its core
         self._running: asyncio.Task | None = None
         model.case_changed.connect(self._on_case)
@@ -119,16 +121,21 @@ class SummarySession:
         """``measure_case(case)``, measured once (in a worker) and kept for ``KEPT_MEASURES``
         cases; its masks go to the model as the case's ``tmax6`` and ``rcbf30`` layers."""
         key = case.key
-        if key in self._measures and self._measures[key].ct.shape == case.shape:
+        kept = self._measures.get(key)
+        if kept is not None and kept[0] is case:
             self._measures.move_to_end(key)
-            return self._measures[key]
-        if key not in self._measuring:
-            self._measuring[key] = self.tasks.run_in_worker(_measure, case)
+            return kept[1]
+        if key not in self._measuring or self._measuring[key][0] is not case:
+            self._measuring[key] = (case, self.tasks.run_in_worker(_measure, case))
+        future = self._measuring[key][1]
         try:
-            measured = await self._measuring[key]
+            measured = await future
         finally:
-            self._measuring.pop(key, None)
-        self._measures[key] = measured
+            if self._measuring.get(key, (None, None))[1] is future:
+                del self._measuring[key]
+        if self.model.case is not case:
+            return measured  # a case left (or another data set opened) meanwhile: not kept
+        self._measures[key] = (case, measured)
         self._measures.move_to_end(key)
         threshold = None if measured.threshold is None else measured.threshold.mask
         self.model.set_measured_layers(key, {"tmax6": measured.hypoperfused, "rcbf30": threshold})

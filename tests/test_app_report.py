@@ -98,3 +98,16 @@ def test_export_failure_goes_to_the_status_bar(loop, window, phantom, tmp_path):
     loop.run_until_complete(window.tasks.idle())
     assert window.statusBar().currentMessage().startswith("Error:")
     assert window.error_box is None  # no dialog for it
+
+
+def test_another_data_set_with_the_same_case_keys_is_measured_anew(loop, window, phantom, tmp_path):
+    from helpers import isles_cases
+
+    model = opened(loop, window, phantom)
+    first = model.layer_data("tmax6")
+    other = opened(loop, window, isles_cases(tmp_path, 1))
+    assert other.case.key == "training/case_1"  # as the phantom's
+    fresh = measure_case(other.case).hypoperfused
+    assert other.layer_data("tmax6").shape == fresh.shape != first.shape
+    assert np.array_equal(other.layer_data("tmax6"), fresh)
+    assert window.summaries.summary.layers.ct.shape == other.case.shape
