@@ -54,6 +54,8 @@ if TYPE_CHECKING:
     from strokelens.core.prediction_store import PredictionCache
 
 DEFAULT_SIZE = (1600, 960)
+#: The mismatch dock shows at least its numbers and verdict (the criteria may scroll).
+MISMATCH_MIN_PX = 290
 
 
 def format_cursor(model: Model) -> str:
@@ -68,9 +70,11 @@ def format_cursor(model: Model) -> str:
     return f"x {x}  y {y}  z {model.slice}   {position}   " + "   ".join(parts)
 
 
-def scrolled(widget: QWidget) -> QScrollArea:
-    """``widget`` in a scroll area: a tall panel does not make the window taller."""
+def scrolled(widget: QWidget, min_height: int = 0) -> QScrollArea:
+    """``widget`` in a scroll area at least ``min_height`` tall: a tall panel does not make the
+    window taller."""
     area = QScrollArea()
+    area.setMinimumHeight(min_height)
     area.setWidgetResizable(True)
     area.setFrameShape(QScrollArea.Shape.NoFrame)
     area.setWidget(widget)
@@ -152,7 +156,7 @@ class MainWindow(QMainWindow):
         right = Qt.DockWidgetArea.RightDockWidgetArea
         self.docks = {
             "cases": self._dock("Cases", self.browser, Qt.DockWidgetArea.LeftDockWidgetArea),
-            "mismatch": self._dock("Mismatch", scrolled(self.mismatch), right),
+            "mismatch": self._dock("Mismatch", scrolled(self.mismatch, MISMATCH_MIN_PX), right),
             "layers": self._dock("Layers", scrolled(self.layers), right),
             "curve": self._dock("Time-density curve", self.curve, right),
             "compare": self._dock("Focal vs CE", self.compare, right),

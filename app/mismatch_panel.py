@@ -46,7 +46,7 @@ class VolumeBars(QWidget):
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self.volumes: list[tuple[float | None, str]] = []
-        self.setMinimumHeight(40)
+        self.setMinimumHeight(30)
 
     def set_volumes(self, volumes: Sequence[tuple[float | None, str]]) -> None:
         self.volumes = list(volumes)
@@ -57,7 +57,7 @@ class VolumeBars(QWidget):
             return
         painter = QPainter(self)
         top = max([ml for ml, _ in self.volumes if ml is not None] + [1.0])
-        gap = 6
+        gap = 4
         height = (self.height() - gap * (len(self.volumes) - 1)) / len(self.volumes)
         for row, (value, color) in enumerate(self.volumes):
             if value is None:
@@ -99,7 +99,7 @@ class MismatchPanel(QWidget):
         for column, text in ((0, "Target mismatch: AI core"), (1, "Threshold core")):
             self.criteria_grid.addWidget(_muted(text), 0, column)
         layout = QVBoxLayout(self)
-        layout.setContentsMargins(8, 8, 8, 8)
+        layout.setContentsMargins(8, 4, 8, 4)
         layout.addLayout(self.grid)
         layout.addWidget(self.bars)
         layout.addWidget(self.verdict)

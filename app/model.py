@@ -159,13 +159,6 @@ class AiCore:
     corrected: np.ndarray | None
     prediction: Prediction | None
 
-    @property
-    def slices(self) -> tuple[int, int] | None:
-        """(done, total) of the prediction when it is the core, else None."""
-        if self.corrected is not None or self.prediction is None:
-            return None
-        return int(self.prediction.done.sum()), int(self.prediction.done.size)
-
 
 @dataclass
 class PreparedCase:

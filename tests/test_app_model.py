@@ -154,7 +154,7 @@ def test_prediction_seam_layers_status_and_core_volume(model):
     assert entry.status_text == "partial (1 / 3 slices)"
     assert model.layer_data("focal").sum() == 20
     core = model.ai_core()
-    assert core.kind is CoreKind.ENSEMBLE and core.prediction is growing and core.slices == (1, 3)
+    assert core.kind is CoreKind.ENSEMBLE and core.prediction is growing and not growing.complete
     data_events.clear()
     model.set_prediction(case.key, prediction)
     assert entry.status is Status.PREDICTED and entry.progress is None and entry.partial is None
@@ -165,7 +165,7 @@ def test_prediction_seam_layers_status_and_core_volume(model):
     assert entry_events[-1] == (0,)
     assert model.layer_data("focal").sum() == 20 and model.layer_data("ce").sum() == 4
     assert model.layer_data("uncertainty").max() > 0
-    assert model.ai_core().kind is CoreKind.ENSEMBLE and model.ai_core().slices == (3, 3)
+    assert model.ai_core().kind is CoreKind.ENSEMBLE and model.ai_core().prediction is prediction
     with pytest.raises(ValueError, match="shape"):
         model.set_prediction(
             case.key, Prediction.empty(case.key, (1, 2, 2), SPACING, ["a"], ["ce"])

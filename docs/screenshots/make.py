@@ -117,7 +117,6 @@ def main() -> None:
             await asyncio.sleep(0.3)
             await asyncio.sleep(0.05)  # the loop paints (processEvents here re-enters tasks)
             window.save_screenshot(HERE / "compare.png")
-            await correction_in_progress(window, app)
             full = model.predictions[args.case]
             partial = Prediction.empty(
                 args.case, full.shape, full.spacing, full.member_names, full.member_losses,
@@ -129,6 +128,9 @@ def main() -> None:
             await window.tasks.idle()
             await asyncio.sleep(0.3)
             window.mismatch.grab().save(str(HERE / "panel-partial.png"))
+            model.set_prediction(args.case, full)  # the correction below starts from it
+            await window.tasks.idle()
+            await correction_in_progress(window, app)
 
             await window.cases.open_dataset(worklist_dataset(data, Path(tmp) / "worklist"))
             keys = [entry.key for entry in model.entries]
