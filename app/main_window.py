@@ -172,7 +172,7 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.cursor_label)
         self.menus = Menus(self)
         self.editor = EditPanel(self.edit, self.menus.named)
-        self.docks["edit"] = self._dock("Edit", self.editor, right)
+        self.docks["edit"] = self._dock("Edit", scrolled(self.editor), right)
         self.tabifyDockWidget(self.docks["layers"], self.docks["edit"])
         self.docks["layers"].raise_()
         self._fill_recent()
