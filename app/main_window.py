@@ -77,6 +77,9 @@ def scrolled(widget: QWidget, min_height: int = 0) -> QScrollArea:
     area.setMinimumHeight(min_height)
     area.setWidgetResizable(True)
     area.setFrameShape(QScrollArea.Shape.NoFrame)
+    area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)  # never cut columns:
+    bar = area.verticalScrollBar().sizeHint().width()  # the dock is as wide as the panel needs
+    area.setMinimumWidth(widget.minimumSizeHint().width() + bar)
     area.setWidget(widget)
     return area
 

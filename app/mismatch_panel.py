@@ -30,6 +30,8 @@ from strokelens.app.summary_session import SummarySession
 from strokelens.app.theme import BAD_COLOR, OK_COLOR
 
 MUTED_COLOR = "#8a9099"
+#: Wide enough for the titles and both columns of values ("≤ 116.6 mL" beside "122.8 mL").
+MIN_WIDTH_PX = 390
 MARK_COLORS = {Mark.MET: OK_COLOR, Mark.FAILED: BAD_COLOR, Mark.UNDECIDED: MUTED_COLOR}
 #: Verdict box (background, text): no verdict is drawn fainter than a negative one.
 VERDICT_COLORS = {
@@ -77,6 +79,7 @@ class MismatchPanel(QWidget):
     def __init__(self, session: SummarySession, parent: QWidget | None = None):
         super().__init__(parent)
         self.session = session
+        self.setMinimumWidth(MIN_WIDTH_PX)
         self.values: dict[str, QLabel] = {}
         self.thresholds: dict[str, QLabel] = {}
         self.notes: dict[str, QLabel] = {}
