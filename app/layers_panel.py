@@ -1,12 +1,16 @@
 """Overlay layers: visibility, opacity and filled/contour drawing per layer, mirrored from the model.
 
-A layer without data for the current case (no prediction yet, no ground truth) is greyed out
-but keeps its settings, so they apply as soon as its data arrive. The heat layers (mean
-probability, uncertainty) carry a colour legend with their range; the contour width and
+A layer without data for the current case (no prediction yet, no ground truth, Tmax and the
+threshold core while the case is measured) is greyed out but keeps its settings, so they apply as
+soon as its data arrive. The heat layers (mean probability, uncertainty) carry a colour legend
+with their range, the measured layers (Tmax > 6 s, threshold core) one line saying what their
+voxels are; the contour width and
 "overlays on CT only" (the maps' own colours unobscured) apply to every layer.
 """
 
 from __future__ import annotations
+
+import html
 
 import numpy as np
 from PySide6.QtCore import Qt
@@ -56,6 +60,17 @@ def legend(layer: Layer, width: int = 110, height: int = 10) -> QWidget:
     return box
 
 
+def note_legend(layer: Layer) -> QLabel:
+    """A mask layer's legend line: its colour and what its voxels are (``Layer.legend``)."""
+    r, g, b = layer.color
+    label = QLabel(f"<span style='color: rgb({r},{g},{b})'>■</span> {html.escape(layer.legend)}")
+    label.setTextFormat(Qt.TextFormat.RichText)
+    label.setWordWrap(True)
+    label.setContentsMargins(22, 0, 0, 0)
+    label.setStyleSheet("color: #8a9099; font-size: 11px;")
+    return label
+
+
 class LayersPanel(QWidget):
     def __init__(self, model: Model, parent: QWidget | None = None):
         super().__init__(parent)
@@ -63,6 +78,7 @@ class LayersPanel(QWidget):
         self.checks: dict[str, QCheckBox] = {}
         self.opacity: dict[str, QSlider] = {}
         self.style: dict[str, QComboBox] = {}
+        self.legends: dict[str, QWidget] = {}  # layer name -> its legend (heat and measured)
         grid = QGridLayout(self)
         grid.setContentsMargins(6, 6, 6, 6)
         grid.setHorizontalSpacing(8)
@@ -90,9 +106,10 @@ class LayersPanel(QWidget):
                 grid.addWidget(widget, row, column)
             self.checks[name], self.opacity[name], self.style[name] = check, slider, combo
             self._sync(name)
-            if layer.kind == "heat":
+            if layer.kind == "heat" or layer.legend:
                 row += 1
-                grid.addWidget(legend(layer), row, 0, 1, 3)
+                self.legends[name] = legend(layer) if layer.kind == "heat" else note_legend(layer)
+                grid.addWidget(self.legends[name], row, 0, 1, 3)
         self.width = QSpinBox()
         self.width.setRange(1, MAX_CONTOUR_WIDTH)
         self.width.setSuffix(" px")

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QMainWindow,
     QMessageBox,
+    QScrollArea,
     QVBoxLayout,
     QWidget,
 )
@@ -38,11 +39,15 @@ from strokelens.app.layers_panel import LayersPanel
 from strokelens.app.menus import Menus
 from strokelens.app.mismatch_panel import MismatchPanel
 from strokelens.app.model import UNITS, Model, RecentList
+from strokelens.app.montage_view import MontageView
 from strokelens.app.project_actions import ProjectActions
 from strokelens.app.project_session import ProjectSession
 from strokelens.app.ranking_session import DoubtScores
+from strokelens.app.report_actions import ReportActions
+from strokelens.app.report_export import ReportExport
 from strokelens.app.shortcuts_dialog import ShortcutsDialog
 from strokelens.app.slice_view import ITKSNAP, STROKELENS, SliceView
+from strokelens.app.summary_session import SummarySession
 from strokelens.app.tasks import Tasks
 from strokelens.core.case import CHANNELS
 
@@ -50,6 +55,8 @@ if TYPE_CHECKING:
     from strokelens.core.prediction_store import PredictionCache
 
 DEFAULT_SIZE = (1600, 960)
+#: The mismatch dock shows at least its numbers and verdict (the criteria may scroll).
+MISMATCH_MIN_PX = 290
 
 
 def format_cursor(model: Model) -> str:
@@ -62,6 +69,20 @@ def format_cursor(model: Model) -> str:
     parts = [f"{c} {_value(values[c], UNITS[c])}" for c in CHANNELS]
     position = f"({mm[0]:.1f}, {mm[1]:.1f}, {mm[2]:.1f}) mm" if mm else ""
     return f"x {x}  y {y}  z {model.slice}   {position}   " + "   ".join(parts)
+
+
+def scrolled(widget: QWidget, min_height: int = 0) -> QScrollArea:
+    """``widget`` in a scroll area at least ``min_height`` tall: a tall panel does not make the
+    window taller."""
+    area = QScrollArea()
+    area.setMinimumHeight(min_height)
+    area.setWidgetResizable(True)
+    area.setFrameShape(QScrollArea.Shape.NoFrame)
+    area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)  # never cut columns:
+    bar = area.verticalScrollBar().sizeHint().width()  # the dock is as wide as the panel needs
+    area.setMinimumWidth(widget.minimumSizeHint().width() + bar)
+    area.setWidget(widget)
+    return area
 
 
 def _value(value: float, unit: str) -> str:
@@ -113,7 +134,9 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(central)
         self.browser = CaseBrowser(model)
         self.layers = LayersPanel(model)
-        self.mismatch = MismatchPanel(model)
+        self.summaries = SummarySession(model, self.tasks)
+        self.mismatch = MismatchPanel(self.summaries)
+        self.montage = MontageView(model, self.summaries, self.tasks)
         self.curve = CurvePanel(model)
         remembered = self.settings.value("ai/ensemble")
         self.ai = AiSession(
@@ -125,18 +148,27 @@ class MainWindow(QMainWindow):
         )
         self.doubt = DoubtScores(model, self.tasks, self.ai)
         self.compare = ComparePanel(model, self.tasks, self.ai.pending)
+        self.report = ReportActions(
+            self,
+            ReportExport(
+                model, self.tasks, self.summaries, self.project, lambda: self.ai.ensemble,
+                allow_external_members,
+            ),
+        )  # fmt: skip
         self.cases = CaseLoader(
             model, self.tasks, self.browser.neighbour, self.browser.visible_indices
         )
         right = Qt.DockWidgetArea.RightDockWidgetArea
         self.docks = {
             "cases": self._dock("Cases", self.browser, Qt.DockWidgetArea.LeftDockWidgetArea),
-            "mismatch": self._dock("Mismatch", self.mismatch, right),
-            "layers": self._dock("Layers", self.layers, right),
+            "mismatch": self._dock("Mismatch", scrolled(self.mismatch, MISMATCH_MIN_PX), right),
+            "layers": self._dock("Layers", scrolled(self.layers), right),
             "curve": self._dock("Time-density curve", self.curve, right),
             "compare": self._dock("Focal vs CE", self.compare, right),
+            "montage": self._dock("Montage", self.montage, right),
         }
         self.tabifyDockWidget(self.docks["curve"], self.docks["compare"])
+        self.tabifyDockWidget(self.docks["compare"], self.docks["montage"])
         self.docks["curve"].raise_()
         self.series = SeriesLoader(model, self.tasks, self.docks["curve"].isVisible)
         self.cursor_label = QLabel()
@@ -145,7 +177,7 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.cursor_label)
         self.menus = Menus(self)
         self.editor = EditPanel(self.edit, self.menus.named)
-        self.docks["edit"] = self._dock("Edit", self.editor, right)
+        self.docks["edit"] = self._dock("Edit", scrolled(self.editor), right)
         self.tabifyDockWidget(self.docks["layers"], self.docks["edit"])
         self.docks["layers"].raise_()
         self._fill_recent()
@@ -212,7 +244,7 @@ class MainWindow(QMainWindow):
             )
             self.resizeDocks(
                 [docks["mismatch"], docks["layers"], docks["curve"]],
-                [300, 230, 300],
+                [430, 240, 200],
                 Qt.Orientation.Vertical,
             )
 

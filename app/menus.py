@@ -96,6 +96,7 @@ class Menus:
         self.action(menu, "New or open &project…", project.choose_project, ("Ctrl+Shift+O",))
         self.action(menu, "&Import a mask for this case…", project.choose_import)
         self.action(menu, "&Export corrected masks…", project.choose_export)
+        self.action(menu, "Export &report…", window.report.choose, ("Ctrl+Shift+P",))
         menu.addSeparator()
         self.action(menu, "Save &screenshot…", window.choose_screenshot, ("Ctrl+Shift+S",))
         menu.addSeparator()

@@ -7,13 +7,14 @@ on the GUI thread, which then tells its views through events.
 Overlay layers are named sources, so the inference engine plugs in later without view changes:
 ``truth`` (the case's ground truth), ``focal`` / ``ce`` (masks of the focal and cross-entropy
 members' mean), ``mean`` (all-member mean probability), ``corrected`` (the reviewer's mask) and
-``uncertainty`` (member standard deviation); see :meth:`Model.set_prediction`.
+``uncertainty`` (member standard deviation); see :meth:`Model.set_prediction`. ``tmax6`` and
+``rcbf30`` (Tmax > 6 s, the threshold core) are the case's own measures
+(``core.stroke_summary.measure_case``, made in a worker by ``app.summary_session``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from enum import StrEnum
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -21,9 +22,9 @@ from psygnal import Signal
 
 from strokelens.core.case import CHANNELS, Case
 from strokelens.core.metrics import volume_ml
-from strokelens.core.mismatch import Mismatch, hypoperfusion_mask, mismatch_from_volumes
 from strokelens.core.plausibility import MAPS, brain_mask
 from strokelens.core.project.review import Status
+from strokelens.core.stroke_summary import CoreKind
 from strokelens.core.units import UNITS as UNITS  # shown beside values; re-exported for the views
 
 if TYPE_CHECKING:
@@ -112,6 +113,7 @@ class Layer:
     threshold: float = 0.5
     lut: str = ""
     palette: tuple[tuple[int, int, int], ...] = ()  # "labels": colour of label 1, 2, ...
+    legend: str = ""  # what the layer's voxels are, under its name in the layers panel
 
 
 #: The focal-vs-CE difference layer's colours: agree, focal only, CE only (``compare`` labels).
@@ -132,42 +134,31 @@ LAYERS: tuple[Layer, ...] = (
         "difference", "Focal vs CE (agree / focal / CE)", (245, 245, 245), kind="labels",
         visible=False, contour=False, opacity=0.7, palette=DIFFERENCE_PALETTE,
     ),
+    Layer(
+        "tmax6", "Tmax > 6 s", (63, 191, 111), visible=False, contour=False, opacity=0.45,
+        legend="hypoperfused: Tmax > 6 s, CT 15-80 HU (RAPID's green)",
+    ),
+    Layer(
+        "rcbf30", "Threshold core (rCBF < 30 %)", (224, 80, 138), visible=False, contour=False,
+        opacity=0.6, legend="CBF < 30 % of the healthy hemisphere's mean (midline split)",
+    ),
 )  # fmt: skip
 #: Layers derived from the ensemble's prediction (refreshed when it changes).
 PREDICTION_LAYERS = ("focal", "ce", "mean", "uncertainty", "difference")
-
-
-class CoreSource(StrEnum):
-    """Where the reported core mask comes from, in the words the mismatch panel shows."""
-
-    CORRECTED = "corrected mask"
-    ENSEMBLE = "AI ensemble"
-    TRUTH = "ground truth"
+#: Layers measured from the case's maps alone (``set_measured_layers``).
+MEASURED_LAYERS = ("tmax6", "rcbf30")
 
 
 @dataclass(frozen=True)
-class CoreMask:
-    """The core mask a case's numbers come from; ``slices`` (done, total) is set while the AI
-    is still filling the mask in, whose missing slices count as no core."""
+class AiCore:
+    """What the AI core of the current case is made of (``core.stroke_summary.summarize_stroke``'s
+    inputs): the reviewer's mask when there is one, else the ensemble's prediction, complete or
+    not; the prediction is given beside a correction too (the members' range). Never the ground
+    truth: that is the reference, shown as such."""
 
-    source: CoreSource
-    mask: np.ndarray
-    slices: tuple[int, int] | None = None
-
-    @property
-    def partial(self) -> bool:
-        return self.slices is not None and self.slices[0] < self.slices[1]
-
-
-@dataclass(frozen=True)
-class MismatchNumbers:
-    """The mismatch panel's input: the ``Tmax > 6 s`` volume, the core mask and their mismatch
-    (``core`` and ``mismatch`` are None when the case has no core mask yet: no core is not an
-    empty core)."""
-
-    hypoperfused_ml: float
-    core: CoreMask | None
-    mismatch: Mismatch | None
+    kind: CoreKind  # APPROVED, CORRECTED or ENSEMBLE
+    corrected: np.ndarray | None
+    prediction: Prediction | None
 
 
 @dataclass
@@ -182,7 +173,6 @@ class PreparedCase:
     case: Case
     display: dict[str, np.ndarray]
     windows: dict[str, tuple[float, float]]
-    hypoperfused_ml: float
     start_slice: int
     start_cursor: tuple[int, int]  # (y, x): the ground truth's centre there, else the image's
 
@@ -216,18 +206,16 @@ def default_windows(display: dict[str, np.ndarray]) -> dict[str, tuple[float, fl
 
 
 def prepare_case(case: Case) -> PreparedCase:
-    """Windows, ``Tmax > 6 s`` volume, and where to start: the slice with the most ground truth
-    and the lesion's centre on it (else the middle slice and the image centre)."""
+    """Windows, and where to start: the slice with the most ground truth and the lesion's centre
+    on it (else the middle slice and the image centre)."""
     display = display_arrays(case)
-    hypo = hypoperfusion_mask(case.physical("Tmax"), case.channels["CT"])
     _, ny, nx = case.shape
     start, cursor = case.n_slices // 2, (ny // 2, nx // 2)
     if case.mask is not None and case.mask.any():
         start = int(np.argmax(case.mask.reshape(case.n_slices, -1).sum(axis=1)))
         rows, cols = np.nonzero(case.mask[start])
         cursor = (int(np.median(rows)), int(np.median(cols)))
-    hypo_ml = volume_ml(hypo, case.spacing)
-    return PreparedCase(case, display, default_windows(display), hypo_ml, start, cursor)
+    return PreparedCase(case, display, default_windows(display), start, cursor)
 
 
 def display_arrays(case: Case) -> dict[str, np.ndarray]:
@@ -299,6 +287,7 @@ class Model:
         self.contour_width = 1  # pixels of a contour drawing, for all layers
         self.overlays_on_ct_only = False  # the maps' colours stay unobscured
         self._derived: dict[tuple[str, str], np.ndarray | None] = {}
+        self._measured: dict[str, dict[str, np.ndarray | None]] = {}  # key -> MEASURED_LAYERS
 
     # -- data set and case -------------------------------------------------------------------
     @property
@@ -317,6 +306,7 @@ class Model:
         self.predictions.clear()
         self.corrected.clear()
         self._derived.clear()
+        self._measured.clear()
         self.dataset_changed.emit()
         self.case_changed.emit()
         self.cursor_changed.emit()  # the readout, the compare dock: nothing of the old data set
@@ -443,6 +433,8 @@ class Model:
             return case.mask
         if name == "corrected":
             return self.corrected.get(case.key)
+        if name in MEASURED_LAYERS:
+            return self._measured.get(case.key, {}).get(name)
         cache_key = (case.key, name)
         if cache_key not in self._derived:
             self._derived[cache_key] = self._prediction_layer(case.key, name)
@@ -463,6 +455,20 @@ class Model:
 
             return difference_labels(prediction)
         raise KeyError(name)
+
+    def set_measured_layers(
+        self, case_key: str, layers: dict[str, np.ndarray | None] | None
+    ) -> None:
+        """The ``MEASURED_LAYERS`` arrays of a case (a None array: the case has none; None:
+        forget them)."""
+        if layers is None:
+            self._measured.pop(case_key, None)
+        else:
+            self._measured[case_key] = {name: layers[name] for name in MEASURED_LAYERS}
+        case = self.case
+        if case is not None and case.key == case_key:
+            for name in MEASURED_LAYERS:
+                self.layer_data_changed.emit(name, None)
 
     # -- predictions and masks (the seam for inference and editing) ----------------------------
     def set_prediction(self, case_key: str, prediction: Prediction) -> None:
@@ -589,32 +595,23 @@ class Model:
         if stroke_ended:
             self.mask_changed.emit()
 
-    def best_mask(self) -> CoreMask | None:
-        """The core mask to report: corrected > ensemble (complete or not) > ground truth; None
-        when the current case has none of them (a testing case before Run AI)."""
+    def ai_core(self) -> AiCore | None:
+        """The AI core of the current case: corrected (approved when the project says so and no
+        edit is unsaved) > ensemble (complete or not); None without either, whatever ground
+        truth the case has (a training case before Run AI has no AI core)."""
         case = self.case
         if case is None:
             return None
-        if case.key in self.corrected:
-            return CoreMask(CoreSource.CORRECTED, self.corrected[case.key])
         prediction = self.predictions.get(case.key)
+        corrected = self.corrected.get(case.key)
+        if corrected is not None:
+            entry = self.entries[self.index]
+            approved = entry.status is Status.APPROVED and not entry.unsaved
+            kind = CoreKind.APPROVED if approved else CoreKind.CORRECTED
+            return AiCore(kind, corrected, prediction)
         if prediction is not None:
-            done = (int(prediction.done.sum()), prediction.done.size)
-            return CoreMask(CoreSource.ENSEMBLE, prediction.mask("all"), done)
-        if case.mask is not None:
-            return CoreMask(CoreSource.TRUTH, case.mask)
+            return AiCore(CoreKind.ENSEMBLE, None, prediction)
         return None
-
-    def mismatch_numbers(self) -> MismatchNumbers | None:
-        """What the mismatch panel reports on the current case (None: no case open)."""
-        if self.prepared is None:
-            return None
-        hypo_ml = self.prepared.hypoperfused_ml
-        core = self.best_mask()
-        if core is None:
-            return MismatchNumbers(hypo_ml, None, None)
-        core_ml = volume_ml(core.mask, self.prepared.case.spacing)
-        return MismatchNumbers(hypo_ml, core, mismatch_from_volumes(core_ml, hypo_ml))
 
     # -- 4D series -----------------------------------------------------------------------------
     def set_perfusion(self, series: PerfusionSeries) -> None:

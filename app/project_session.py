@@ -31,6 +31,7 @@ from strokelens.core.project.review import Status
 if TYPE_CHECKING:
     from strokelens.core.editing.masks import EditableMask
     from strokelens.core.project.store import ProjectStore
+    from strokelens.core.stroke_summary import CoreOrigin
 
 #: A correction is saved this long after the last stroke or operation ends.
 AUTOSAVE_MS = 1500
@@ -236,6 +237,24 @@ class ProjectSession:
         self.model.set_review(case.key, record.status, record.reviewer)
         self.status.emit(f"{case.key} approved by {self.reviewer}.", 5000)
         return True
+
+    async def correction_origin(self, key: str) -> CoreOrigin | None:
+        """Who corrected (and approved) the saved correction of ``key`` and when, from the
+        project's audit log, once what is unsaved is saved; None when the project holds none."""
+        store = self.store
+        if store is None:
+            return None
+        await self._flush(store)
+
+        def read() -> CoreOrigin | None:
+            from strokelens.core.stroke_summary import correction_origin
+
+            record = store.record(key)
+            if record is None or record.mask_file is None:
+                return None
+            return correction_origin(record, store.audit(key))
+
+        return await self._run(read)
 
     # -- import and export ---------------------------------------------------------------------
     async def import_mask(self, path: str | Path) -> bool:

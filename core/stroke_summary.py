@@ -29,6 +29,7 @@ from strokelens.core.mismatch import (
     TARGET_CRITERIA,
     TMAX_THRESHOLD_S,
     Mismatch,
+    ThresholdCore,
     brain_region,
     hir,
     hypoperfusion_mask,
@@ -40,7 +41,11 @@ from strokelens.core.mismatch import (
 from strokelens.core.prediction import Prediction
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from strokelens.core.midline import Midline
+    from strokelens.core.project.audit import AuditEntry
+    from strokelens.core.project.store import CaseRecord
 
 RESEARCH_LINE = "Research use only, not for diagnosis"
 
@@ -85,6 +90,24 @@ class CoreOrigin:
             name = self.ensemble or "ensemble"
             parts.append(f"{name} ({self.members} members, fingerprint {self.fingerprint})")
         return f"{self.kind}: " + ", ".join(parts)
+
+
+def correction_origin(record: CaseRecord, entries: Sequence[AuditEntry]) -> CoreOrigin:
+    """The origin of a project's saved correction, from its record and audit log: the last
+    save (save, autosave, import, ...) and, when the case is approved, the last approval."""
+    from strokelens.core.project.review import Status
+
+    saves = [e for e in entries if e.action not in ("approve", "status")]
+    approvals = [e for e in entries if e.action == "approve"]
+    approved = record.status is Status.APPROVED and bool(approvals)
+    return CoreOrigin(
+        CoreKind.APPROVED if approved else CoreKind.CORRECTED,
+        corrected_by=saves[-1].who if saves else record.reviewer,
+        corrected_at=saves[-1].at if saves else record.updated,
+        approved_by=approvals[-1].who if approved else None,
+        approved_at=approvals[-1].at if approved else None,
+        started_from=record.started_from,
+    )
 
 
 @dataclass(frozen=True)
@@ -211,39 +234,62 @@ def _side_words(case: Case, positive: bool) -> str | None:
     return "right" if (towards_x > 0) == positive else "left"
 
 
-def summarize_stroke(
-    case: Case,
-    prediction: Prediction | None = None,
-    corrected: np.ndarray | None = None,
-    origin: CoreOrigin | None = None,
-) -> StrokeSummary:
-    """The summary of ``case`` (see the module docstring).
+@dataclass(frozen=True)
+class CaseMeasures:
+    """The part of a summary that depends on the case alone, not on its core mask: measured once
+    per case (the viewer keeps it while the reviewer corrects the core, and draws its masks)."""
 
-    ``corrected``: the reviewer's mask (uint8/bool, the case's shape), which is the AI core when
-    given; ``prediction``: the ensemble's, the AI core otherwise and the members' range in both
-    cases (when complete). ``origin`` says where they come from (needed with either).
-    """
+    case_key: str
+    ct: np.ndarray  # HU (z, y, x)
+    hypoperfusion_ml: dict[float, float]
+    hypoperfused: np.ndarray  # bool (z, y, x): Tmax > 6 s in the brain window
+    threshold: ThresholdCore | None  # None: no healthy-side reference (problems say why)
+    healthy_side: str | None
+    problems: tuple[str, ...]
+
+
+def measure_case(case: Case) -> CaseMeasures:
+    """Tmax volumes and mask, the threshold core and the healthy side of ``case``."""
     problems = list(case.problems)
     ct = case.physical("CT")
     tmax = case.physical("Tmax")
     cbf = case.physical("CBF")
     volumes = hypoperfusion_volumes(tmax, case.spacing, ct)
     hypo = hypoperfusion_mask(tmax, ct, TMAX_THRESHOLD_S)
-    hypo_ml = volumes[TMAX_THRESHOLD_S]
-
     brain = brain_region(case.channels, ct)
     try:
         tc = threshold_core(cbf, brain, tmax, ct, CORE_RCBF, case.spacing)
     except ValueError as exc:
         tc = None
         problems.append(f"no threshold core: {exc}")
+    side = None
     if tc is not None:
-        t_ml = volume_ml(tc.mask, case.spacing)
-        t_mismatch = mismatch_from_volumes(t_ml, hypo_ml)
         positive = bool((tc.healthy & tc.midline.sides(case.shape)[1]).any())
         side = _side_words(case, positive)
-    else:
-        t_ml, t_mismatch, side = None, None, None
+    return CaseMeasures(case.key, ct, volumes, hypo, tc, side, tuple(problems))
+
+
+def summarize_stroke(
+    case: Case,
+    prediction: Prediction | None = None,
+    corrected: np.ndarray | None = None,
+    origin: CoreOrigin | None = None,
+    measured: CaseMeasures | None = None,
+) -> StrokeSummary:
+    """The summary of ``case`` (see the module docstring).
+
+    ``corrected``: the reviewer's mask (uint8/bool, the case's shape), which is the AI core when
+    given; ``prediction``: the ensemble's, the AI core otherwise and the members' range in both
+    cases (when complete). ``origin`` says where they come from (needed with either).
+    ``measured``: ``measure_case(case)``, when the caller keeps it (it does not depend on the core).
+    """
+    m = measure_case(case) if measured is None else measured
+    if m.case_key != case.key or m.ct.shape != case.shape:
+        raise ValueError(f"the measures of {m.case_key} do not fit case {case.key}")
+    volumes, tc = m.hypoperfusion_ml, m.threshold
+    hypo_ml = volumes[TMAX_THRESHOLD_S]
+    t_ml = None if tc is None else volume_ml(tc.mask, case.spacing)
+    t_mismatch = None if t_ml is None else mismatch_from_volumes(t_ml, hypo_ml)
 
     if prediction is not None and (
         prediction.shape != case.shape or prediction.case_key != case.key
@@ -278,7 +324,7 @@ def summarize_stroke(
         threshold_core_ml=t_ml,
         threshold_mismatch=t_mismatch,
         threshold_criteria=criteria_checks(t_mismatch, t_mismatch is not None),
-        healthy_side=side,
+        healthy_side=m.healthy_side,
         healthy_cbf=None if tc is None else tc.reference_cbf,
         midline_angle_deg=None if tc is None else tc.midline.angle_deg,
         midline_symmetry=None if tc is None else tc.midline.symmetry,
@@ -290,12 +336,12 @@ def summarize_stroke(
         mismatch=result,
         criteria=criteria_checks(result, verdict is not None),
         verdict=verdict,
-        problems=tuple(problems),
+        problems=m.problems,
         layers=Layers(
-            ct=ct,
+            ct=m.ct,
             ai_core=core,
             threshold_core=None if tc is None else tc.mask,
-            hypoperfused=hypo,
+            hypoperfused=m.hypoperfused,
             midline=None if tc is None else tc.midline,
         ),
     )

@@ -4,12 +4,17 @@ import numpy as np
 import pytest
 
 from strokelens.app import colormaps
-from strokelens.app.mismatch_view import NO_CORE, PARTIAL_CORE, Mark, Verdict, mismatch_view
+from strokelens.app.mismatch_view import (
+    NO_CORE,
+    NO_CORE_TRUTH,
+    PARTIAL_CORE,
+    UPDATING,
+    Mark,
+    Verdict,
+    mismatch_view,
+)
 from strokelens.app.model import (
     FIXED_WINDOWS,
-    CoreMask,
-    CoreSource,
-    MismatchNumbers,
     Model,
     RecentList,
     Status,
@@ -19,8 +24,9 @@ from strokelens.app.model import (
 from strokelens.core.case import CHANNELS, Case
 from strokelens.core.demo import demo_ready, generate_demo
 from strokelens.core.errors import DataError
-from strokelens.core.mismatch import mismatch, mismatch_from_volumes
+from strokelens.core.mismatch import mismatch
 from strokelens.core.prediction import Prediction
+from strokelens.core.stroke_summary import CoreKind, CoreOrigin, summarize_stroke
 
 SHAPE = (3, 12, 10)
 SPACING = (5.0, 1.0, 2.0)
@@ -83,7 +89,6 @@ def test_prepare_case_starts_on_the_largest_lesion_slice_and_centre():
     prepared = prepare_case(make_case())
     assert prepared.start_slice == 1
     assert prepared.start_cursor == (3, 4)
-    assert prepared.hypoperfused_ml == pytest.approx(3 * 6 * 10 * 10 / 1000)
     assert prepared.windows["CT"] == FIXED_WINDOWS["CT"]
     no_truth = prepare_case(make_case(truth=False))
     assert (no_truth.start_slice, no_truth.start_cursor) == (1, (6, 5))
@@ -134,7 +139,7 @@ def test_layer_settings_emit_only_on_change(model):
 def test_prediction_seam_layers_status_and_core_volume(model):
     case = model.case
     data_events, entry_events = record(model.layer_data_changed), record(model.entry_changed)
-    assert model.layer_data("focal") is None and model.best_mask().source is CoreSource.TRUTH
+    assert model.layer_data("focal") is None and model.ai_core() is None  # truth: no AI core
     prediction = make_prediction(case, (1, slice(0, 4), slice(0, 5)), (1, slice(0, 2), slice(0, 2)))
     growing = Prediction.empty(
         case.key, case.shape, case.spacing, ["f1", "f2", "c1"], ["focal"] * 2 + ["ce"]
@@ -148,8 +153,8 @@ def test_prediction_seam_layers_status_and_core_volume(model):
     model.set_progress(case.key, None)
     assert entry.status_text == "partial (1 / 3 slices)"
     assert model.layer_data("focal").sum() == 20
-    best = model.best_mask()
-    assert best.source is CoreSource.ENSEMBLE and best.slices == (1, 3) and best.partial
+    core = model.ai_core()
+    assert core.kind is CoreKind.ENSEMBLE and core.prediction is growing and not growing.complete
     data_events.clear()
     model.set_prediction(case.key, prediction)
     assert entry.status is Status.PREDICTED and entry.progress is None and entry.partial is None
@@ -160,46 +165,65 @@ def test_prediction_seam_layers_status_and_core_volume(model):
     assert entry_events[-1] == (0,)
     assert model.layer_data("focal").sum() == 20 and model.layer_data("ce").sum() == 4
     assert model.layer_data("uncertainty").max() > 0
-    assert model.best_mask().source is CoreSource.ENSEMBLE and not model.best_mask().partial
+    assert model.ai_core().kind is CoreKind.ENSEMBLE and model.ai_core().prediction is prediction
     with pytest.raises(ValueError, match="shape"):
         model.set_prediction(
             case.key, Prediction.empty(case.key, (1, 2, 2), SPACING, ["a"], ["ce"])
         )
 
 
-def test_best_mask_prefers_corrected_and_mismatch_numbers_follow_core_mismatch(model):
+def view_of(model: Model, current: bool = True):
+    """The panel's view of the current case's summary, made here as the session makes it."""
+    from strokelens.app.summary_session import live_origin, summarize
+
+    core, case = model.ai_core(), model.case
+    prediction = None if core is None else core.prediction
+    corrected = None if core is None else core.corrected
+    summary, truth_ml = summarize(case, measure(case), prediction, corrected, live_origin(core))
+    return mismatch_view(summary, current, truth_ml)
+
+
+def measure(case):
+    from strokelens.core.stroke_summary import measure_case
+
+    return measure_case(case)
+
+
+def test_ai_core_prefers_corrected_and_never_falls_back_to_the_truth(model):
     case = model.case
+    assert case.mask is not None and model.ai_core() is None
+    view = view_of(model)
+    assert view.reason == NO_CORE_TRUTH and view.verdict is Verdict.NONE
+    assert view.row("truth").value == "0.1 mL" and view.row("core").value == "–"
     masks = record(model.mask_changed)
     corrected = np.zeros(SHAPE, np.uint8)
     corrected[0, :5, :] = 1  # 50 voxels = 0.5 mL
     model.set_corrected(case.key, corrected)
-    assert masks and model.best_mask().source is CoreSource.CORRECTED
-    numbers = model.mismatch_numbers()
+    assert masks and model.ai_core().kind is CoreKind.CORRECTED
+    view = view_of(model)
     expected = mismatch(corrected, case.channels["Tmax"], case.spacing, case.channels["CT"])
-    assert numbers.core.source is CoreSource.CORRECTED and numbers.mismatch == expected
-    assert not numbers.core.partial
-    view = mismatch_view(numbers)
+    assert view.row("core").value == f"{expected.core_ml:.1f} mL"
     assert view.row("core").note == "from the corrected mask" and view.verdict is not Verdict.NONE
+    assert view_of(model, current=False).verdict is Verdict.NONE  # being remade: no verdict
+    assert view_of(model, current=False).reason == UPDATING
+    model.set_review(case.key, Status.APPROVED, "ann")
+    assert model.ai_core().kind is CoreKind.APPROVED
+    model.set_unsaved(case.key, True)  # edited since the approval
+    assert model.ai_core().kind is CoreKind.CORRECTED
     model.set_corrected(case.key, None)
-    assert model.mismatch_numbers().mismatch == mismatch(
-        case.mask, case.channels["Tmax"], case.spacing, case.channels["CT"]
-    )
-    assert mismatch_view(model.mismatch_numbers()).row("core").note == "from the ground truth"
+    assert model.ai_core() is None
 
 
 def test_no_core_mask_is_no_core_and_no_verdict(model):
     """A case without ground truth before Run AI: no core volume, no ratio, nothing ticked
     (it used to read "Core 0.0 mL, ratio ∞, TARGET MISMATCH")."""
     model.set_case(1, prepare_case(make_case("c2", truth=False, seed=1)))
-    numbers = model.mismatch_numbers()
-    assert model.best_mask() is None
-    assert numbers.core is None and numbers.mismatch is None
-    assert numbers.hypoperfused_ml == pytest.approx(1.8)  # still known without a core
-    view = mismatch_view(numbers)
+    assert model.ai_core() is None
+    view = view_of(model)
     assert view.verdict is Verdict.NONE and view.reason == NO_CORE
     assert [c.mark for c in view.criteria] == [Mark.UNDECIDED] * 3
     assert [view.row(k).value for k in ("core", "mismatch", "ratio")] == ["–"] * 3
-    assert view.row("hypo").value == "1.8 mL" and view.row("core").note == ""
+    assert view.row("hypo").value == "1.8 mL" and view.row("core").note == ""  # still known
 
 
 def test_partial_core_decides_no_criterion(model):
@@ -212,33 +236,40 @@ def test_partial_core_decides_no_criterion(model):
     )
     growing.update([1], prediction.members[:, 1:2])
     model.set_prediction(case.key, growing)
-    view = mismatch_view(model.mismatch_numbers())
+    view = view_of(model)
     assert view.verdict is Verdict.NONE and view.reason == PARTIAL_CORE
     assert [c.mark for c in view.criteria] == [Mark.UNDECIDED] * 3
     assert view.row("core").value == "≥ 0.2 mL"  # a lower bound until complete
     assert view.row("core").note == "from the AI ensemble (1 of 3 slices so far)"
     model.set_prediction(case.key, prediction)
-    view = mismatch_view(model.mismatch_numbers())
+    view = view_of(model)
     assert view.verdict is Verdict.NO_TARGET and view.reason == ""  # mismatch 1.6 mL < 15
     assert [c.mark for c in view.criteria] == [Mark.MET, Mark.FAILED, Mark.MET]
 
 
 @pytest.mark.parametrize(
-    ("core_ml", "hypo_ml", "row", "shown", "marks"),
+    ("core_voxels", "hypo_voxels", "row", "shown", "marks"),
     [
-        (20.0, 35.98, "ratio", "1.799", "✗✓✓"),  # 1.8 at one decimal, beside "✗ ratio ≥ 1.8"
-        (20.0, 34.96, "mismatch", "14.96 mL", "✗✗✓"),
-        (69.97, 140.0, "core", "69.97 mL", "✓✓✓"),  # "70.0 mL" beside "✓ core < 70 mL"
-        (20.0, 36.0, "ratio", "1.8", "✓✓✓"),  # at the limit: passes, one decimal
-        (70.04, 200.0, "core", "70.0 mL", "✓✓✗"),  # rounded down onto the limit: fails there
+        (2000, 3598, "ratio", "1.799", "✗✓✓"),  # 1.8 at one decimal, beside "✗ ratio ≥ 1.8"
+        (2000, 3496, "mismatch", "14.96 mL", "✗✗✓"),
+        (6997, 14000, "core", "69.97 mL", "✓✓✓"),  # "70.0 mL" beside "✓ core < 70 mL"
+        (2000, 3600, "ratio", "1.8", "✓✓✓"),  # at the limit: passes, one decimal
+        (7004, 20000, "core", "70.0 mL", "✓✓✗"),  # rounded down onto the limit: fails there
     ],
 )
 def test_numbers_read_on_the_side_of_the_limit_that_was_decided(
-    core_ml, hypo_ml, row, shown, marks
+    core_voxels, hypo_voxels, row, shown, marks
 ):
-    core = CoreMask(CoreSource.TRUTH, np.zeros(SHAPE, np.uint8))
-    result = mismatch_from_volumes(core_ml, hypo_ml)
-    view = mismatch_view(MismatchNumbers(hypo_ml, core, result))
+    shape, spacing = (2, 100, 100), (10.0, 1.0, 1.0)  # 0.01 mL a voxel
+    channels = {c: np.full(shape, 20.0, np.float32) for c in CHANNELS}
+    channels["CT"][:] = 35.0
+    channels["Tmax"][:] = 1.0
+    channels["Tmax"].reshape(-1)[:hypo_voxels] = 9.0
+    case = Case("c1", "c1", "", channels, np.eye(4), spacing)
+    core = np.zeros(shape, np.uint8)
+    core.reshape(-1)[:core_voxels] = 1
+    summary = summarize_stroke(case, None, core, CoreOrigin(CoreKind.CORRECTED))
+    view = mismatch_view(summary)
     assert view.row(row).value == shown
     assert "".join(c.mark for c in view.criteria) == marks
     assert view.verdict is (Verdict.TARGET if marks == "✓✓✓" else Verdict.NO_TARGET)

@@ -16,7 +16,7 @@ from PySide6.QtGui import QDropEvent, QImage, QMouseEvent, QWheelEvent
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from strokelens.app.main_window import DEFAULT_SIZE, MainWindow
-from strokelens.app.mismatch_view import NO_CORE
+from strokelens.app.mismatch_view import NO_CORE, NO_CORE_TRUTH
 from strokelens.app.model import Model
 from strokelens.app.shortcuts_dialog import MOUSE, ShortcutsDialog
 from strokelens.core import userdirs
@@ -255,26 +255,32 @@ def test_overlays_toggle_style_and_prediction_layers(qtbot, loop, window, datase
     assert window.browser.table_model.data(row) == "predicted"
 
 
-def test_mismatch_panel_numbers_follow_the_best_mask(loop, window, dataset):
+def test_mismatch_panel_numbers_follow_the_ai_core_never_the_truth(loop, window, dataset):
+    """A training case before Run AI: the ground truth is shown as the reference, with no core
+    and no verdict from it; a correction then is the AI core, its numbers the summary's."""
+    from strokelens.core.stroke_summary import CoreKind, CoreOrigin, summarize_stroke
+
     model = opened(loop, window, dataset)
+    run(loop, window.tasks.idle())
     case = model.case
-    ct, tmax = case.channels["CT"], case.channels["Tmax"]
-    truth = mismatch(case.mask, tmax, case.spacing, ct)
     panel = window.mismatch
-    core_text = f"{shown_value(truth.core_ml, TARGET_CORE_BELOW_ML)} mL"
-    assert panel.values["core"].text() == core_text
-    assert panel.notes["core"].text() == "from the ground truth"
-    assert panel.values["hypo"].text() == f"{truth.hypoperfused_ml:.1f} mL"
+    truth = mismatch(case.mask, case.channels["Tmax"], case.spacing, case.channels["CT"])
+    assert panel.values["truth"].text() == f"{shown_value(truth.core_ml)} mL"
+    assert panel.values["core"].text() == "–" and panel.notes["core"].text() == ""
+    assert panel.verdict.text() == "no verdict" and panel.reason.text() == NO_CORE_TRUTH
+    assert panel.values["hypo"].text() == f"{shown_value(truth.hypoperfused_ml)} mL"
     corrected = np.zeros(case.shape, np.uint8)
     corrected[:, :10, :] = 1
     model.set_corrected(case.key, corrected)
-    expected = mismatch(corrected, tmax, case.spacing, ct)
-    core_text, before = f"{shown_value(expected.core_ml, TARGET_CORE_BELOW_ML)} mL", core_text
-    assert panel.values["core"].text() == core_text != before
+    run(loop, window.tasks.idle())
+    expected = summarize_stroke(case, None, corrected, CoreOrigin(CoreKind.CORRECTED))
+    core_text = f"{shown_value(expected.ai_core_ml, TARGET_CORE_BELOW_ML)} mL"
+    assert panel.values["core"].text() == core_text
     assert panel.notes["core"].text() == "from the corrected mask"
-    mismatch_text = f"{shown_value(expected.mismatch_ml, TARGET_MISMATCH_ML)} mL"
+    mismatch_text = f"{shown_value(expected.mismatch.mismatch_ml, TARGET_MISMATCH_ML)} mL"
     assert panel.values["mismatch"].text() == mismatch_text
-    assert panel.verdict.text() == ("TARGET MISMATCH" if expected.target else "no target mismatch")
+    assert panel.verdict.text() == expected.verdict_words
+    assert panel.values["truth"].text() == f"{shown_value(truth.core_ml)} mL"  # still there
 
 
 def test_mismatch_panel_has_no_verdict_on_a_case_without_a_core(loop, window, dataset):
@@ -282,10 +288,12 @@ def test_mismatch_panel_has_no_verdict_on_a_case_without_a_core(loop, window, da
     none, ratio ∞, TARGET MISMATCH" with all three criteria ticked."""
     model = opened(loop, window, dataset)
     assert run(loop, window.cases.show_case(1))
+    run(loop, window.tasks.idle())
     assert model.case.mask is None and model.index == 1
     panel = window.mismatch
     assert panel.verdict.text() == "no verdict" and panel.reason.text() == NO_CORE
     assert panel.values["core"].text() == "–" and panel.values["ratio"].text() == "–"
+    assert "truth" not in panel.values
     assert [label.property("mark") for label in panel.criteria] == ["UNDECIDED"] * 3
 
 

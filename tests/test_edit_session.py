@@ -6,8 +6,9 @@ import pytest
 from test_app_model import FakeDataset, FakeRef, make_case, make_prediction
 
 from strokelens.app.edit_session import EditSession, Tool
-from strokelens.app.model import CoreSource, Model, prepare_case
+from strokelens.app.model import Model, prepare_case
 from strokelens.core.editing.masks import Brush
+from strokelens.core.stroke_summary import CoreKind
 
 
 @pytest.fixture
@@ -54,7 +55,7 @@ def test_a_brush_stroke_paints_the_corrected_layer_and_is_one_undo_item(model, e
     assert np.array_equal(corrected, expected)
     regions = [r for name, r in data_events if name == "corrected" and r is not None]
     assert regions and all(r.z0 == 1 and r.z1 == 2 for r in regions)
-    assert model.best_mask().source is CoreSource.CORRECTED
+    assert model.ai_core().kind is CoreKind.CORRECTED and model.ai_core().corrected is corrected
     edit.undo()  # the whole stroke at once
     assert not corrected.any()
     edit.redo()

@@ -112,8 +112,7 @@ class _Ensemble:
 
 def _correction(store, case):
     """The project's saved mask of ``case`` and its origin, or None (with a warning why)."""
-    from strokelens.core.project.review import Status
-    from strokelens.core.stroke_summary import CoreKind, CoreOrigin
+    from strokelens.core.stroke_summary import correction_origin
 
     record = store.record(case.key)
     if record is None or record.mask_file is None:
@@ -126,19 +125,7 @@ def _correction(store, case):
     mask = store.load_mask(case.key)
     if mask.shape != case.shape:
         raise DataError(store.mask_path(record), f"is {mask.shape}, case {case.key} {case.shape}")
-    entries = store.audit(case.key)
-    saves = [e for e in entries if e.action not in ("approve", "status")]  # save, autosave, import
-    approvals = [e for e in entries if e.action == "approve"]
-    approved = record.status is Status.APPROVED and approvals
-    origin = CoreOrigin(
-        CoreKind.APPROVED if approved else CoreKind.CORRECTED,
-        corrected_by=saves[-1].who if saves else record.reviewer,
-        corrected_at=saves[-1].at if saves else record.updated,
-        approved_by=approvals[-1].who if approved else None,
-        approved_at=approvals[-1].at if approved else None,
-        started_from=record.started_from,
-    )
-    return mask, origin
+    return mask, correction_origin(record, store.audit(case.key))
 
 
 def _open_project(path: Path, dataset: Dataset):

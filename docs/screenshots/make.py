@@ -13,6 +13,10 @@ settings and prediction cache).
 - editing.png: a correction in progress on that case: started from the focal ensemble, one
   focal-only region rejected and a brush stroke added (green), the brush outline under the cursor
   on every pane, the edit dock and the compare dock following the correction;
+- mismatch-panel.png: the mismatch panel on that case after "Run AI": the AI core beside the
+  threshold core (rCBF < 30 %), the members' range, the ground truth as a reference;
+- montage.png: the montage dock (floated, larger) on that case: every slice with the AI core
+  pink, Tmax > 6 s green and the threshold core's outline yellow;
 - panel-partial.png: the mismatch panel on that case with only the slices the AI does first (the
   one on screen and its nearest neighbours, ``PARTIAL_SLICES``), as while it runs;
 - worklist.png: the case list over a copy of four demo cases (``worklist_dataset``): one
@@ -100,8 +104,10 @@ def main() -> None:
             await window.cases.show_case(model.index_of(args.case))
             await window.ai.run([args.case])
             await window.settled()
-            app.processEvents()
+            await asyncio.sleep(0.05)  # the loop paints (processEvents here re-enters tasks)
             window.save_screenshot(HERE / "main.png")
+            window.mismatch.grab().save(str(HERE / "mismatch-panel.png"))
+            await montage_shot(window, app)
             model.set_layer("truth", visible=False)
             for name in ("focal", "ce"):
                 model.set_layer(name, visible=False)
@@ -109,9 +115,8 @@ def main() -> None:
             window.docks["compare"].raise_()
             await window.compare.refresh()
             await asyncio.sleep(0.3)
-            app.processEvents()
+            await asyncio.sleep(0.05)  # the loop paints (processEvents here re-enters tasks)
             window.save_screenshot(HERE / "compare.png")
-            await correction_in_progress(window, app)
             full = model.predictions[args.case]
             partial = Prediction.empty(
                 args.case, full.shape, full.spacing, full.member_names, full.member_losses,
@@ -123,6 +128,9 @@ def main() -> None:
             await window.tasks.idle()
             await asyncio.sleep(0.3)
             window.mismatch.grab().save(str(HERE / "panel-partial.png"))
+            model.set_prediction(args.case, full)  # the correction below starts from it
+            await window.tasks.idle()
+            await correction_in_progress(window, app)
 
             await window.cases.open_dataset(worklist_dataset(data, Path(tmp) / "worklist"))
             keys = [entry.key for entry in model.entries]
@@ -135,16 +143,31 @@ def main() -> None:
             await wait_for(lambda: model.entries[2].error is not None)
             await window.tasks.idle()
             await asyncio.sleep(0.3)
-            app.processEvents()
+            await asyncio.sleep(0.05)  # the loop paints (processEvents here re-enters tasks)
             window.docks["cases"].grab().save(str(HERE / "worklist.png"))
             window.close()
 
         loop.run_until_complete(shoot())
     names = (
-        "panel-no-core.png", "main.png", "compare.png", "editing.png", "panel-partial.png",
-        "worklist.png",
+        "panel-no-core.png", "main.png", "mismatch-panel.png", "montage.png", "compare.png",
+        "editing.png", "panel-partial.png", "worklist.png",
     )  # fmt: skip
     print("wrote", ", ".join(str(HERE / name) for name in names))
+
+
+async def montage_shot(window, app) -> None:
+    """montage.png: the montage dock floated to a readable size, then docked again."""
+    dock = window.docks["montage"]
+    dock.setFloating(True)
+    dock.resize(900, 520)
+    dock.show()
+    dock.raise_()
+    await wait_for(lambda: window.montage.tile_count() > 0)
+    await asyncio.sleep(0.3)
+    await asyncio.sleep(0.05)  # the loop paints (processEvents here re-enters tasks)
+    dock.grab().save(str(HERE / "montage.png"))
+    dock.setFloating(False)
+    window.docks["curve"].raise_()
 
 
 async def correction_in_progress(window, app) -> None:
@@ -179,7 +202,7 @@ async def correction_in_progress(window, app) -> None:
     window.docks["compare"].raise_()
     await window.compare.refresh()
     await asyncio.sleep(0.3)
-    app.processEvents()
+    await asyncio.sleep(0.05)  # the loop paints (processEvents here re-enters tasks)
     window.save_screenshot(HERE / "editing.png")
     edit.set_tool(Tool.NAVIGATE)
 
