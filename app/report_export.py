@@ -44,9 +44,15 @@ def ensemble_origin(manifest_path: Path, allow_external_members: bool) -> CoreOr
     )
 
 
-def write_case_report(case, prediction, corrected, origin, measured, pdf: Path, png: Path):
+def write_case_report(
+    case, prediction, corrected, origin, measured, pdf: Path, png: Path, dataset_root: Path | None
+):
     """Summarize ``case`` and write its page (worker)."""
+    from strokelens.core.output import refuse_inside
     from strokelens.core.stroke_report import write_report
+
+    if dataset_root is not None:
+        refuse_inside(pdf.parent, dataset_root, "a report")
     from strokelens.core.stroke_summary import summarize_stroke
 
     summary = summarize_stroke(case, prediction, corrected, origin, measured)
@@ -102,7 +108,15 @@ class ReportExport:
                 return None
             prediction = None if core is None else core.prediction
             await self.tasks.run_in_worker(
-                write_case_report, case, prediction, corrected, origin, measured, pdf, png
+                write_case_report,
+                case,
+                prediction,
+                corrected,
+                origin,
+                measured,
+                pdf,
+                png,
+                None if self.model.dataset is None else self.model.dataset.root,
             )
         except (StrokeLensError, OSError, ValueError) as exc:
             self.status.emit("", 0)

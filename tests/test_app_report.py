@@ -98,6 +98,11 @@ def test_export_failure_goes_to_the_status_bar(loop, window, phantom, tmp_path):
     loop.run_until_complete(window.tasks.idle())
     assert window.statusBar().currentMessage().startswith("Error:")
     assert window.error_box is None  # no dialog for it
+    inside = phantom / "reports"  # never into the data set the case is read from
+    window.report.write(str(inside))
+    loop.run_until_complete(window.tasks.idle())
+    assert "lies inside the data set" in window.statusBar().currentMessage()
+    assert not inside.exists()
 
 
 def test_another_data_set_with_the_same_case_keys_is_measured_anew(loop, window, phantom, tmp_path):
