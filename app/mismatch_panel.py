@@ -148,7 +148,9 @@ class MismatchPanel(QWidget):
                 text = f"{criterion.mark.value} {criterion.label}"
                 label.setText(text if labels is self.criteria else criterion.mark.value)
                 label.setProperty("mark", criterion.mark.name)
-                _restyle(label, f"color: {MARK_COLORS[criterion.mark]};")
+                label.setProperty("muted", criterion.muted)
+                color = MUTED_COLOR if criterion.muted else MARK_COLORS[criterion.mark]
+                _restyle(label, f"color: {color};")
 
     def _show_rows(self, rows: Sequence[Row]) -> None:
         """A title, the AI core's and the threshold core's value (or one shared value) and a

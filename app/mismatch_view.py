@@ -14,7 +14,7 @@ as the AI core.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
@@ -66,8 +66,12 @@ class Row:
 
 @dataclass(frozen=True)
 class CriterionState:
+    """``muted``: the threshold core's check drawn grey while the AI core gives no verdict
+    (three green ticks beside "no verdict" read as a verdict)."""
+
     label: str
     mark: Mark
+    muted: bool = False
 
 
 @dataclass(frozen=True)
@@ -106,16 +110,20 @@ def mismatch_view(
     )
     threshold = tuple(_state(c) for c in summary.threshold_criteria)
     if not current:
-        return MismatchView(rows, _undecided(), threshold, Verdict.NONE, UPDATING, bars)
+        return MismatchView(rows, _undecided(), _muted(threshold), Verdict.NONE, UPDATING, bars)
     if summary.verdict is None:
         if summary.ai_core_ml is None:
             reason = NO_CORE if truth_ml is None else NO_CORE_TRUTH
         else:
             reason = PARTIAL_CORE
-        return MismatchView(rows, _undecided(), threshold, Verdict.NONE, reason, bars)
+        return MismatchView(rows, _undecided(), _muted(threshold), Verdict.NONE, reason, bars)
     verdict = Verdict.TARGET if summary.verdict else Verdict.NO_TARGET
     criteria = tuple(_state(c) for c in summary.criteria)
     return MismatchView(rows, criteria, threshold, verdict, "", bars)
+
+
+def _muted(states: tuple[CriterionState, ...]) -> tuple[CriterionState, ...]:
+    return tuple(replace(state, muted=True) for state in states)
 
 
 def _rows(summary: StrokeSummary, truth_ml: float | None) -> tuple[Row, ...]:

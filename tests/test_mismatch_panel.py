@@ -71,6 +71,8 @@ def test_no_core_shows_no_verdict_and_says_why(qtbot, loop):
     assert not panel.reason.isHidden()
     assert marks(panel.criteria) == ["UNDECIDED"] * 3
     assert not any("✓" in label.text() or "✗" in label.text() for label in panel.criteria)
+    # the threshold core's checks stay, grey: green ticks beside "no verdict" read as one
+    assert all(label.property("muted") for label in panel.threshold_criteria)
     assert [panel.values[k].text() for k in ("core", "mismatch", "ratio")] == ["–"] * 3
     assert panel.values["hypo"].text() == "40.0 mL"
     assert panel.notes["core"].text() == ""
@@ -138,6 +140,7 @@ def test_side_by_side_numbers_are_the_summarys(qtbot, loop):
     assert panel.values["ratio"].text() == ai["ratio ≥ 1.8"].shown
     assert panel.thresholds["ratio"].text() == tc["ratio ≥ 1.8"].shown
     assert panel.verdict.text() == summary.verdict_words
+    assert not any(label.property("muted") for label in panel.threshold_criteria)
     assert marks(panel.threshold_criteria) == [
         {True: "MET", False: "FAILED"}[c.passed] for c in summary.threshold_criteria
     ]
