@@ -498,26 +498,30 @@ def _agree(flag: bool) -> bool:
 
 def _finish(reg, plan, stage, parent, trained, cache, device, before, started) -> FinetuneResult:
     """Export the new ensemble, measure it, and hand it to the registry with its record."""
-    members = []
-    for m in parent.members:
-        if m.name in trained:
-            members.append(
-                replace(
-                    m, weights=str(trained[m.name].resolve()), sha256=file_sha256(trained[m.name])
-                )
-            )
-        else:
-            members.append(replace(m, weights=str(parent.weights_path(m).resolve())))
-    source = Manifest(
-        f"{parent.name}-{plan.version}",
-        members,
-        parent.preprocessing,
-        meta={"version": plan.version, "parent": plan.parent, "project": plan.project},
-    ).save(stage / "source.json")
+    trained_members = [
+        replace(m, weights=str(trained[m.name].resolve()), sha256=file_sha256(trained[m.name]))
+        for m in parent.members
+        if m.name in trained
+    ]
+    source = Manifest(f"{parent.name}-{plan.version}", trained_members, parent.preprocessing)
     built = stage / "built"
     shutil.rmtree(built, ignore_errors=True)  # a run killed while exporting
-    export_ensemble(source, built, half=True, allow_external_members=True)
+    exported = read_manifest(
+        export_ensemble(source.save(stage / "source.json"), built, allow_external_members=True)
+    )
     (built / LOCK_NAME).unlink(missing_ok=True)
+    new = {m.name: m for m in exported.members}
+    members = []
+    for m in parent.members:  # members not fine-tuned: the parent's files, byte for byte
+        if m.name not in new:
+            target = path_inside(built, f"{m.name}.safetensors")
+            shutil.copyfile(parent.weights_path(m), target)
+            if file_sha256(target) != m.sha256.lower():
+                raise DataError(parent.weights_path(m), "changed while it was copied")
+            new[m.name] = replace(m, weights=target.name)
+        members.append(new[m.name])
+    meta = {"version": plan.version, "parent": plan.parent, "project": plan.project}
+    Manifest(source.name, members, parent.preprocessing, meta=meta).save(built / MANIFEST)
     after = _scores(
         _probabilities(read_manifest(built / MANIFEST), cache, plan.heldout, device),
         cache,
