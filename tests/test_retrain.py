@@ -101,7 +101,8 @@ def test_retrain_promote_rollback(project, ensemble, tmp_path, one_torch_thread)
         m.name for m, b in zip(manifest.members, base.members, strict=True) if m.sha256 != b.sha256
     }
     assert changed == {"ce-2"}
-    _, _, meta = load_weights(manifest.weights_path(manifest.members[0]))
+    trained = next(m for m in manifest.members if m.name == "ce-2")
+    _, _, meta = load_weights(manifest.weights_path(trained), sha256=trained.sha256)
     assert meta["finetuned_from"] == BASE
     assert reg.active() == BASE  # a retrain never promotes
 
