@@ -4,6 +4,7 @@ killed (SIGKILL) or cancelled (SIGTERM) leaves the active version alone and resu
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import signal
@@ -15,6 +16,7 @@ import pytest
 from helpers import save, write_isles_case
 
 from strokelens.app.ai_session import default_ensemble
+from strokelens.app.cli import main
 from strokelens.core.dataset import open_dataset
 from strokelens.core.engine import Engine
 from strokelens.core.manifest import read_manifest
@@ -22,6 +24,7 @@ from strokelens.core.prediction_store import PredictionCache, manifest_fingerpri
 from strokelens.core.project.store import ProjectStore
 from strokelens.core.registry import BASE, Registry
 from strokelens.core.weights import load_weights
+from strokelens.training.finetune_cli import add_arguments, command_line
 from strokelens.training.retrain import RetrainError, finetune
 
 APPROVED = [f"training/case_{k}" for k in range(1, 6)]
@@ -187,3 +190,23 @@ def test_killed_worker_leaves_active_alone_and_resumes(project, ensemble, tmp_pa
     assert reg.record("v0003").parent == "v0002"
     # Epochs 1 and 2 were kept (the third may have ended before the SIGTERM was seen).
     assert all(e["epoch"] == 3 for e in events if e["event"] == "epoch")
+
+
+def test_worker_reports_bad_input_as_a_json_error_line(project, tmp_path, capsys):
+    root = ["--project", str(project), "--registry", str(tmp_path / "models")]
+    assert main(["finetune", *root, "--members", "nope", "--json"]) == 1
+    out = capsys.readouterr()
+    event = json.loads(out.out)
+    assert event["event"] == "error" and "members ['nope']" in event["message"]
+    assert main(["finetune", *root, "--resume"]) == 1
+    assert "no unfinished retrain" in capsys.readouterr().err
+
+
+def test_torchrun_command_line_repeats_the_options():
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    given = ["--project", "p", "--minutes", "2.5", "--members", "a", "b", "--ratio", "0.5"]
+    given += ["--heldout", "training/case_1", "--resume", "v0003", "--json", "--lr", "0.001"]
+    args = parser.parse_args(given)
+    again = parser.parse_args(command_line(args)[1:])
+    assert command_line(args)[0] == "finetune" and again == args

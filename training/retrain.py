@@ -410,12 +410,11 @@ def _baseline(stage: Path, parent: Manifest, cache, keys, device) -> dict[str, f
     path = stage / BASELINE
     if path.exists():
         return load(path, dict[Str, Annotated[Finite, Field(ge=0, le=1)]], "retrain baseline")
-    scores = {}
+    scores = None
     if is_main():
         scores = _scores(_probabilities(parent, cache, keys, device), cache, keys)
         _write_json(path, scores)
-    barrier()
-    return scores
+    return _shared(scores)
 
 
 class _OutOfTime(Exception):
