@@ -158,3 +158,28 @@ def test_models_command(tmp_path, ensemble, capsys):
     for bad in (["promote", "../x"], ["rollback", "v0002"], ["show"], ["promote", "v0077"]):
         assert main(["models", *bad, *root]) == 1
         assert "error:" in capsys.readouterr().err
+
+
+def test_a_write_that_fails_leaves_the_pointer_and_versions_as_they_were(
+    tmp_path, ensemble, monkeypatch
+):
+    reg = Registry(tmp_path / "models", base=ensemble)
+    v2 = _version(reg, ensemble)
+    reg.promote(v2)
+    name = reg.allocate()
+    built = reg.staging_dir(name) / "built"
+    shutil.copytree(ensemble.parent, built)
+    before = (reg.root / "active.json").read_bytes()
+
+    def power_cut(*_args):
+        raise OSError("disk gone")
+
+    monkeypatch.setattr("strokelens.core.writer.os.replace", power_cut)
+    with pytest.raises(OSError):
+        reg.promote(BASE)
+    with pytest.raises(OSError):  # the record cannot be written: the version never appears
+        reg.finish(name, built, _record(name))
+    monkeypatch.undo()
+    assert (reg.root / "active.json").read_bytes() == before and reg.active() == v2
+    assert reg.versions() == [v2] and reg.staged() == [name]
+    assert not [p for p in reg.root.rglob(".*.tmp*")]

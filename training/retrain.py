@@ -58,7 +58,7 @@ from strokelens.core.metrics import slice_dice
 from strokelens.core.models import is_3d
 from strokelens.core.output import LOCK_NAME
 from strokelens.core.project.review import Status
-from strokelens.core.project.store import ProjectStore
+from strokelens.core.project.store import ProjectStore, mask_sha256
 from strokelens.core.registry import (
     MANIFEST,
     CaseEntry,
@@ -319,7 +319,11 @@ def _snapshot_masks(store: ProjectStore, plan: Plan) -> dict[str, np.ndarray]:
             f"the corrections of {changed} changed (or are no longer approved) since retrain "
             f"{plan.version} started; start a new retrain"
         )
-    return {key: store.load_mask(key) for key in frozen}
+    masks = {key: store.load_mask(key) for key in frozen}
+    moved = sorted(k for k, mask in masks.items() if mask_sha256(mask) != frozen[k])
+    if moved:  # saved again while being read
+        raise RetrainError(f"the corrections of {moved} changed while the retrain read them")
+    return masks
 
 
 def _run(reg, plan: Plan, stage: Path, labels, device, emit, started) -> FinetuneResult:
