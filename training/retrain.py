@@ -7,7 +7,8 @@ API (stable: the app's retrain dialog and the site experiment build on it)::
         -> FinetuneResult(version, path, parent, before, after, recommend, duration_s)
 
     project   review project folder (``ProjectStore``); its APPROVED cases are the corrections
-    registry  ``core.registry.Registry`` or its root (default: the user's registry)
+    registry  ``core.registry.Registry`` or its root (default: the user's registry);
+              ``Registry(root, base=manifest)`` starts from another base than the bundled demo
     members   member names to fine-tune (default all); the others are copied unchanged
     epochs    epochs per member (default 3), or minutes: wall-clock budget of the whole run
     ratio     corrections : original cases = ratio : 1 (original cases of the data set, with
