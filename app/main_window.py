@@ -40,6 +40,8 @@ from strokelens.app.mismatch_panel import MismatchPanel
 from strokelens.app.model import UNITS, Model, RecentList
 from strokelens.app.project_actions import ProjectActions
 from strokelens.app.project_session import ProjectSession
+from strokelens.app.retrain_dialog import RetrainDialog
+from strokelens.app.retrain_runner import Retraining
 from strokelens.app.shortcuts_dialog import ShortcutsDialog
 from strokelens.app.slice_view import ITKSNAP, STROKELENS, SliceView
 from strokelens.app.tasks import Tasks
@@ -123,6 +125,8 @@ class MainWindow(QMainWindow):
             allow_external_members,
         )
         self.compare = ComparePanel(model, self.tasks, self.ai.pending)
+        self.retraining = Retraining(model, self.project, self.ai, self.tasks)
+        self.retrain_dialog: RetrainDialog | None = None
         self.cases = CaseLoader(
             model, self.tasks, self.browser.neighbour, self.browser.visible_indices
         )
@@ -168,6 +172,7 @@ class MainWindow(QMainWindow):
         self.ai.progress_text.connect(self.ai_progress.show_message)
         self.ai.ensemble_changed.connect(lambda p: self.settings.setValue("ai/ensemble", str(p)))
         self.ai_progress.cancel_requested.connect(self.ai.cancel)
+        self.retraining.status.connect(self.show_status)
         self.edit.status.connect(self.show_status)
         self.editor.start_requested.connect(self.start_correction)
         model.cursor_changed.connect(self._show_cursor)
@@ -237,6 +242,7 @@ class MainWindow(QMainWindow):
         self.project.close_now()  # what is unsaved is saved before anything else stops
         self.series.closed = True  # the docks hide as the window goes: no series to read
         self.ai.close()
+        self.retraining.close()
         for timer in (self.compare.timer, self.series.timer):
             timer.stop()
         self.tasks.close()
@@ -343,6 +349,14 @@ class MainWindow(QMainWindow):
     def run_ai_all(self) -> None:
         keys = [self.model.entries[i].key for i in self.browser.visible_indices()]
         self.tasks.spawn(self.ai.run(keys))
+
+    def show_retrain(self) -> None:
+        """AI ▸ Retrain with corrections: the one (non-modal) dialog, its plan read again."""
+        if self.retrain_dialog is None:
+            self.retrain_dialog = RetrainDialog(self.retraining, self)
+        self.retrain_dialog.refresh()
+        self.retrain_dialog.show()
+        self.retrain_dialog.raise_()
 
     def set_mouse_preset(self, preset: str) -> None:
         """StrokeLens's mouse and keys, or ITK-SNAP's (``slice_view``); remembered."""
