@@ -91,10 +91,15 @@ class RetrainDialog(QDialog):
         self.unit = QComboBox()
         self.unit.addItems(["epochs", "minutes"])
         self.ratio = QDoubleSpinBox()
-        self.ratio.setRange(0.05, 20.0)
+        self.ratio.setRange(0.0, 20.0)
         self.ratio.setSingleStep(0.25)
+        self.ratio.setSpecialValueText("corrections only")
+        self.ratio.setSuffix(" : 1")
         self.ratio.setValue(1.0)
-        self.ratio.setToolTip("Corrections per case of the original training data in each epoch")
+        self.ratio.setToolTip(
+            "Corrections : original cases of the data set (with their ground truth), mixed in "
+            "against forgetting; the lowest value trains on the corrections only"
+        )
         self.device = QComboBox()
         self.device.addItem("cpu")
         self.device.setToolTip("Looking for GPUs…")
@@ -269,9 +274,10 @@ class RetrainDialog(QDialog):
             members=() if len(members) == len(plan.members) else tuple(members),
             epochs=self.budget.value() if epochs else None,
             minutes=None if epochs else float(self.budget.value()),
-            ratio=self.ratio.value(),
+            ratio=self.ratio.value() or None,
             heldout=tuple(plan.heldout_keys(heldout)),
             device=self.device.currentText(),
+            registry=self.retraining.registry,
         )
 
     # -- the run -------------------------------------------------------------------------------
@@ -327,7 +333,7 @@ class RetrainDialog(QDialog):
         elif isinstance(event, Done):
             self.show_result(event)
         elif isinstance(event, Error):
-            self._log(f"Error: {event.message}")
+            self._log(("Cancelled: " if event.cancelled else "Error: ") + event.message)
 
     def show_result(self, done: Done) -> None:
         """Before/after per member and for the ensemble, and the recommendation."""

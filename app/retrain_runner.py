@@ -67,8 +67,11 @@ class Start(BaseModel):
     parent: SafeName
     members: Annotated[list[SafeName], Field(min_length=1, max_length=MAX_MEMBERS)]
     epochs: Annotated[Int, Field(ge=1)] | None = None
+    minutes: Annotated[Finite, Field(gt=0)] | None = None
     train_cases: Annotated[list[CaseKey], Field(max_length=MAX_CASES)]
     heldout_cases: Annotated[list[CaseKey], Field(max_length=MAX_CASES)]
+    corrections: Annotated[list[CaseKey], Field(max_length=MAX_CASES)] = []
+    original_cases: Annotated[list[CaseKey], Field(max_length=MAX_CASES)] = []
 
 
 class Baseline(BaseModel):
@@ -107,12 +110,15 @@ class Done(BaseModel):
     after: Metrics
     recommend: Bool
     duration_s: Annotated[Finite, Field(ge=0.0)]
+    path: Annotated[Str, Field(max_length=4096)] | None = None  # shown, never opened
 
 
 class Error(BaseModel):
     model_config = STRICT
     event: Literal["error"]
     message: Annotated[Str, Field(max_length=MAX_MESSAGE)]
+    cancelled: Bool = False  # the worker stopped on SIGTERM (its version stays resumable)
+    version: SafeName | None = None
 
 
 WorkerEvent = Annotated[
@@ -135,16 +141,19 @@ def parse_event(line: str) -> Start | Baseline | Epoch | MemberDone | Done | Err
 @dataclass(frozen=True)
 class RetrainSpec:
     """One fine-tuning run as the reviewer chose it: exactly one budget (``epochs`` or
-    ``minutes``); ``members`` empty: all; ``heldout``: the case keys that judge it."""
+    ``minutes``); ``members`` empty: all; ``ratio``: corrections : original cases of the data
+    set = ratio : 1 (None: corrections only); ``heldout``: the case keys that judge it;
+    ``registry``: None, the user's."""
 
     project: Path
     members: tuple[str, ...] = ()
     epochs: int | None = None
     minutes: float | None = None
-    ratio: float = 1.0
+    ratio: float | None = None
     heldout: tuple[str, ...] = ()
     device: str = "cpu"
     resume: bool = False
+    registry: Path | None = None
 
     def __post_init__(self) -> None:
         if (self.epochs is None) == (self.minutes is None):
@@ -153,7 +162,7 @@ class RetrainSpec:
             raise ValueError("epochs must be at least 1")
         if self.minutes is not None and not self.minutes > 0:
             raise ValueError("minutes must be more than 0")
-        if not self.ratio > 0:
+        if self.ratio is not None and not self.ratio > 0:
             raise ValueError("the ratio of corrections to original data must be more than 0")
         if any(key.startswith("-") for key in (*self.members, *self.heldout)):
             raise ValueError("a member or case name cannot start with '-'")
@@ -167,12 +176,15 @@ class RetrainSpec:
             argv += ["--epochs", str(self.epochs)]
         else:
             argv += ["--minutes", f"{self.minutes:g}"]
-        argv += ["--ratio", f"{self.ratio:g}"]
+        if self.ratio is not None:
+            argv += ["--ratio", f"{self.ratio:g}"]
         if self.heldout:
             argv += ["--heldout", *self.heldout]
         argv += ["--device", self.device]
         if self.resume:
             argv.append("--resume")
+        if self.registry is not None:
+            argv += ["--registry", str(self.registry)]
         return [*argv, "--json"]
 
 
@@ -377,15 +389,15 @@ def patients_of(entries: Sequence[Entry], approved: Iterable[str]) -> list[Patie
 
 
 def default_heldout(patients: Sequence[PatientCases]) -> frozenset[str]:
-    """The patients held out unless the reviewer chooses others: a share of those with
-    approved corrections when there are two or more (training keeps the rest), else of those
-    with ground truth only."""
+    """The patients held out unless the reviewer chooses others: the first ~20 % of those
+    with approved corrections when there are two or more (training keeps the rest), else the
+    first with ground truth only (a run needs a patient it never trains on)."""
     approved = [p for p in patients if p.approved]
-    pool = approved if len(approved) >= 2 else [p for p in patients if p.judged and not p.approved]
-    if not pool:
-        return frozenset()
-    n = max(1, round(HELDOUT_SHARE * len(pool)))
-    return frozenset(p.patient for p in pool[-n:])
+    if len(approved) >= 2:
+        n = min(max(1, round(HELDOUT_SHARE * len(approved))), len(approved) - 1)
+        return frozenset(p.patient for p in approved[:n])
+    truth_only = [p for p in patients if p.judged and not p.approved]
+    return frozenset(p.patient for p in truth_only[:1])
 
 
 @dataclass(frozen=True)
@@ -422,20 +434,20 @@ class RetrainPlan:
         return None
 
 
-def _active_version() -> tuple[str, tuple[str, ...]]:
+def _active_version(root: Path | None) -> tuple[str, tuple[str, ...]]:
     """The registry's active version and its members' names (worker)."""
     from strokelens.core.registry import Registry
 
-    registry = Registry()
+    registry = Registry(root)
     name = registry.active()
     return name, tuple(m.name for m in registry.manifest(name).members)
 
 
-def _promote(version: str) -> Path:
+def _promote(root: Path | None, version: str) -> Path:
     """Make ``version`` the registry's active one; its manifest (worker)."""
     from strokelens.core.registry import Registry
 
-    registry = Registry()
+    registry = Registry(root)
     registry.promote(version)
     return registry.active_manifest()
 
@@ -444,14 +456,23 @@ class Retraining:
     """The window's fine-tuning with corrections: what a run would train on, the run (its
     worker: ``runner``), and the promotion of its result, which switches the AI to it.
 
-    Events: ``status(text, ms)``, ``promoted(version)``.
+    ``registry``: the registry's folder (None: the user's). Events: ``status(text, ms)``,
+    ``promoted(version)``.
     """
 
     status = Signal(str, int)
     promoted = Signal(str)
 
-    def __init__(self, model: Model, project: ProjectSession, ai: AiSession, tasks: Tasks):
+    def __init__(
+        self,
+        model: Model,
+        project: ProjectSession,
+        ai: AiSession,
+        tasks: Tasks,
+        registry: Path | None = None,
+    ):
         self.model, self.project, self.ai, self.tasks = model, project, ai, tasks
+        self.registry = registry
         self.runner = RetrainRunner(tasks)
 
     async def plan(self) -> RetrainPlan:
@@ -460,7 +481,7 @@ class Retraining:
         store = self.project.store
         records = [] if store is None else await self.tasks.run_in_worker(store.cases)
         approved = [r.key for r in records if r.status is Status.APPROVED]
-        parent, members = await self.tasks.run_in_worker(_active_version)
+        parent, members = await self.tasks.run_in_worker(_active_version, self.registry)
         patients = tuple(patients_of(self.model.entries, approved))
         project = None if store is None else store.path
         return RetrainPlan(project, parent, members, patients, default_heldout(patients))
@@ -475,7 +496,7 @@ class Retraining:
             self.status.emit("Stop the AI (Esc) before promoting another version.", 8000)
             return False
         try:
-            manifest = await self.tasks.run_in_worker(_promote, version)
+            manifest = await self.tasks.run_in_worker(_promote, self.registry, version)
         except StrokeLensError as exc:
             self.tasks.report(exc, act=True)
             return False
