@@ -9,15 +9,45 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 import pytest
 
 from strokelens.app.retrain_runner import (
+    Baseline,
     Done,
     Epoch,
+    Error,
+    MemberDone,
     RetrainRunner,
     RetrainSpec,
+    Start,
     parse_event,
     verdict,
 )
 from strokelens.app.tasks import Tasks
 from strokelens.core.errors import DataError
+
+#: Captured from the real worker (retrain branch, before it was merged): a tiny 2-member version,
+#: 5 ISLES cases of 4 patients, 4 approved:
+#: ``python -m strokelens.training finetune --project P --registry R --epochs 2 --ratio 1
+#: --heldout training/case_4 training/case_5 --device cpu --json``.
+WORKER_OUTPUT = [
+    '{"event": "start", "version": "v0003", "parent": "v0002", "members": ["focal-0", "ce-1"], "epochs": 2, "minutes": null, "train_cases": ["training/case_1", "training/case_2", "training/case_3"], "heldout_cases": ["training/case_4", "training/case_5"], "corrections": ["training/case_1", "training/case_2", "training/case_3"], "original_cases": []}',
+    '{"event": "baseline", "member": "focal-0", "heldout_dsc": 0.052203215261295954}',
+    '{"event": "baseline", "member": "ce-1", "heldout_dsc": 0.06592162903811001}',
+    '{"event": "baseline", "member": "ensemble", "heldout_dsc": 0.06650943999727058}',
+    '{"event": "epoch", "member": "focal-0", "epoch": 1, "epochs": 2, "loss": 548.6884155273438, "heldout_dsc": 0.06366047966631909, "elapsed_s": 16.108}',
+    '{"event": "epoch", "member": "focal-0", "epoch": 2, "epochs": 2, "loss": 527.1030578613281, "heldout_dsc": 0.06463258998816046, "elapsed_s": 18.971}',
+    '{"event": "member_done", "member": "focal-0", "heldout_dsc": 0.06463258998816046}',
+    '{"event": "epoch", "member": "ce-1", "epoch": 1, "epochs": 2, "loss": 97.03133646647136, "heldout_dsc": 0.0, "elapsed_s": 2.22}',
+    '{"event": "epoch", "member": "ce-1", "epoch": 2, "epochs": 2, "loss": 90.80069732666016, "heldout_dsc": 0.0, "elapsed_s": 7.215}',
+    '{"event": "member_done", "member": "ce-1", "heldout_dsc": 0.0}',
+    '{"event": "done", "version": "v0003", "before": {"focal-0": 0.052203215261295954, "ce-1": 0.06592162903811001, "ensemble": 0.06650943999727058}, "after": {"focal-0": 0.06463258998816046, "ce-1": 0.0, "ensemble": 0.0629505305280183}, "recommend": false, "duration_s": 37.34, "path": "w/registry/versions/v0003"}',
+]
+#: The same, SIGTERM after the baseline (exit status 130).
+CANCELLED_OUTPUT = [
+    '{"event": "start", "version": "v0004", "parent": "v0002", "members": ["focal-0", "ce-1"], "epochs": 2, "minutes": null, "train_cases": ["training/case_1", "training/case_2", "training/case_3"], "heldout_cases": ["training/case_4"], "corrections": ["training/case_1", "training/case_2", "training/case_3"], "original_cases": []}',
+    '{"event": "baseline", "member": "focal-0", "heldout_dsc": 0.058394160583941604}',
+    '{"event": "baseline", "member": "ce-1", "heldout_dsc": 0.07071622846781506}',
+    '{"event": "baseline", "member": "ensemble", "heldout_dsc": 0.06515837104072399}',
+    '{"event": "error", "message": "cancelled (SIGTERM); resume with --resume v0004", "cancelled": true, "version": "v0004"}',
+]
 
 
 def run(loop, coroutine):
@@ -41,6 +71,24 @@ def tasks(qtbot, loop):
 
 def python(code: str) -> list[str]:
     return [sys.executable, "-c", code]
+
+
+def test_the_workers_own_lines_parse_into_a_consistent_run():
+    events = [parse_event(line) for line in WORKER_OUTPUT]
+    start, done = events[0], events[-1]
+    assert isinstance(start, Start) and isinstance(done, Done)
+    baselines = {e.member: e.heldout_dsc for e in events if isinstance(e, Baseline)}
+    assert baselines == done.before and set(baselines) == {*start.members, "ensemble"}
+    for member in start.members:
+        epochs = [e for e in events if isinstance(e, Epoch) and e.member == member]
+        assert [e.epoch for e in epochs] == list(range(1, start.epochs + 1))
+        (finished,) = [e for e in events if isinstance(e, MemberDone) and e.member == member]
+        assert finished.heldout_dsc == epochs[-1].heldout_dsc == done.after[member]
+    assert done.recommend is (done.after["ensemble"] >= done.before["ensemble"])
+    assert verdict(done, len(start.heldout_cases))[0] is done.recommend
+    error = parse_event(CANCELLED_OUTPUT[-1])
+    assert isinstance(error, Error) and error.cancelled  # a cancel, not a failure
+    assert error.version == parse_event(CANCELLED_OUTPUT[0]).version  # resumable
 
 
 def test_the_command_line_says_what_the_dialog_chose(tmp_path):
