@@ -48,7 +48,7 @@ from strokelens.app.retrain_runner import (
 WARN_STYLE = "color: #ff8a6a;"
 GOOD_STYLE = "color: #7fe08a;"
 #: Columns of the patients table.
-PATIENT, APPROVED, JUDGED, HELD_OUT = range(4)
+PATIENT, HELD_OUT, JUDGED, APPROVED = range(4)
 
 
 def _item(text: str) -> QTableWidgetItem:
@@ -76,15 +76,16 @@ class RetrainDialog(QDialog):
         self.summary.setWordWrap(True)
         self.patients = QTableWidget(0, 4)
         self.patients.setHorizontalHeaderLabels(
-            ["Patient", "Approved corrections", "Cases that can judge", "Held out"]
+            ["Patient", "Role", "Cases that can judge", "Approved corrections"]
         )
+        self.patients.setToolTip("Tick a patient to hold it out: its cases judge, never train")
         self.patients.verticalHeader().hide()
         self.patients.horizontalHeader().setStretchLastSection(True)
         self.patients.itemChanged.connect(lambda _item: self._update_split())
         self.split = QLabel()
         self.split.setWordWrap(True)
         self.members = QListWidget()
-        self.members.setMaximumHeight(140)
+        self.members.setMaximumHeight(110)
         self.budget = QSpinBox()
         self.budget.setRange(1, 10_000)
         self.budget.setValue(3)
@@ -134,6 +135,7 @@ class RetrainDialog(QDialog):
         self.results.setHorizontalHeaderLabels(["", "Held-out DSC before", "after", "change"])
         self.results.verticalHeader().hide()
         self.results.horizontalHeader().setStretchLastSection(True)
+        self.results.resizeColumnsToContents()
         self.verdict = QLabel()
         self.verdict.setWordWrap(True)
         run = QGroupBox("Run")
@@ -209,6 +211,7 @@ class RetrainDialog(QDialog):
             self.patients.setItem(row, APPROVED, _item(approved if patient.approved else "—"))
             self.patients.setItem(row, JUDGED, _item(str(len(patient.judged))))
             held = _item("")
+            held.setToolTip("held out: judges the run, never trained on")
             held.setFlags(held.flags() | Qt.ItemFlag.ItemIsUserCheckable)
             on = patient.patient in plan.heldout
             held.setCheckState(Qt.CheckState.Checked if on else Qt.CheckState.Unchecked)
@@ -242,6 +245,15 @@ class RetrainDialog(QDialog):
         if plan is None:
             return
         heldout = self.heldout_patients()
+        self.patients.blockSignals(True)
+        for row in range(self.patients.rowCount()):
+            patient = plan.patients[row]
+            role = (
+                "held out" if patient.patient in heldout else "trains" if patient.approved else ""
+            )
+            self.patients.item(row, HELD_OUT).setText(role)
+        self.patients.resizeColumnToContents(HELD_OUT)
+        self.patients.blockSignals(False)
         train, judged = plan.train_keys(heldout), plan.heldout_keys(heldout)
         self.split.setText(
             f"Trains on {len(train)} case(s); judged on {len(judged)} held-out case(s) of "
