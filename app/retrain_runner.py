@@ -188,12 +188,28 @@ class RetrainSpec:
         return [*argv, "--json"]
 
 
-def find_devices() -> list[str]:
-    """``cpu`` and each CUDA GPU as ``cuda:N`` (worker: imports torch; counting GPUs does not
-    create a CUDA context, so no GPU memory is taken here)."""
-    import torch
+#: Counts the CUDA GPUs in a child process: the window's process never imports torch.
+_COUNT_GPUS = "import torch; print(torch.cuda.device_count())"
+#: At most this many ``cuda:N`` are offered, whatever the child says.
+MAX_GPUS = 64
 
-    return ["cpu", *(f"cuda:{i}" for i in range(torch.cuda.device_count()))]
+
+def find_devices(timeout_s: float = 120.0) -> list[str]:
+    """``cpu`` and each CUDA GPU as ``cuda:N``, counted by a child process (call it in a
+    worker thread: it waits for the child); ``cpu`` alone when the count fails. Counting does
+    not create a CUDA context, so no GPU memory is taken."""
+    try:
+        child = subprocess.run(
+            [sys.executable, "-c", _COUNT_GPUS],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+        )
+        count = int(child.stdout.strip()) if child.returncode == 0 else 0
+    except (OSError, subprocess.TimeoutExpired, ValueError):
+        count = 0
+    return ["cpu", *(f"cuda:{i}" for i in range(min(max(count, 0), MAX_GPUS)))]
 
 
 # --- the run ---------------------------------------------------------------------------------------
