@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import os
 import subprocess
 import sys
@@ -194,10 +195,11 @@ _COUNT_GPUS = "import torch; print(torch.cuda.device_count())"
 MAX_GPUS = 64
 
 
-def find_devices(timeout_s: float = 120.0) -> list[str]:
-    """``cpu`` and each CUDA GPU as ``cuda:N``, counted by a child process (call it in a
-    worker thread: it waits for the child); ``cpu`` alone when the count fails. Counting does
-    not create a CUDA context, so no GPU memory is taken."""
+@functools.cache
+def find_devices(timeout_s: float = 120.0) -> tuple[str, ...]:
+    """``cpu`` and each CUDA GPU as ``cuda:N``, counted once per session by a child process
+    (call it in a worker thread: it waits for the child); ``cpu`` alone when the count fails.
+    Counting does not create a CUDA context, so no GPU memory is taken."""
     try:
         child = subprocess.run(
             [sys.executable, "-c", _COUNT_GPUS],
@@ -209,7 +211,7 @@ def find_devices(timeout_s: float = 120.0) -> list[str]:
         count = int(child.stdout.strip()) if child.returncode == 0 else 0
     except (OSError, subprocess.TimeoutExpired, ValueError):
         count = 0
-    return ["cpu", *(f"cuda:{i}" for i in range(min(max(count, 0), MAX_GPUS)))]
+    return ("cpu", *(f"cuda:{i}" for i in range(min(max(count, 0), MAX_GPUS))))
 
 
 # --- the run ---------------------------------------------------------------------------------------
@@ -502,7 +504,7 @@ class Retraining:
         project = None if store is None else store.path
         return RetrainPlan(project, parent, members, patients, default_heldout(patients))
 
-    async def devices(self) -> list[str]:
+    async def devices(self) -> tuple[str, ...]:
         return await self.tasks.run_in_worker(find_devices)
 
     async def promote(self, version: str) -> bool:
