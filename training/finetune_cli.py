@@ -70,7 +70,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="JSON lines on stdout")
 
 
-def _argv(args: argparse.Namespace) -> list[str]:
+def command_line(args: argparse.Namespace) -> list[str]:
     """The command line of ``args`` again (for the ``torchrun`` re-run)."""
     out = ["finetune", "--project", args.project, "--lr", repr(args.lr)]
     for flag in ("epochs", "minutes", "ratio", "device", "registry"):
@@ -92,7 +92,7 @@ def _torchrun(args: argparse.Namespace) -> None:
     if count < 2 or args.device or int(os.environ.get("WORLD_SIZE", "1")) > 1:
         return
     command = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={count}"]
-    os.execv(sys.executable, [*command, "-m", "strokelens.training", *_argv(args)])
+    os.execv(sys.executable, [*command, "-m", "strokelens.training", *command_line(args)])
 
 
 def _raise_cancelled(signum, _frame) -> None:
@@ -124,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
             if not staged:
                 raise StrokeLensError(f"{registry.root}: no unfinished retrain to resume")
             resume = staged[-1]
-        version = resume
+        version = resume if resume in registry.staged() else None
 
         def track(event: dict) -> None:
             nonlocal version
