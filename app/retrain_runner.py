@@ -28,13 +28,13 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Annotated, Literal
 
 from psygnal import Signal
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from strokelens.app.tasks import Tasks
 from strokelens.core.errors import DataError, StrokeLensError
 from strokelens.core.limits import MAX_MEMBERS
 from strokelens.core.project.review import Status
-from strokelens.core.schema import STRICT, Bool, Finite, Int, SafeName, Str, parse, validate
+from strokelens.core.schema import Bool, Finite, Int, SafeName, Str, parse, validate
 
 if TYPE_CHECKING:
     from strokelens.app.ai_session import AiSession
@@ -57,12 +57,15 @@ ENSEMBLE = "ensemble"
 #: stderr lines kept to explain a worker that died without an error line.
 STDERR_LINES = 40
 
+#: The worker's lines are strict in their fields' types and values, but the protocol
+#: (docs/retrain.md) lets the worker add keys that older readers ignore.
+LINE = ConfigDict(extra="ignore")
 Dsc = Annotated[Finite, Field(ge=0.0, le=1.0)]
 CaseKey = Annotated[Str, Field(min_length=1, max_length=256)]
 
 
 class Start(BaseModel):
-    model_config = STRICT
+    model_config = LINE
     event: Literal["start"]
     version: SafeName
     parent: SafeName
@@ -76,14 +79,14 @@ class Start(BaseModel):
 
 
 class Baseline(BaseModel):
-    model_config = STRICT
+    model_config = LINE
     event: Literal["baseline"]
     member: SafeName  # a member's name or ENSEMBLE
     heldout_dsc: Dsc | None
 
 
 class Epoch(BaseModel):
-    model_config = STRICT
+    model_config = LINE
     event: Literal["epoch"]
     member: SafeName
     epoch: Annotated[Int, Field(ge=1)]
@@ -94,7 +97,7 @@ class Epoch(BaseModel):
 
 
 class MemberDone(BaseModel):
-    model_config = STRICT
+    model_config = LINE
     event: Literal["member_done"]
     member: SafeName
     heldout_dsc: Dsc | None
@@ -104,7 +107,7 @@ Metrics = Annotated[dict[SafeName, Dsc | None], Field(max_length=MAX_MEMBERS + 1
 
 
 class Done(BaseModel):
-    model_config = STRICT
+    model_config = LINE
     event: Literal["done"]
     version: SafeName
     before: Metrics
@@ -115,7 +118,7 @@ class Done(BaseModel):
 
 
 class Error(BaseModel):
-    model_config = STRICT
+    model_config = LINE
     event: Literal["error"]
     message: Annotated[Str, Field(max_length=MAX_MESSAGE)]
     cancelled: Bool = False  # the worker stopped on SIGTERM (its version stays resumable)

@@ -91,6 +91,11 @@ def test_the_workers_own_lines_parse_into_a_consistent_run():
     assert error.version == parse_event(CANCELLED_OUTPUT[0]).version  # resumable
 
 
+def test_keys_the_protocol_may_add_later_are_ignored():
+    event = parse_event('{"event": "member_done", "member": "m", "heldout_dsc": 0.5, "new": 1}')
+    assert isinstance(event, MemberDone) and event.heldout_dsc == 0.5
+
+
 def test_the_command_line_says_what_the_dialog_chose(tmp_path):
     spec = RetrainSpec(
         tmp_path, ("focal-fold1", "ce-fold2"), minutes=2.5, ratio=0.5,
@@ -123,7 +128,8 @@ def test_the_command_line_says_what_the_dialog_chose(tmp_path):
          '"heldout_dsc": 0.5, "elapsed_s": 1.0}', "NaN is not a JSON number"),
         ('{"event": "baseline", "member": "m", "heldout_dsc": 1.5}', "heldout_dsc"),
         ('{"event": "rm -rf", "message": "x"}', "event"),
-        ('{"event": "error", "message": "x", "extra": 1}', "unknown key"),
+        ('{"event": "error", "message": 3}', "message"),
+        ('{"event": "error", "message": "x", "message": "y"}', "duplicate key"),
     ],
 )  # fmt: skip
 def test_a_line_that_does_not_fit_its_schema_is_a_data_error(line, problem):
