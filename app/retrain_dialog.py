@@ -44,6 +44,7 @@ from strokelens.app.retrain_runner import (
     Start,
     verdict,
 )
+from strokelens.core.errors import StrokeLensError
 
 WARN_STYLE = "color: #ff8a6a;"
 GOOD_STYLE = "color: #7fe08a;"
@@ -69,6 +70,7 @@ class RetrainDialog(QDialog):
         self.setModal(False)
         self.plan: RetrainPlan | None = None
         self.version: str | None = None  # of the run going or last finished
+        self.stopped: str | None = None  # a version cancelled or failed here, resumable
         self.heldout_count = 0
         self.confirm_box: QMessageBox | None = None
 
@@ -152,6 +154,10 @@ class RetrainDialog(QDialog):
         self.cancel_button = QPushButton("Cancel the run")
         self.cancel_button.setEnabled(False)
         self.cancel_button.clicked.connect(retraining.runner.cancel)
+        self.resume_button = QPushButton("Resume")
+        self.resume_button.setEnabled(False)
+        self.resume_button.setToolTip("Continue the stopped run with the settings it started with")
+        self.resume_button.clicked.connect(self.resume)
         self.promote_button = QPushButton("Promote…")
         self.promote_button.setEnabled(False)
         self.promote_button.clicked.connect(self.ask_promote)
@@ -160,6 +166,7 @@ class RetrainDialog(QDialog):
         buttons = QHBoxLayout()
         buttons.addWidget(self.start_button)
         buttons.addWidget(self.cancel_button)
+        buttons.addWidget(self.resume_button)
         buttons.addStretch(1)
         buttons.addWidget(self.promote_button)
         buttons.addWidget(close)
@@ -299,6 +306,7 @@ class RetrainDialog(QDialog):
         self.device.setEnabled(not running)
         self.start_button.setEnabled(not running and self.spec() is not None)
         self.cancel_button.setEnabled(running)
+        self.resume_button.setEnabled(not running and self.stopped is not None)
 
     def start(self) -> None:
         spec = self.spec()
@@ -306,8 +314,26 @@ class RetrainDialog(QDialog):
             return
         self.tasks.spawn(self._run(spec))
 
+    def resume(self) -> None:
+        """Continue the version stopped here (its staged settings, this device)."""
+        plan, version = self.plan, self.stopped
+        if (
+            plan is None
+            or plan.project is None
+            or version is None
+            or self.retraining.runner.running
+        ):
+            return
+        spec = RetrainSpec(
+            plan.project,
+            resume=version,
+            device=self.device.currentText(),
+            registry=self.retraining.registry,
+        )
+        self.tasks.spawn(self._run(spec))
+
     async def _run(self, spec: RetrainSpec) -> None:
-        self.version, self.heldout_count = None, len(spec.heldout)
+        self.version, self.stopped, self.heldout_count = None, None, len(spec.heldout)
         self.results.setRowCount(0)
         self.verdict.clear()
         self.log.clear()
@@ -316,6 +342,10 @@ class RetrainDialog(QDialog):
         self._set_running(True)
         try:
             outcome = await self.retraining.runner.run(spec)
+        except StrokeLensError as exc:
+            self.progress.setText(str(exc))
+            self.progress.setStyleSheet(WARN_STYLE)
+            return
         finally:
             self._set_running(False)
         self.show_outcome(outcome)
@@ -366,6 +396,9 @@ class RetrainDialog(QDialog):
         self.progress.setText(f"Version {done.version} finished in {done.duration_s:.0f} s.")
 
     def show_outcome(self, outcome: RetrainOutcome) -> None:
+        if not outcome.ok:
+            self.stopped = self.version  # staged (None when it stopped before allocating one)
+            self._set_running(False)
         if outcome.cancelled:
             kept = f" (version {self.version} stays staged, resumable)" if self.version else ""
             self.progress.setText(f"Cancelled{kept}.")

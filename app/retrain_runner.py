@@ -34,6 +34,7 @@ from strokelens.app.tasks import Tasks
 from strokelens.core.errors import DataError, StrokeLensError
 from strokelens.core.limits import MAX_MEMBERS
 from strokelens.core.project.review import Status
+from strokelens.core.registry import check_version
 from strokelens.core.schema import Bool, Finite, Int, SafeName, Str, parse, validate
 
 if TYPE_CHECKING:
@@ -147,6 +148,7 @@ class RetrainSpec:
     """One fine-tuning run as the reviewer chose it: exactly one budget (``epochs`` or
     ``minutes``); ``members`` empty: all; ``ratio``: corrections : original cases of the data
     set = ratio : 1 (None: corrections only); ``heldout``: the case keys that judge it;
+    ``resume``: a staged version to continue instead, with the settings it was started with;
     ``registry``: None, the user's."""
 
     project: Path
@@ -156,11 +158,13 @@ class RetrainSpec:
     ratio: float | None = None
     heldout: tuple[str, ...] = ()
     device: str = "cpu"
-    resume: bool = False
+    resume: str | None = None
     registry: Path | None = None
 
     def __post_init__(self) -> None:
-        if (self.epochs is None) == (self.minutes is None):
+        if self.resume is not None:
+            check_version(self.resume)
+        elif (self.epochs is None) == (self.minutes is None):
             raise ValueError("give a budget in epochs or in minutes (one of them)")
         if self.epochs is not None and self.epochs < 1:
             raise ValueError("epochs must be at least 1")
@@ -174,6 +178,10 @@ class RetrainSpec:
     def argv(self, python: str = sys.executable) -> list[str]:
         """The worker's command line."""
         argv = [python, "-m", "strokelens.training", "finetune", "--project", str(self.project)]
+        if self.registry is not None:
+            argv += ["--registry", str(self.registry)]
+        if self.resume is not None:
+            return [*argv, "--resume", self.resume, "--device", self.device, "--json"]
         if self.members:
             argv += ["--members", *self.members]
         if self.epochs is not None:
@@ -184,12 +192,7 @@ class RetrainSpec:
             argv += ["--ratio", f"{self.ratio:g}"]
         if self.heldout:
             argv += ["--heldout", *self.heldout]
-        argv += ["--device", self.device]
-        if self.resume:
-            argv.append("--resume")
-        if self.registry is not None:
-            argv += ["--registry", str(self.registry)]
-        return [*argv, "--json"]
+        return [*argv, "--device", self.device, "--json"]
 
 
 #: Counts the CUDA GPUs in a child process: the window's process never imports torch.

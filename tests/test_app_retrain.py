@@ -220,19 +220,31 @@ def test_cancel_ends_the_worker_and_leaves_the_window_usable(
     runner = dialog.retraining.runner
     starts = []
     runner.event.connect(lambda event: starts.append(event) if event.event == "start" else None)
+    dialog.budget.setValue(1)
+    dialog.members.item(1).setCheckState(Qt.CheckState.Unchecked)  # one member: a short resume
+    assert dialog.spec().members == ("focal-0",)
     dialog.start_button.click()
     qtbot.waitUntil(lambda: bool(starts), timeout=RUN_TIMEOUT_MS)
+    assert starts[0].members == ["focal-0"]
     pid = runner.pid
     assert dialog.cancel_button.isEnabled() and not dialog.patients.isEnabled()
     dialog.cancel_button.click()
     qtbot.waitUntil(lambda: not runner.running, timeout=30_000)
+    run(loop, window.tasks.idle())  # the dialog's run ends too
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)  # ended (and reaped)
     version = starts[0].version
     assert dialog.progress.text().startswith("Cancelled") and version in dialog.progress.text()
     assert version in registry.staged()  # resumable
     assert dialog.start_button.isEnabled() and dialog.patients.isEnabled()
+    assert dialog.resume_button.isEnabled()
     run(loop, window.cases.show_case(4))  # the window goes on as before
     run(loop, window.tasks.idle())
     paint(window)
     assert window.model.case.key == "training/case_5" and window.edit.has_edits()
+    dialog.resume_button.click()  # the cancelled version goes on, with its own settings
+    qtbot.waitUntil(lambda: dialog.retraining.runner.running, timeout=5000)
+    qtbot.waitUntil(lambda: not runner.running, timeout=RUN_TIMEOUT_MS)
+    run(loop, window.tasks.idle())
+    assert [s.version for s in starts] == [version, version]
+    assert version in registry.versions() and dialog.promote_button.isEnabled()

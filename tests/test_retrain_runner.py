@@ -112,6 +112,11 @@ def test_the_command_line_says_what_the_dialog_chose(tmp_path):
     assert argv[argv.index("--heldout") + 1] == "training/case_3"
     assert argv[-3:] == ["--device", "cuda:1", "--json"]
     assert "--members" not in RetrainSpec(tmp_path, epochs=2).argv()  # all members
+    resume = RetrainSpec(tmp_path, resume="v0004", registry=tmp_path / "r").argv("py")
+    assert resume[4:] == ["--project", str(tmp_path), "--registry", str(tmp_path / "r"),
+                          "--resume", "v0004", "--device", "cpu", "--json"]  # fmt: skip
+    with pytest.raises(ValueError, match="no version name"):
+        RetrainSpec(tmp_path, resume="../v1")
     with pytest.raises(ValueError, match="one of them"):
         RetrainSpec(tmp_path, epochs=2, minutes=1.0)
     with pytest.raises(ValueError, match="start with '-'"):
