@@ -88,6 +88,7 @@ class RetrainDialog(QDialog):
         self.split.setWordWrap(True)
         self.members = QListWidget()
         self.members.setMaximumHeight(110)
+        self.members.itemChanged.connect(lambda _item: self._update_split())
         self.budget = QSpinBox()
         self.budget.setRange(1, 10_000)
         self.budget.setValue(3)
@@ -269,6 +270,8 @@ class RetrainDialog(QDialog):
         why = plan.why_not(heldout)
         if why is None and not judged:
             why = "No held-out case: the run could not be judged. Hold out a patient."
+        if why is None and self.spec() is None:
+            why = "Tick at least one member to fine-tune."
         self.why_not.setText(why or "")
         self._set_running(self.retraining.runner.running)
 

@@ -132,6 +132,11 @@ def test_the_dialog_lists_approved_cases_per_patient_and_needs_one(
     assert [p for p, row in listed.items() if row[2]] == ["B"]
     assert "training/case_3" in dialog.split.text()
     assert dialog.start_button.isEnabled() and not dialog.why_not.text()
+    for i in range(2):
+        dialog.members.item(i).setCheckState(Qt.CheckState.Unchecked)
+    assert not dialog.start_button.isEnabled() and "member" in dialog.why_not.text()
+    dialog.members.item(0).setCheckState(Qt.CheckState.Checked)
+    assert dialog.start_button.isEnabled()
     dialog.set_heldout("A", True)  # holding out the only approved patient leaves nothing
     assert not dialog.start_button.isEnabled() and "Every approved case" in dialog.why_not.text()
     assert dialog.spec() is None
