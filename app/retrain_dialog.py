@@ -47,6 +47,7 @@ from strokelens.app.retrain_runner import (
 from strokelens.core.errors import StrokeLensError
 
 WARN_STYLE = "color: #ff8a6a;"
+LOOKING = "Looking for GPUs…"
 GOOD_STYLE = "color: #7fe08a;"
 #: Columns of the patients table.
 PATIENT, HELD_OUT, JUDGED, APPROVED = range(4)
@@ -106,7 +107,7 @@ class RetrainDialog(QDialog):
         )
         self.device = QComboBox()
         self.device.addItem("cpu")
-        self.device.setToolTip("Looking for GPUs…")
+        self.device.setToolTip(LOOKING)
         self.why_not = QLabel()
         self.why_not.setStyleSheet(WARN_STYLE)
         self.why_not.setWordWrap(True)
@@ -195,11 +196,14 @@ class RetrainDialog(QDialog):
         self.set_plan(await self.retraining.plan())
 
     async def _find_devices(self) -> None:
+        first = self.device.toolTip() == LOOKING
         devices = await self.retraining.devices()
         chosen = self.device.currentText()
         self.device.clear()
-        self.device.addItems(devices)
-        self.device.setCurrentText(chosen if chosen in devices else devices[-1])
+        self.device.addItems(list(devices))
+        if first or chosen not in devices:  # a GPU when there is one, else the CPU
+            chosen = devices[1] if len(devices) > 1 else devices[0]
+        self.device.setCurrentText(chosen)
         self.device.setToolTip(", ".join(devices))
 
     def set_plan(self, plan: RetrainPlan) -> None:
