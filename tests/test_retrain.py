@@ -159,10 +159,11 @@ def test_killed_worker_leaves_active_alone_and_resumes(project, ensemble, tmp_pa
     assert events[-1]["event"] == "epoch" and events[-1]["epoch"] == 1
     assert reg.active() == "v0002" and reg.versions() == ["v0002"] and reg.staged() == ["v0003"]
 
-    # Cancel (SIGTERM) of the resumed run: an error line, exit 130, still resumable.
+    # Cancel (SIGTERM) of the resumed run as soon as it started (loading weights, in a loader
+    # that turns its own errors into DataError): an error line, exit 130, still resumable.
     proc = _worker(project, reg, "--resume")
-    events = _read_until(proc, "epoch")
-    assert events[0]["version"] == "v0003" and events[-1]["epoch"] == 2  # epoch 1 was kept
+    events = _read_until(proc, "start")
+    assert events[0]["version"] == "v0003"
     proc.send_signal(signal.SIGTERM)
     last = json.loads(proc.stdout.read().strip().splitlines()[-1])
     assert proc.wait() == 130
@@ -188,8 +189,9 @@ def test_killed_worker_leaves_active_alone_and_resumes(project, ensemble, tmp_pa
     assert result.version == "v0003" and reg.versions() == ["v0002", "v0003"]
     assert reg.staged() == [] and reg.active() == "v0002"
     assert reg.record("v0003").parent == "v0002"
-    # Epochs 1 and 2 were kept (the third may have ended before the SIGTERM was seen).
-    assert all(e["epoch"] == 3 for e in events if e["event"] == "epoch")
+    # Epoch 1 was kept (the cancelled run may have saved epoch 2 before the SIGTERM).
+    assert [e["epoch"] for e in events if e["event"] == "epoch"][-1:] == [3]
+    assert all(e["epoch"] >= 2 for e in events if e["event"] == "epoch")
 
 
 def test_worker_reports_bad_input_as_a_json_error_line(project, tmp_path, capsys):

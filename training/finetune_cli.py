@@ -21,8 +21,10 @@ from strokelens.core.errors import StrokeLensError
 HELP = "fine-tune the active ensemble on a project's approved corrections (a new model version)"
 
 
-class Cancelled(StrokeLensError):
-    """SIGTERM or SIGINT during a fine-tune."""
+class Cancelled(BaseException):
+    """SIGTERM or SIGINT during a fine-tune. Not an Exception (as KeyboardInterrupt is not), so
+    that no ``except Exception`` on the way (a weight loader turning errors into DataError, say)
+    turns the cancel into another error."""
 
 
 def _positive_int(text: str) -> int:
