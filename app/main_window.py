@@ -45,6 +45,8 @@ from strokelens.app.project_session import ProjectSession
 from strokelens.app.ranking_session import DoubtScores
 from strokelens.app.report_actions import ReportActions
 from strokelens.app.report_export import ReportExport
+from strokelens.app.retrain_dialog import RetrainDialog
+from strokelens.app.retrain_runner import Retraining
 from strokelens.app.shortcuts_dialog import ShortcutsDialog
 from strokelens.app.slice_view import ITKSNAP, STROKELENS, SliceView
 from strokelens.app.summary_session import SummarySession
@@ -155,6 +157,8 @@ class MainWindow(QMainWindow):
                 allow_external_members,
             ),
         )  # fmt: skip
+        self.retraining = Retraining(model, self.project, self.ai, self.tasks)
+        self.retrain_dialog: RetrainDialog | None = None
         self.cases = CaseLoader(
             model, self.tasks, self.browser.neighbour, self.browser.visible_indices
         )
@@ -202,6 +206,7 @@ class MainWindow(QMainWindow):
         self.ai.progress_text.connect(self.ai_progress.show_message)
         self.ai.ensemble_changed.connect(lambda p: self.settings.setValue("ai/ensemble", str(p)))
         self.ai_progress.cancel_requested.connect(self.ai.cancel)
+        self.retraining.status.connect(self.show_status)
         self.edit.status.connect(self.show_status)
         self.editor.start_requested.connect(self.start_correction)
         model.cursor_changed.connect(self._show_cursor)
@@ -271,6 +276,7 @@ class MainWindow(QMainWindow):
         self.project.close_now()  # what is unsaved is saved before anything else stops
         self.series.closed = True  # the docks hide as the window goes: no series to read
         self.ai.close()
+        self.retraining.close()
         for timer in (self.compare.timer, self.series.timer):
             timer.stop()
         self.tasks.close()
@@ -387,6 +393,14 @@ class MainWindow(QMainWindow):
             )
         else:
             self.tasks.spawn(self.cases.show_case(index))
+
+    def show_retrain(self) -> None:
+        """AI ▸ Retrain with corrections: the one (non-modal) dialog, its plan read again."""
+        if self.retrain_dialog is None:
+            self.retrain_dialog = RetrainDialog(self.retraining, self)
+        self.retrain_dialog.refresh()
+        self.retrain_dialog.show()
+        self.retrain_dialog.raise_()
 
     def set_mouse_preset(self, preset: str) -> None:
         """StrokeLens's mouse and keys, or ITK-SNAP's (``slice_view``); remembered."""

@@ -185,6 +185,8 @@ class Menus:
         menu.addSeparator()
         self.action(menu, "Compare &focal vs CE", window.show_compare, ("Ctrl+E",))
         self.action(menu, "Choose &ensemble…", window.choose_ensemble)
+        menu.addSeparator()
+        self.action(menu, "&Retrain with corrections…", window.show_retrain)
 
     def set_mouse_preset(self, preset: str) -> None:
         """The slice and case keys of ``preset``, and its menu check."""
