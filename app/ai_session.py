@@ -15,6 +15,7 @@ arrives from the engine.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,6 +30,9 @@ from strokelens.core.errors import StrokeLensError
 if TYPE_CHECKING:
     from strokelens.core.prediction import Prediction
     from strokelens.core.prediction_store import PredictionCache
+    from strokelens.core.registry import Registry
+
+_log = logging.getLogger(__name__)
 
 #: While the AI runs, finished slices are drawn (and progress shown) at most this often.
 AI_REFRESH_MS = 100
@@ -36,14 +40,25 @@ AI_REFRESH_MS = 100
 PRIORITY_DELAY_MS = 150
 
 
-def default_ensemble(given: str | Path | None, remembered: str | None) -> Path | None:
-    """The manifest to use: the one given, else the one last chosen, else the bundled demo."""
+def default_ensemble(
+    given: str | Path | None, remembered: str | None, registry: Registry | None = None
+) -> Path | None:
+    """The manifest to use: the one given, else the one last chosen, else the model registry's
+    active version (the bundled demo until a retrained version is promoted). A remembered demo
+    or registry version gives way to the active one, so a promotion or rollback takes effect;
+    a broken registry pointer falls back to the demo, with a warning in the log."""
     from strokelens.core.demo import DEMO_MANIFEST
+    from strokelens.core.registry import Registry
 
+    registry = registry or Registry()
     if given is not None:
         return Path(given)
-    if remembered:
+    if remembered and not registry.holds(Path(remembered)):
         return Path(remembered)
+    try:
+        return registry.active_manifest()
+    except StrokeLensError as exc:
+        _log.warning("model registry: %s; using the bundled demo ensemble", exc)
     return DEMO_MANIFEST if DEMO_MANIFEST.is_file() else None
 
 

@@ -19,6 +19,8 @@ COMMANDS = {
     "predict": "predict",
     "evaluate": "evaluate",
     "cv": "cv",
+    "finetune": "finetune",
+    "models": "models",
     "report": "report",
     "export": "export",
     "export-masks": "export_masks",

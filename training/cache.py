@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Annotated
@@ -54,10 +54,17 @@ class CachedCase:
     lesion_ml: float
 
 
-def fingerprint(refs: list[CaseRef], scaling: dict[str, ChannelRange]) -> str:
+def fingerprint(
+    refs: list[CaseRef],
+    scaling: dict[str, ChannelRange],
+    labels: Mapping[str, np.ndarray] | None = None,
+) -> str:
     parts = [f"v{CACHE_VERSION}", json.dumps({k: asdict(v) for k, v in scaling.items()})]
     for ref in refs:
         parts.append(f"{ref.key}|{ref.patient}")
+        if labels is not None and ref.key in labels:
+            mask = np.ascontiguousarray(labels[ref.key], dtype=np.uint8)
+            parts.append(f"label|{hashlib.sha256(mask.tobytes()).hexdigest()}")
         for name in sorted(ref.files):
             if name == "4DPWI":
                 continue
@@ -107,12 +114,18 @@ def build_cache(
     scaling: dict[str, ChannelRange] | None = None,
     keys: list[str] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    labels: Mapping[str, np.ndarray] | None = None,
 ) -> Path:
-    """Write (or reuse) the cache of ``dataset`` (optionally only ``keys``) at ``path``."""
+    """Write (or reuse) the cache of ``dataset`` (optionally only ``keys``) at ``path``.
+
+    ``labels``: masks ``(z, y, x)`` 0/1 by case key that replace those cases' ground truth (a
+    reviewer's corrections, for fine-tuning); they are part of the fingerprint.
+    """
     path = Path(path)
     scaling = scaling or load_scaling()
     refs = [dataset[k] for k in keys] if keys is not None else list(dataset)
-    fp = fingerprint(refs, scaling)
+    labels = labels or {}
+    fp = fingerprint(refs, scaling, labels)
     if _reusable(path, fp):
         return path
 
@@ -122,6 +135,10 @@ def build_cache(
             group = f.create_group("cases")
             for n, ref in enumerate(refs):
                 case = dataset.load(ref)
+                if ref.key in labels:
+                    if np.shape(labels[ref.key]) != case.shape:
+                        raise ValueError(f"label of {ref.key} does not have the case's shape")
+                    case.mask = np.asarray(labels[ref.key], dtype=np.uint8)
                 image = normalize(case, scaling).astype(np.float16)
                 g = group.create_group(str(n))
                 g.create_dataset("image", data=image, chunks=(1, *image.shape[1:]))

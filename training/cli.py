@@ -1,5 +1,6 @@
-"""Training's own command line: ``python -m strokelens.training cv ...``, the entry point
-``torchrun`` launches once per process (DDP), without the app; ``strokelens cv`` is this command.
+"""Training's own command line: ``python -m strokelens.training cv|finetune ...``, the entry
+point ``torchrun`` launches once per process (DDP), without the app; ``strokelens cv`` and
+``strokelens finetune`` are these commands.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import multiprocessing
 import sys
 
 from strokelens.core.commandline import run_guarded
+from strokelens.training import finetune_cli
 
 HELP = "train every fold for each loss of a config; writes RUN/ensemble.json"
 
@@ -57,5 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m strokelens.training")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     add_arguments(sub.add_parser("cv", help=HELP))
+    finetune_cli.add_arguments(sub.add_parser("finetune", help=finetune_cli.HELP))
     args = parser.parse_args(argv)
-    return run_guarded(f"strokelens {args.command}", argv, lambda: run(args))
+    command = finetune_cli.run if args.command == "finetune" else run
+    return run_guarded(f"strokelens {args.command}", argv, lambda: command(args))

@@ -311,21 +311,10 @@ class Trainer:
                 dist.broadcast(buffer, 0)
         return float(sums[0] / sums[1].clamp(min=1))
 
-    @torch.inference_mode()
     def predict_case(self, key: str, batch: int = 8) -> np.ndarray:
         """Lesion probabilities ``(z, y, x)`` of a cached case with the current model."""
-        self.model.eval()
-        image = torch.from_numpy(self.cache.image(key).astype(np.float32))  # (z, C, y, x)
         with self._autocast():
-            if self.volumetric:
-                logits = self.model(image.permute(1, 0, 2, 3)[None].to(self.device))[0, 0]
-            else:
-                parts = [
-                    self.model(image[i : i + batch].to(self.device))[:, 0]
-                    for i in range(0, len(image), batch)
-                ]
-                logits = torch.cat(parts)
-        return torch.sigmoid(logits.float()).cpu().numpy()
+            return predict_cached(self.model, self.cache, key, self.device, self.volumetric, batch)
 
     def validate(self) -> float:
         """Mean over validation cases of the 3D Dice; cases are shared out between ranks."""
@@ -439,6 +428,26 @@ class Trainer:
             text = json.dumps(asdict(result), indent=2) + "\n"
             atomic_write_bytes(self.out / RESULT, text.encode())
         return result
+
+
+@torch.inference_mode()
+def predict_cached(
+    model: nn.Module,
+    cache: CacheReader,
+    key: str,
+    device: torch.device,
+    volumetric: bool = False,
+    batch: int = 8,
+) -> np.ndarray:
+    """Lesion probabilities ``(z, y, x)`` of a cached case by ``model`` (put in eval mode)."""
+    model.eval()
+    image = torch.from_numpy(cache.image(key).astype(np.float32))  # (z, C, y, x)
+    if volumetric:
+        logits = model(image.permute(1, 0, 2, 3)[None].to(device))[0, 0]
+    else:
+        parts = [model(image[i : i + batch].to(device))[:, 0] for i in range(0, len(image), batch)]
+        logits = torch.cat(parts)
+    return torch.sigmoid(logits.float()).cpu().numpy()
 
 
 def _append_log(path: Path, record: dict) -> None:
