@@ -21,8 +21,10 @@ from strokelens.core.errors import StrokeLensError
 HELP = "fine-tune the active ensemble on a project's approved corrections (a new model version)"
 
 
-class Cancelled(StrokeLensError):
-    """SIGTERM or SIGINT during a fine-tune."""
+class Cancelled(BaseException):
+    """SIGTERM or SIGINT during a fine-tune. Not an Exception (as KeyboardInterrupt is not), so
+    that no ``except Exception`` on the way (a weight loader turning errors into DataError, say)
+    turns the cancel into another error."""
 
 
 def _positive_int(text: str) -> int:
@@ -70,7 +72,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="JSON lines on stdout")
 
 
-def _argv(args: argparse.Namespace) -> list[str]:
+def command_line(args: argparse.Namespace) -> list[str]:
     """The command line of ``args`` again (for the ``torchrun`` re-run)."""
     out = ["finetune", "--project", args.project, "--lr", repr(args.lr)]
     for flag in ("epochs", "minutes", "ratio", "device", "registry"):
@@ -92,7 +94,7 @@ def _torchrun(args: argparse.Namespace) -> None:
     if count < 2 or args.device or int(os.environ.get("WORLD_SIZE", "1")) > 1:
         return
     command = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={count}"]
-    os.execv(sys.executable, [*command, "-m", "strokelens.training", *_argv(args)])
+    os.execv(sys.executable, [*command, "-m", "strokelens.training", *command_line(args)])
 
 
 def _raise_cancelled(signum, _frame) -> None:
@@ -124,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
             if not staged:
                 raise StrokeLensError(f"{registry.root}: no unfinished retrain to resume")
             resume = staged[-1]
-        version = resume
+        version = resume if resume in registry.staged() else None
 
         def track(event: dict) -> None:
             nonlocal version

@@ -7,7 +7,8 @@ API (stable: the app's retrain dialog and the site experiment build on it)::
         -> FinetuneResult(version, path, parent, before, after, recommend, duration_s)
 
     project   review project folder (``ProjectStore``); its APPROVED cases are the corrections
-    registry  ``core.registry.Registry`` or its root (default: the user's registry)
+    registry  ``core.registry.Registry`` or its root (default: the user's registry);
+              ``Registry(root, base=manifest)`` starts from another base than the bundled demo
     members   member names to fine-tune (default all); the others are copied unchanged
     epochs    epochs per member (default 3), or minutes: wall-clock budget of the whole run
     ratio     corrections : original cases = ratio : 1 (original cases of the data set, with
@@ -58,7 +59,7 @@ from strokelens.core.metrics import slice_dice
 from strokelens.core.models import is_3d
 from strokelens.core.output import LOCK_NAME
 from strokelens.core.project.review import Status
-from strokelens.core.project.store import ProjectStore
+from strokelens.core.project.store import ProjectStore, mask_sha256
 from strokelens.core.registry import (
     MANIFEST,
     CaseEntry,
@@ -319,7 +320,11 @@ def _snapshot_masks(store: ProjectStore, plan: Plan) -> dict[str, np.ndarray]:
             f"the corrections of {changed} changed (or are no longer approved) since retrain "
             f"{plan.version} started; start a new retrain"
         )
-    return {key: store.load_mask(key) for key in frozen}
+    masks = {key: store.load_mask(key) for key in frozen}
+    moved = sorted(k for k, mask in masks.items() if mask_sha256(mask) != frozen[k])
+    if moved:  # saved again while being read
+        raise RetrainError(f"the corrections of {moved} changed while the retrain read them")
+    return masks
 
 
 def _run(reg, plan: Plan, stage: Path, labels, device, emit, started) -> FinetuneResult:
@@ -410,12 +415,11 @@ def _baseline(stage: Path, parent: Manifest, cache, keys, device) -> dict[str, f
     path = stage / BASELINE
     if path.exists():
         return load(path, dict[Str, Annotated[Finite, Field(ge=0, le=1)]], "retrain baseline")
-    scores = {}
+    scores = None
     if is_main():
         scores = _scores(_probabilities(parent, cache, keys, device), cache, keys)
         _write_json(path, scores)
-    barrier()
-    return scores
+    return _shared(scores)
 
 
 class _OutOfTime(Exception):
@@ -498,26 +502,30 @@ def _agree(flag: bool) -> bool:
 
 def _finish(reg, plan, stage, parent, trained, cache, device, before, started) -> FinetuneResult:
     """Export the new ensemble, measure it, and hand it to the registry with its record."""
-    members = []
-    for m in parent.members:
-        if m.name in trained:
-            members.append(
-                replace(
-                    m, weights=str(trained[m.name].resolve()), sha256=file_sha256(trained[m.name])
-                )
-            )
-        else:
-            members.append(replace(m, weights=str(parent.weights_path(m).resolve())))
-    source = Manifest(
-        f"{parent.name}-{plan.version}",
-        members,
-        parent.preprocessing,
-        meta={"version": plan.version, "parent": plan.parent, "project": plan.project},
-    ).save(stage / "source.json")
+    trained_members = [
+        replace(m, weights=str(trained[m.name].resolve()), sha256=file_sha256(trained[m.name]))
+        for m in parent.members
+        if m.name in trained
+    ]
+    source = Manifest(f"{parent.name}-{plan.version}", trained_members, parent.preprocessing)
     built = stage / "built"
     shutil.rmtree(built, ignore_errors=True)  # a run killed while exporting
-    export_ensemble(source, built, half=True, allow_external_members=True)
+    exported = read_manifest(
+        export_ensemble(source.save(stage / "source.json"), built, allow_external_members=True)
+    )
     (built / LOCK_NAME).unlink(missing_ok=True)
+    new = {m.name: m for m in exported.members}
+    members = []
+    for m in parent.members:  # members not fine-tuned: the parent's files, byte for byte
+        if m.name not in new:
+            target = path_inside(built, f"{m.name}.safetensors")
+            shutil.copyfile(parent.weights_path(m), target)
+            if file_sha256(target) != m.sha256.lower():
+                raise DataError(parent.weights_path(m), "changed while it was copied")
+            new[m.name] = replace(m, weights=target.name)
+        members.append(new[m.name])
+    meta = {"version": plan.version, "parent": plan.parent, "project": plan.project}
+    Manifest(source.name, members, parent.preprocessing, meta=meta).save(built / MANIFEST)
     after = _scores(
         _probabilities(read_manifest(built / MANIFEST), cache, plan.heldout, device),
         cache,
