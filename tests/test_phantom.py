@@ -89,6 +89,7 @@ def test_sidecars_and_two_slab_patients(dataset):
         for mod, m in meta.items():
             assert m["modality"] == mod and m["object_id"] == files[mod][0]
             assert m["description"].split(" - ")[1] == mod
+            assert "site" not in m and m["spacing_mm"][2] == 5.0  # default site: as always
         assert meta["CT_CBF"]["units"] == "mL/100g/min" and meta["CT_CBF"]["scale"] == 0.1
         assert meta["CT_CBV"]["units"] == "mL/100g" and meta["CT_MTT"]["units"] == "s"
         assert meta["OT"]["lesion"]["territory"] in TERRITORIES

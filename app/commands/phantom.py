@@ -8,6 +8,9 @@ import sys
 import time
 
 from strokelens.app.commands import folder
+from strokelens.core.phantom.sites import SITES
+
+SITE_NAMES = tuple(SITES)
 
 HELP = "write a simulated CT-perfusion data set (ISLES 2018 layout) for tests and demos"
 
@@ -31,7 +34,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     parser.add_argument(
         "--slices", type=int, nargs="+", choices=(2, 4, 8, 16, 22), metavar="N",
-        help="slice counts to draw from (default: the ISLES mix of 2, 4, 8, 16 and 22)",
+        help="slice counts to draw from (default: the site's mix; default site: the ISLES mix "
+        "of 2, 4, 8, 16 and 22)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--site", choices=SITE_NAMES, default="default",
+        help="acquisition site (scanner, dose, bolus, vendor software, slices; docs/phantom.md): "
+        + ", ".join(SITE_NAMES),
     )  # fmt: skip
     parser.add_argument(
         "--jobs", type=count, default=min(2, os.cpu_count() or 1),
@@ -40,7 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from strokelens.core.phantom import generate_dataset
+    from strokelens.core.phantom import generate_dataset, site_named
 
     start = time.perf_counter()
     try:
@@ -52,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
             jobs=args.jobs,
             progress=lambda folder: print(f"wrote {folder}", flush=True),
             slices=args.slices,
+            site=site_named(args.site),
         )
     except OSError as exc:  # disk full, no permission, a file where a folder should go
         print(f"strokelens phantom: error: {exc}", file=sys.stderr)

@@ -2,9 +2,10 @@
 
 The grey/white-matter probability maps nilearn ships (read with nibabel, nilearn itself is not
 imported: it is slow) give real sulci, ventricles and deep grey matter. Each subject gets its own
-head size and pose; each slab is sampled with sub-planes across its 5 mm thickness, so tissue
-fractions carry the partial-volume effect of thick CT slices. Template arrays keep the file's
-``(i, j, k)`` = MNI ``(x, y, z)`` order; everything sampled into a slab is ``(z, y, x)``.
+head size and pose; each slab is sampled with sub-planes across its slice thickness (5 mm at the
+default site), so tissue fractions carry the partial-volume effect of thick CT slices. Template
+arrays keep the file's ``(i, j, k)`` = MNI ``(x, y, z)`` order; everything sampled into a slab is
+``(z, y, x)``.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ TEMPLATE_FILES = {
 PAD_BELOW = 16  # voxels added under the template (its brain stem touches the bottom)
 COARSE = 2  # voxel size (mm) of the coarse grids: distance field, territories, lesions
 SUBPLANES = 4  # samples across one slice thickness (partial volume)
-SLICE_MM = 5.0
+SLICE_MM = 5.0  # slice thickness and spacing of the default site
 MATRIX = 256
 
 # Baseline (unenhanced) attenuation in HU.
@@ -221,11 +222,12 @@ def random_pose(rng: np.random.Generator) -> Pose:
 
 @dataclass(frozen=True)
 class Slab:
-    """The acquired volume: ``n_slices`` axial slices of 256 x 256 pixels, 5 mm apart."""
+    """The acquired volume: ``n_slices`` contiguous axial slices of 256 x 256 pixels."""
 
     n_slices: int
     pixel: float  # in-plane mm
     z_first: float  # scanner z (mm) of the first slice centre
+    thickness: float = SLICE_MM  # mm, also the slice spacing (contiguous slices)
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -233,7 +235,7 @@ class Slab:
 
     @property
     def spacing(self) -> tuple[float, float, float]:
-        return (SLICE_MM, self.pixel, self.pixel)
+        return (self.thickness, self.pixel, self.pixel)
 
     @property
     def affine(self) -> np.ndarray:
@@ -243,7 +245,7 @@ class Slab:
             [
                 [-self.pixel, 0.0, 0.0, self.pixel * half],
                 [0.0, self.pixel, 0.0, -self.pixel * half],
-                [0.0, 0.0, SLICE_MM, self.z_first],
+                [0.0, 0.0, self.thickness, self.z_first],
                 [0.0, 0.0, 0.0, 1.0],
             ]
         )

@@ -6,7 +6,8 @@ numbered on from a seed-drawn start, as in the challenge data. About a third of 
 scanned in two stacked slabs, i.e. two cases; the patient id sits in each sidecar's
 ``description`` (``"SMIR phantom - <MOD> - 2018_<patient>_study1 - ..."``), where the reader looks
 for it in the OT sidecar. Every case is generated from its own seeds, so one seed gives
-byte-identical files whatever the number of worker processes.
+byte-identical files whatever the number of worker processes. A data set comes from one
+acquisition site (``sites``); sidecars of any site but the default name it (``"site"``).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import numpy as np
 
 from strokelens.core.errors import DataError
 from strokelens.core.phantom.scan import PhantomScan, plan_slabs, random_patient, scan
+from strokelens.core.phantom.sites import DEFAULT, Site
 from strokelens.core.writer import atomic_save, volume_image
 
 SPLITS = {"training": "TRAINING", "testing": "TESTING"}
@@ -52,9 +54,6 @@ UNITS = {
     "CT_Tmax": "s",
     "OT": "label",
 }
-#: slices per slab: one-slab patients, and two-slab patients (scanners with short coverage)
-SLICES_ONE = {2: 0.15, 4: 0.1, 8: 0.3, 16: 0.3, 22: 0.15}
-SLICES_TWO = {2: 0.4, 4: 0.3, 8: 0.3}
 TWO_SLAB_FRACTION = 1 / 3  # of patients
 PATIENT_START = {"training": 1, "testing": 501}
 ID_START = {"training": (300000, 340000), "testing": (360000, 400000)}
@@ -99,17 +98,24 @@ def _draw(rng: np.random.Generator, weights: dict[int, float]) -> int:
 
 
 def plan_dataset(
-    n_cases: int, seed: int, split: str = "training", slices: Sequence[int] | None = None
+    n_cases: int,
+    seed: int,
+    split: str = "training",
+    slices: Sequence[int] | None = None,
+    site: Site = DEFAULT,
 ) -> list[CasePlan]:
     """Cases, patients (one or two slabs each) and file ids of a data set.
 
-    ``slices`` restricts the slice counts (drawn uniformly from it; e.g. ``(2,)`` for fast tests).
+    Slice counts follow the ``site``'s mix; ``slices`` replaces it (drawn uniformly from it; e.g.
+    ``(2,)`` for fast tests).
     """
     _check_split(split)
     if slices is not None and not slices:
         raise ValueError("slices must name at least one slice count")
     choices = (
-        (SLICES_ONE, SLICES_TWO) if slices is None else ({n: 1 / len(slices) for n in slices},) * 2
+        (dict(site.slices_one), dict(site.slices_two))
+        if slices is None
+        else ({n: 1 / len(slices) for n in slices},) * 2
     )
     rng = _rng(seed, split, 0)
     modalities = [m for m in DTYPES if split == "training" or m != "OT"]
@@ -128,14 +134,21 @@ def plan_dataset(
     return plans
 
 
-def simulate_planned(plan: CasePlan, seed: int, split: str = "training") -> PhantomScan:
+def simulate_planned(
+    plan: CasePlan, seed: int, split: str = "training", site: Site = DEFAULT
+) -> PhantomScan:
     """The scan of one planned case (its patient and slabs are re-drawn from their seeds)."""
     _check_split(split)
-    patient = random_patient(_rng(seed, split, 1, plan.patient_number), plan.patient_id)
+    patient = random_patient(_rng(seed, split, 1, plan.patient_number), plan.patient_id, site)
     slabs = plan_slabs(
-        patient, _rng(seed, split, 2, plan.patient_number), plan.n_slices, plan.n_slabs
+        patient,
+        _rng(seed, split, 2, plan.patient_number),
+        plan.n_slices,
+        plan.n_slabs,
+        site.slice_mm,
     )
-    return scan(patient, slabs[plan.slab_index], _rng(seed, split, 3, plan.number))
+    rng = _rng(seed, split, 3, plan.number)
+    return scan(patient, slabs[plan.slab_index], rng, site=site)
 
 
 def file_arrays(result: PhantomScan, split: str = "training") -> dict[str, np.ndarray]:
@@ -204,6 +217,8 @@ def _sidecar(plan: CasePlan, modality: str, split: str, seed: int, result: Phant
         "generator": "strokelens phantom",
         "seed": int(seed),
     }
+    if not result.site.is_default:  # default-site sidecars stay as they always were
+        meta["site"] = result.site.name
     if modality in MAP_SCALE:
         meta["scale"] = 1.0 / MAP_SCALE[modality]  # physical value = stored value * scale
     if modality == "CT_4DPWI":
@@ -239,8 +254,8 @@ def write_case(root: str | Path, plan: CasePlan, result: PhantomScan, split: str
     return folder
 
 
-def _generate_one(root: str, plan: CasePlan, seed: int, split: str) -> Path:
-    return write_case(root, plan, simulate_planned(plan, seed, split), split, seed)
+def _generate_one(root: str, plan: CasePlan, seed: int, split: str, site: Site) -> Path:
+    return write_case(root, plan, simulate_planned(plan, seed, split, site), split, seed)
 
 
 def generate_dataset(
@@ -251,11 +266,13 @@ def generate_dataset(
     jobs: int = 1,
     progress: Callable[[Path], None] | None = None,
     slices: Sequence[int] | None = None,
+    site: Site = DEFAULT,
 ) -> list[Path]:
     """Write ``n_cases`` phantom cases to ``out/TRAINING`` (or ``TESTING``); returns the folders.
 
     Refuses a split folder that already holds files (no silent mixing of two data sets).
-    ``jobs`` worker processes share the cases; the files do not depend on it.
+    ``jobs`` worker processes share the cases; the files do not depend on it. ``site`` is the
+    acquisition site of every case (``sites.SITES``).
     """
     _check_split(split)
     if n_cases < 1:
@@ -264,11 +281,11 @@ def generate_dataset(
     if root.exists() and any(root.iterdir()):
         raise DataError(root, "already holds files; write the phantom to an empty folder")
     root.mkdir(parents=True, exist_ok=True)
-    plans = plan_dataset(n_cases, seed, split, slices)
+    plans = plan_dataset(n_cases, seed, split, slices, site)
     folders: list[Path] = []
     if jobs <= 1:
         for plan in plans:
-            folders.append(_generate_one(str(root), plan, seed, split))
+            folders.append(_generate_one(str(root), plan, seed, split, site))
             if progress:
                 progress(folders[-1])
         return folders
@@ -277,7 +294,9 @@ def generate_dataset(
     with _child_environment(dict.fromkeys(BLAS_THREAD_VARIABLES, threads)):
         with ProcessPoolExecutor(jobs, context, initializer=_ignore_interrupt) as pool:
             with _interrupts_ignored():  # the workers start (spawn) during the submits
-                futures = [pool.submit(_generate_one, str(root), p, seed, split) for p in plans]
+                futures = [
+                    pool.submit(_generate_one, str(root), p, seed, split, site) for p in plans
+                ]
             try:
                 for future in futures:
                     folders.append(future.result())

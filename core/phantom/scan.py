@@ -7,7 +7,7 @@ selection and noise artifacts; the simulation parameters are kept apart as ``Tru
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -28,10 +28,9 @@ from strokelens.core.phantom.anatomy import (
     sample,
 )
 from strokelens.core.phantom.lesion import CORE_RCBF, HYPO_DELAY_S, Lesion, random_lesion
+from strokelens.core.phantom.sites import DEFAULT, Site
 
 FRAME_S = 1.0
-FRAMES = (40, 50)  # frame count range (inclusive)
-NOISE_HU = (4.0, 8.0)  # per-voxel noise standard deviation range
 NOISE_CORRELATION_PX = 0.7  # in-plane Gaussian sigma of the noise (reconstruction kernel)
 #: lowest and highest MNI z a slab may reach (skull base to vertex)
 SLAB_MNI_Z = (-45.0, 85.0)
@@ -53,7 +52,7 @@ class Physiology:
     delay_right: float
 
 
-def random_physiology(rng: np.random.Generator) -> Physiology:
+def random_physiology(rng: np.random.Generator, site: Site = DEFAULT) -> Physiology:
     return Physiology(
         cbf_gm=rng.uniform(50, 62),
         cbf_wm=rng.uniform(20, 25),
@@ -61,8 +60,8 @@ def random_physiology(rng: np.random.Generator) -> Physiology:
         mtt_wm=rng.uniform(5.0, 6.0),
         cbf_scalp=rng.uniform(6, 12),
         mtt_scalp=rng.uniform(6, 10),
-        delay_left=rng.uniform(0.0, 1.0),
-        delay_right=rng.uniform(0.0, 1.0),
+        delay_left=rng.uniform(*site.normal_delay_s),
+        delay_right=rng.uniform(*site.normal_delay_s),
     )
 
 
@@ -78,7 +77,7 @@ class Patient:
     pixel: float  # in-plane mm of this patient's scanner protocol
 
 
-def random_patient(rng: np.random.Generator, patient_id: str) -> Patient:
+def random_patient(rng: np.random.Generator, patient_id: str, site: Site = DEFAULT) -> Patient:
     pose = random_pose(rng)
     scale_y = float(np.linalg.norm(pose.matrix[:, 1]))
     pixel = max(rng.uniform(0.8, 1.0), HEAD_LENGTH_MM * scale_y / 256.0)
@@ -86,7 +85,7 @@ def random_patient(rng: np.random.Generator, patient_id: str) -> Patient:
         id=patient_id,
         pose=pose,
         tissue=random_tissue(rng),
-        physiology=random_physiology(rng),
+        physiology=random_physiology(rng, site),
         lesion=random_lesion(rng, pose.volume_factor),
         # NIfTI keeps pixdim as float32: the maps are analysed with the spacing the files carry
         pixel=float(np.float32(pixel)),
@@ -94,13 +93,17 @@ def random_patient(rng: np.random.Generator, patient_id: str) -> Patient:
 
 
 def plan_slabs(
-    patient: Patient, rng: np.random.Generator, n_slices: int, n_slabs: int = 1
+    patient: Patient,
+    rng: np.random.Generator,
+    n_slices: int,
+    n_slabs: int = 1,
+    slice_mm: float = SLICE_MM,
 ) -> list[Slab]:
     """Slabs placed over the lesion, as a radiologist would: one around it, or two stacked."""
     pose = patient.pose
     centre = pose.to_scanner(np.array(patient.lesion.centre_mni))[2]
     lo, hi = (pose.to_scanner(np.array([0.0, -17.0, z]))[2] for z in SLAB_MNI_Z)
-    height = n_slices * SLICE_MM
+    height = n_slices * slice_mm
     if n_slabs == 1:
         starts = [centre - height / 2 + rng.uniform(-0.3, 0.3) * height]
     else:
@@ -108,7 +111,7 @@ def plan_slabs(
         starts = [first + k * height for k in range(n_slabs)]
     top = max(starts) + height
     shift = max(0.0, lo - min(starts)) if top <= hi else hi - top  # stay inside the skull
-    return [Slab(n_slices, patient.pixel, s + shift + SLICE_MM / 2) for s in starts]
+    return [Slab(n_slices, patient.pixel, s + shift + slice_mm / 2, slice_mm) for s in starts]
 
 
 @dataclass(frozen=True)
@@ -154,11 +157,11 @@ class Bolus:
         return max(1, int(np.ceil(self.t0 / FRAME_S)))
 
 
-def random_bolus(rng: np.random.Generator) -> Bolus:
+def random_bolus(rng: np.random.Generator, site: Site = DEFAULT) -> Bolus:
     return Bolus(
-        t0=rng.uniform(3.0, 9.0),
+        t0=rng.uniform(*site.bolus_t0_s),
         alpha=rng.uniform(2.5, 4.0),
-        beta=rng.uniform(1.1, 2.0),
+        beta=rng.uniform(*site.bolus_beta_s),
         peak=rng.uniform(200.0, 400.0),
         recirculation=rng.uniform(0.08, 0.15),
         recirculation_lag=rng.uniform(13.0, 18.0),
@@ -189,10 +192,11 @@ class PhantomScan:
     noise_hu: float
     series: np.ndarray  # int16 (t, z, y, x) HU
     ct: np.ndarray  # int32 (z, y, x): mean of the pre-bolus frames
-    maps: analysis.PerfusionMaps
+    maps: analysis.PerfusionMaps  # as the site's software reports them (its CBF/CBV scaling)
     followup: np.ndarray  # uint8 (z, y, x): the follow-up DWI lesion (ISLES "OT")
     truth: Truth
     anatomy: Anatomy
+    site: Site = DEFAULT
 
 
 def _hemisphere_delay(patient: Patient, slab: Slab) -> np.ndarray:
@@ -223,13 +227,30 @@ def _followup_mask(lesion: Lesion, patient: Patient, slab: Slab, anat: Anatomy) 
     return (fraction >= 0.5).astype(np.uint8)
 
 
+def _vendor_maps(maps: analysis.PerfusionMaps, site: Site) -> analysis.PerfusionMaps:
+    """The maps as the site's perfusion software reports them: its CBF and CBV calibration."""
+    if site.cbf_scale == 1.0 and site.cbv_scale == 1.0:
+        return maps
+    return replace(
+        maps,
+        cbf=(maps.cbf * np.float32(site.cbf_scale)).astype(maps.cbf.dtype),
+        cbv=(maps.cbv * np.float32(site.cbv_scale)).astype(maps.cbv.dtype),
+    )
+
+
 def scan(
-    patient: Patient, slab: Slab, rng: np.random.Generator, n_frames: int | None = None
+    patient: Patient,
+    slab: Slab,
+    rng: np.random.Generator,
+    n_frames: int | None = None,
+    site: Site = DEFAULT,
 ) -> PhantomScan:
-    """Acquire ``slab`` of ``patient`` with a fresh bolus and noise, then compute the maps."""
-    n_frames = int(rng.integers(FRAMES[0], FRAMES[1] + 1)) if n_frames is None else n_frames
-    bolus = random_bolus(rng)
-    noise_hu = float(rng.uniform(*NOISE_HU))
+    """Acquire ``slab`` of ``patient`` at ``site`` with a fresh bolus and noise, then compute the
+    maps (scaled as the site's software reports them)."""
+    frames = site.frames
+    n_frames = int(rng.integers(frames[0], frames[1] + 1)) if n_frames is None else n_frames
+    bolus = random_bolus(rng, site)
+    noise_hu = float(rng.uniform(*site.noise_hu))
     anat = build_anatomy(patient.pose, slab, patient.tissue)
     lesion, phys = patient.lesion, patient.physiology
     t = load_template()
@@ -266,7 +287,7 @@ def scan(
     series = np.clip(np.rint(series), -1024, 3071).astype(np.int16)
 
     ct = np.rint(series[: bolus.pre_bolus_frames].mean(axis=0)).astype(np.int32)
-    maps = analysis.compute_maps(series, dt=FRAME_S, spacing=slab.spacing)
+    maps = _vendor_maps(analysis.compute_maps(series, dt=FRAME_S, spacing=slab.spacing), site)
 
     parenchyma = (anat.gm + anat.wm) >= 0.5
     tissue_cbf = anat.gm * phys.cbf_gm + anat.wm * phys.cbf_wm
@@ -290,12 +311,16 @@ def scan(
         followup=_followup_mask(lesion, patient, slab, anat),
         truth=truth,
         anatomy=anat,
+        site=site,
     )
 
 
-def simulate_case(seed: int, n_slices: int = 4, n_frames: int | None = None) -> PhantomScan:
-    """One phantom case in memory (a fresh patient, one slab over the lesion): for tests/demos."""
+def simulate_case(
+    seed: int, n_slices: int = 4, n_frames: int | None = None, site: Site = DEFAULT
+) -> PhantomScan:
+    """One phantom case in memory (a fresh patient, one slab over the lesion): for tests/demos.
+    The same seed at another ``site`` is the same patient scanned there."""
     rng = np.random.default_rng([seed, 0xCA5E])
-    patient = random_patient(rng, f"P{seed % 10000:04d}")
-    (slab,) = plan_slabs(patient, rng, n_slices)
-    return scan(patient, slab, rng, n_frames)
+    patient = random_patient(rng, f"P{seed % 10000:04d}", site)
+    (slab,) = plan_slabs(patient, rng, n_slices, slice_mm=site.slice_mm)
+    return scan(patient, slab, rng, n_frames, site)
