@@ -32,7 +32,9 @@ from strokelens.core.errors import StrokeLensError
 from strokelens.core.schema import STRICT, Finite, Str, load
 from strokelens.resources import resource_path
 
-HELP = "check this installation offline: demo data, bundled ensemble, engine, retrain worker, window"
+HELP = (
+    "check this installation offline: demo data, bundled ensemble, engine, retrain worker, window"
+)
 
 #: what the self-test expects of the bundled ensemble on one demo case
 EXPECTED = resource_path("demo", "self_test.json")

@@ -21,7 +21,6 @@ from strokelens.core.output import prepare_folders
 from strokelens.core.safepath import path_inside
 from strokelens.core.weights import load_weights, save_weights
 
-
 #: meta keys that hold a path (``training.cv`` writes ``config`` and ``data``)
 PATH_KEYS = ("config", "data", "exported_from")
 
@@ -35,9 +34,7 @@ def portable_meta(meta: dict, cwd: Path | None = None) -> dict:
         value = out.get(key)
         if isinstance(value, str) and Path(value).is_absolute():
             path = Path(value)
-            out[key] = (
-                path.relative_to(cwd).as_posix() if path.is_relative_to(cwd) else path.name
-            )
+            out[key] = path.relative_to(cwd).as_posix() if path.is_relative_to(cwd) else path.name
     return out
 
 
