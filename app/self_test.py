@@ -144,7 +144,8 @@ def _engine(folder: Path, expected: ExpectedFile, record: Path | None):
     if case.mask is None:
         raise CheckFailed(f"{ref.key} has no ground truth")
     dice = case_metrics(prediction.mask(), case.mask, case.spacing)["dsc"]
-    where = f"{len(runner.member_names)} members in process {pid}, {ref.key} DSC {dice:.4f}"
+    members = len(runner.member_names)
+    where = f"{members} members in process {pid} on {prediction.device}, {ref.key} DSC {dice:.4f}"
     if record:
         _record(record, expected.case, dice, expected.tolerance)
         return dice, f"{where}, recorded in {record}"
