@@ -26,9 +26,16 @@ fi
 "$venv/bin/pip" install -q -r requirements.lock
 "$venv/bin/pip" install -q -r packaging/requirements.lock
 # a regular install (an editable one maps strokelens.* through an import hook PyInstaller skips);
-# --force-reinstall: the same version number must still pick up this tree's changes
-"$venv/bin/pip" install -q --no-deps --no-build-isolation --force-reinstall .
-rm -rf build/lib build/bdist.* ./*.egg-info  # setuptools' leftovers of that install
+# --force-reinstall: the same version number must still pick up this tree's changes. Only when
+# the tree changed: a reinstall makes every module newer, and PyInstaller then redoes its whole
+# analysis (most of a build's time)
+stamp=$(git ls-files -s -- core app training resources pyproject.toml | sha256sum | cut -c1-16)
+stamp=$stamp-$(git diff HEAD -- core app training resources pyproject.toml | sha256sum | cut -c1-16)
+if [ "$(cat "$venv/strokelens.stamp" 2>/dev/null)" != "$stamp" ]; then
+  "$venv/bin/pip" install -q --no-deps --no-build-isolation --force-reinstall .
+  rm -rf build/lib build/bdist.* ./*.egg-info  # setuptools' leftovers of that install
+  echo "$stamp" >"$venv/strokelens.stamp"
+fi
 
 echo "== PyInstaller bundle"
 "$venv/bin/pyinstaller" --noconfirm --log-level WARN --distpath "$dist" --workpath "$work/pyinstaller" \
@@ -101,7 +108,7 @@ Description: CT-perfusion infarct-core segmentation workstation
  StrokeLens segments the ischemic infarct core in CT-perfusion scans with an
  ensemble of PSPNet models, lets a reviewer check and correct the masks and
  trains new ensembles. Runs offline on the CPU; ships a demo ensemble and a
- digital phantom. Check an installation with `strokelens --self-test`.
+ digital phantom. Check an installation with "strokelens --self-test".
 EOF
 dpkg-deb --root-owner-group -Zxz --build "$root" "$deb" >/dev/null
 
