@@ -38,6 +38,7 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="strokelens",
         description="Infarct-core segmentation and review for CT-perfusion scans.",
+        epilog="strokelens --self-test checks this installation offline (--self-test --help).",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     # Only the chosen command's module is imported; the others get a bare entry in --help.
@@ -55,6 +56,16 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     return parser
 
 
+def _self_test(argv: list[str]) -> int:
+    """``strokelens --self-test [...]``: checks this installation (``app.self_test``)."""
+    from strokelens.app import self_test
+
+    parser = argparse.ArgumentParser(prog="strokelens --self-test", description=self_test.HELP)
+    self_test.add_arguments(parser)
+    args = parser.parse_args(argv[1:])
+    return run_guarded("strokelens --self-test", argv, lambda: self_test.run(args))
+
+
 def main(argv: list[str] | None = None) -> int:
     """``strokelens COMMAND ...``; a bare ``strokelens`` opens the workstation (``app``)."""
     multiprocessing.freeze_support()  # the AI's engine process, in a frozen (installer) build
@@ -62,6 +73,12 @@ def main(argv: list[str] | None = None) -> int:
     for stream in (sys.stdout, sys.stderr):  # a name that is not UTF-8 is shown, not a crash
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")
+    if argv[:2] == ["-m", "strokelens.training"]:  # the frozen binary as `python -m` (retrain)
+        from strokelens.training.cli import main as training_main
+
+        return training_main(argv[2:])
+    if argv[0] == "--self-test":
+        return _self_test(argv)
     parser = build_parser(argv)
     args = parser.parse_args(argv)
     if args.command is None:  # options only, e.g. --version-like typos

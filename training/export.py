@@ -21,6 +21,22 @@ from strokelens.core.output import prepare_folders
 from strokelens.core.safepath import path_inside
 from strokelens.core.weights import load_weights, save_weights
 
+#: meta keys that hold a path (``training.cv`` writes ``config`` and ``data``)
+PATH_KEYS = ("config", "data", "exported_from")
+
+
+def portable_meta(meta: dict, cwd: Path | None = None) -> dict:
+    """``meta`` with each absolute path under ``PATH_KEYS`` made relative to ``cwd`` (default:
+    the current folder) when inside it, else cut to its name: no builder's folder layout ships."""
+    cwd = (cwd or Path.cwd()).resolve()
+    out = dict(meta)
+    for key in PATH_KEYS:
+        value = out.get(key)
+        if isinstance(value, str) and Path(value).is_absolute():
+            path = Path(value)
+            out[key] = path.relative_to(cwd).as_posix() if path.is_relative_to(cwd) else path.name
+    return out
+
 
 def export_ensemble(
     manifest_path: str | Path,
@@ -52,7 +68,9 @@ def export_ensemble(
             slim.load_state_dict(state)
             if half:
                 slim = slim.to(torch.float16)
-            sha = save_weights(slim, target, config, {**meta, "exported_from": m.weights})
+            member_meta = portable_meta({**meta, "exported_from": m.weights})
+            sha = save_weights(slim, target, config, member_meta)
             members.append(Member(m.name, m.loss, m.fold, target.name, sha, m.val_dice))
-        meta = {**source.meta, "exported_from": str(Path(manifest_path).resolve()), "fp16": half}
+        source_path = str(Path(manifest_path).resolve())
+        meta = portable_meta({**source.meta, "exported_from": source_path, "fp16": half})
         return Manifest(source.name, members, source.preprocessing, meta=meta).save(manifest_out)
