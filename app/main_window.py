@@ -17,22 +17,22 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QSettings, Qt
 from PySide6.QtWidgets import (
-    QDockWidget,
     QFileDialog,
     QLabel,
     QMainWindow,
     QMessageBox,
-    QScrollArea,
     QVBoxLayout,
     QWidget,
 )
 
+from strokelens.app import window_settings
 from strokelens.app.ai_progress import AiProgress
 from strokelens.app.ai_session import AiSession, default_ensemble
 from strokelens.app.case_browser import CaseBrowser
 from strokelens.app.case_loader import CaseLoader, SeriesLoader
 from strokelens.app.compare_panel import ComparePanel
 from strokelens.app.curve_dock import CurvePanel
+from strokelens.app.docks import add_dock, scrolled
 from strokelens.app.edit_panel import EditPanel
 from strokelens.app.edit_session import START_SOURCES, EditSession
 from strokelens.app.layers_panel import LayersPanel
@@ -45,7 +45,6 @@ from strokelens.app.project_session import ProjectSession
 from strokelens.app.ranking_session import DoubtScores
 from strokelens.app.report_actions import ReportActions
 from strokelens.app.report_export import ReportExport
-from strokelens.app.retrain_dialog import RetrainDialog
 from strokelens.app.retrain_runner import Retraining
 from strokelens.app.shortcuts_dialog import ShortcutsDialog
 from strokelens.app.slice_view import ITKSNAP, STROKELENS, SliceView
@@ -54,9 +53,9 @@ from strokelens.app.tasks import Tasks
 from strokelens.core.case import CHANNELS
 
 if TYPE_CHECKING:
+    from strokelens.app.retrain_dialog import RetrainDialog
     from strokelens.core.prediction_store import PredictionCache
 
-DEFAULT_SIZE = (1600, 960)
 #: The mismatch dock shows at least its numbers and verdict (the criteria may scroll).
 MISMATCH_MIN_PX = 290
 
@@ -71,20 +70,6 @@ def format_cursor(model: Model) -> str:
     parts = [f"{c} {_value(values[c], UNITS[c])}" for c in CHANNELS]
     position = f"({mm[0]:.1f}, {mm[1]:.1f}, {mm[2]:.1f}) mm" if mm else ""
     return f"x {x}  y {y}  z {model.slice}   {position}   " + "   ".join(parts)
-
-
-def scrolled(widget: QWidget, min_height: int = 0) -> QScrollArea:
-    """``widget`` in a scroll area at least ``min_height`` tall: a tall panel does not make the
-    window taller."""
-    area = QScrollArea()
-    area.setMinimumHeight(min_height)
-    area.setWidgetResizable(True)
-    area.setFrameShape(QScrollArea.Shape.NoFrame)
-    area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)  # never cut columns:
-    bar = area.verticalScrollBar().sizeHint().width()  # the dock is as wide as the panel needs
-    area.setMinimumWidth(widget.minimumSizeHint().width() + bar)
-    area.setWidget(widget)
-    return area
 
 
 def _value(value: float, unit: str) -> str:
@@ -116,7 +101,7 @@ class MainWindow(QMainWindow):
         self.error_box: QMessageBox | None = None  # the one dialog for failures to act on
         self.quit_box: QMessageBox | None = None  # "quit while the AI runs?"
         self._quitting = False
-        self.recent = RecentList([str(p) for p in self._setting_list("recent")])
+        self.recent = RecentList(window_settings.setting_list(self.settings, "recent"))
         self.closed = self.tasks.loop.create_future()
 
         self.setWindowTitle("StrokeLens")
@@ -158,18 +143,18 @@ class MainWindow(QMainWindow):
             ),
         )  # fmt: skip
         self.retraining = Retraining(model, self.project, self.ai, self.tasks)
-        self.retrain_dialog: RetrainDialog | None = None
+        self.retrain_dialog: RetrainDialog | None = None  # AI ▸ Retrain, built when asked
         self.cases = CaseLoader(
             model, self.tasks, self.browser.neighbour, self.browser.visible_indices
         )
         right = Qt.DockWidgetArea.RightDockWidgetArea
         self.docks = {
-            "cases": self._dock("Cases", self.browser, Qt.DockWidgetArea.LeftDockWidgetArea),
-            "mismatch": self._dock("Mismatch", scrolled(self.mismatch, MISMATCH_MIN_PX), right),
-            "layers": self._dock("Layers", scrolled(self.layers), right),
-            "curve": self._dock("Time-density curve", self.curve, right),
-            "compare": self._dock("Focal vs CE", self.compare, right),
-            "montage": self._dock("Montage", self.montage, right),
+            "cases": add_dock(self, "Cases", self.browser, Qt.DockWidgetArea.LeftDockWidgetArea),
+            "mismatch": add_dock(self, "Mismatch", scrolled(self.mismatch, MISMATCH_MIN_PX), right),
+            "layers": add_dock(self, "Layers", scrolled(self.layers), right),
+            "curve": add_dock(self, "Time-density curve", self.curve, right),
+            "compare": add_dock(self, "Focal vs CE", self.compare, right),
+            "montage": add_dock(self, "Montage", self.montage, right),
         }
         self.tabifyDockWidget(self.docks["curve"], self.docks["compare"])
         self.tabifyDockWidget(self.docks["compare"], self.docks["montage"])
@@ -181,12 +166,12 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.cursor_label)
         self.menus = Menus(self)
         self.editor = EditPanel(self.edit, self.menus.named)
-        self.docks["edit"] = self._dock("Edit", scrolled(self.editor), right)
+        self.docks["edit"] = add_dock(self, "Edit", scrolled(self.editor), right)
         self.tabifyDockWidget(self.docks["layers"], self.docks["edit"])
         self.docks["layers"].raise_()
         self._fill_recent()
         self._connect()
-        self._restore()
+        window_settings.restore(self)
 
     def _connect(self) -> None:
         model = self.model
@@ -214,45 +199,6 @@ class MainWindow(QMainWindow):
         model.case_changed.connect(self._on_case)
 
     # -- construction --------------------------------------------------------------------------
-    def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
-        dock = QDockWidget(title, self)
-        dock.setObjectName(f"dock-{title}")
-        dock.setWidget(widget)
-        self.addDockWidget(area, dock)
-        return dock
-
-    # -- settings ------------------------------------------------------------------------------
-    def _setting_list(self, key: str) -> list[str]:
-        value = self.settings.value(key, [])
-        if isinstance(value, str):  # QSettings returns a lone string for one-element lists
-            return [value]
-        return list(value or [])
-
-    def _restore(self) -> None:
-        hidpi = self.devicePixelRatioF() >= 2  # 1-pixel contours vanish on jet-style maps there
-        width = self.settings.value("view/contour_width", 2 if hidpi else 1)
-        ct_only = self.settings.value("view/overlays_on_ct_only", "false")
-        self.model.set_overlay_style(
-            contour_width=int(width) if str(width).isdigit() else 1,
-            on_ct_only=str(ct_only).lower() == "true",
-        )
-        preset = self.settings.value("view/mouse_preset", STROKELENS)
-        self.set_mouse_preset(ITKSNAP if preset == ITKSNAP else STROKELENS)
-        geometry = self.settings.value("window/geometry")
-        if geometry is None or not self.restoreGeometry(geometry):
-            self.resize(*DEFAULT_SIZE)
-        state = self.settings.value("window/state")
-        if state is None or not self.restoreState(state):
-            docks = self.docks
-            self.resizeDocks(
-                [docks["cases"], docks["mismatch"]], [440, 330], Qt.Orientation.Horizontal
-            )
-            self.resizeDocks(
-                [docks["mismatch"], docks["layers"], docks["curve"]],
-                [430, 240, 200],
-                Qt.Orientation.Vertical,
-            )
-
     def _fill_recent(self) -> None:
         self.menus.recent.clear()
         for path in self.recent.paths:
@@ -267,12 +213,7 @@ class MainWindow(QMainWindow):
             event.ignore()
             self._ask_quit()
             return
-        self.settings.setValue("window/geometry", self.saveGeometry())
-        self.settings.setValue("window/state", self.saveState())
-        self.settings.setValue("recent", self.recent.paths)
-        self.settings.setValue("view/contour_width", self.model.contour_width)
-        self.settings.setValue("view/overlays_on_ct_only", self.model.overlays_on_ct_only)
-        self.settings.sync()
+        window_settings.save(self)
         self.project.close_now()  # what is unsaved is saved before anything else stops
         self.series.closed = True  # the docks hide as the window goes: no series to read
         self.ai.close()
@@ -397,6 +338,8 @@ class MainWindow(QMainWindow):
     def show_retrain(self) -> None:
         """AI ▸ Retrain with corrections: the one (non-modal) dialog, its plan read again."""
         if self.retrain_dialog is None:
+            from strokelens.app.retrain_dialog import RetrainDialog  # built on first use
+
             self.retrain_dialog = RetrainDialog(self.retraining, self)
         self.retrain_dialog.refresh()
         self.retrain_dialog.show()

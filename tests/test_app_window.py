@@ -15,10 +15,11 @@ from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent, QImage, QMouseEvent, QWheelEvent
 from PySide6.QtWidgets import QApplication, QMessageBox
 
-from strokelens.app.main_window import DEFAULT_SIZE, MainWindow
+from strokelens.app.main_window import MainWindow
 from strokelens.app.mismatch_view import NO_CORE, NO_CORE_TRUTH
 from strokelens.app.model import Model
 from strokelens.app.shortcuts_dialog import MOUSE, ShortcutsDialog
+from strokelens.app.window_settings import DEFAULT_SIZE
 from strokelens.core import userdirs
 from strokelens.core.errors import DataError
 from strokelens.core.mismatch import (
