@@ -50,9 +50,9 @@ def default_ensemble(
     from strokelens.core.demo import DEMO_MANIFEST
     from strokelens.core.registry import Registry
 
-    registry = registry or Registry()
     if given is not None:
         return Path(given)
+    registry = registry or Registry()
     if remembered and not registry.holds(Path(remembered)):
         return Path(remembered)
     try:
@@ -96,6 +96,7 @@ class AiSession:
         self.runner: AiRunner | None = None
         self.job: AiJob | None = None
         self._info: tuple[int, str] | None = None  # (members, fingerprint)
+        self._finding: asyncio.Task | None = None  # the default ensemble being looked up
         self._partials: dict[str, Prediction] = {}  # of stopped runs
         self._pending: dict[str, Prediction] = {}  # with slices not drawn yet
         self._runs: set[asyncio.Future] = set()  # one per run going, done when it has ended
@@ -106,6 +107,22 @@ class AiSession:
         model.dataset_changed.connect(self._read_index)
 
     # -- ensemble ------------------------------------------------------------------------------
+    def find_ensemble(self, remembered: str | None) -> None:
+        """Look up the default ensemble (``default_ensemble``: the registry's files and imports,
+        a quarter of a second) in a worker, so the window shows at once; runs wait for it."""
+        self._finding = self.tasks.spawn(self._find(remembered))
+
+    async def _find(self, remembered: str | None) -> None:
+        found = await self.tasks.run_in_worker(default_ensemble, None, remembered)
+        if self.ensemble is None:  # the user did not choose one meanwhile
+            self.ensemble = found  # a data set's index read waits for it (``_fingerprint``)
+
+    async def ready(self) -> Path | None:
+        """The ensemble to run, once the default one has been looked up."""
+        if self._finding is not None and not self._finding.done():
+            await asyncio.shield(self._finding)
+        return self.ensemble
+
     def set_ensemble(self, path: str | Path) -> bool:
         """Use another ensemble from the next run on; refused (False) while the AI runs."""
         if self.job is not None:
@@ -123,7 +140,7 @@ class AiSession:
     async def _ensemble(self) -> tuple[int, str]:
         """Members and fingerprint of the current ensemble (its manifest read in a worker)."""
         if self._info is None:
-            if self.ensemble is None:
+            if await self.ready() is None:
                 raise StrokeLensError(
                     "No ensemble to run: choose a manifest with AI ▸ Choose ensemble…"
                 )
@@ -134,7 +151,7 @@ class AiSession:
 
     async def _fingerprint(self) -> str | None:
         """The cache fingerprint of the ensemble, None without a cache or a usable ensemble."""
-        if self.prediction_cache is None or self.ensemble is None:
+        if self.prediction_cache is None or await self.ready() is None:
             return None
         try:
             return (await self._ensemble())[1]

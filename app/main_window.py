@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
 
 from strokelens.app import window_settings
 from strokelens.app.ai_progress import AiProgress
-from strokelens.app.ai_session import AiSession, default_ensemble
+from strokelens.app.ai_session import AiSession
 from strokelens.app.case_browser import CaseBrowser
 from strokelens.app.case_loader import CaseLoader, SeriesLoader
 from strokelens.app.compare_panel import ComparePanel
@@ -45,7 +45,6 @@ from strokelens.app.project_session import ProjectSession
 from strokelens.app.ranking_session import DoubtScores
 from strokelens.app.report_actions import ReportActions
 from strokelens.app.report_export import ReportExport
-from strokelens.app.retrain_runner import Retraining
 from strokelens.app.shortcuts_dialog import ShortcutsDialog
 from strokelens.app.slice_view import ITKSNAP, STROKELENS, SliceView
 from strokelens.app.summary_session import SummarySession
@@ -54,6 +53,7 @@ from strokelens.core.case import CHANNELS
 
 if TYPE_CHECKING:
     from strokelens.app.retrain_dialog import RetrainDialog
+    from strokelens.app.retrain_runner import Retraining
     from strokelens.core.prediction_store import PredictionCache
 
 #: The mismatch dock shows at least its numbers and verdict (the criteria may scroll).
@@ -129,10 +129,12 @@ class MainWindow(QMainWindow):
         self.ai = AiSession(
             model,
             self.tasks,
-            default_ensemble(ensemble, str(remembered) if remembered else None),
+            None if ensemble is None else Path(ensemble),
             prediction_cache,
             allow_external_members,
         )
+        if ensemble is None:
+            self.ai.find_ensemble(str(remembered) if remembered else None)
         self.doubt = DoubtScores(model, self.tasks, self.ai)
         self.compare = ComparePanel(model, self.tasks, self.ai.pending)
         self.report = ReportActions(
@@ -142,7 +144,7 @@ class MainWindow(QMainWindow):
                 allow_external_members,
             ),
         )  # fmt: skip
-        self.retraining = Retraining(model, self.project, self.ai, self.tasks)
+        self.retraining: Retraining | None = None  # with the dialog (its imports are heavy)
         self.retrain_dialog: RetrainDialog | None = None  # AI ▸ Retrain, built when asked
         self.cases = CaseLoader(
             model, self.tasks, self.browser.neighbour, self.browser.visible_indices
@@ -191,7 +193,6 @@ class MainWindow(QMainWindow):
         self.ai.progress_text.connect(self.ai_progress.show_message)
         self.ai.ensemble_changed.connect(lambda p: self.settings.setValue("ai/ensemble", str(p)))
         self.ai_progress.cancel_requested.connect(self.ai.cancel)
-        self.retraining.status.connect(self.show_status)
         self.edit.status.connect(self.show_status)
         self.editor.start_requested.connect(self.start_correction)
         model.cursor_changed.connect(self._show_cursor)
@@ -217,7 +218,8 @@ class MainWindow(QMainWindow):
         self.project.close_now()  # what is unsaved is saved before anything else stops
         self.series.closed = True  # the docks hide as the window goes: no series to read
         self.ai.close()
-        self.retraining.close()
+        if self.retraining is not None:
+            self.retraining.close()
         for timer in (self.compare.timer, self.series.timer):
             timer.stop()
         self.tasks.close()
@@ -339,7 +341,10 @@ class MainWindow(QMainWindow):
         """AI ▸ Retrain with corrections: the one (non-modal) dialog, its plan read again."""
         if self.retrain_dialog is None:
             from strokelens.app.retrain_dialog import RetrainDialog  # built on first use
+            from strokelens.app.retrain_runner import Retraining
 
+            self.retraining = Retraining(self.model, self.project, self.ai, self.tasks)
+            self.retraining.status.connect(self.show_status)
             self.retrain_dialog = RetrainDialog(self.retraining, self)
         self.retrain_dialog.refresh()
         self.retrain_dialog.show()

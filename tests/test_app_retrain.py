@@ -152,7 +152,7 @@ def test_a_run_draws_curves_and_promotion_asks_then_run_ai_uses_it(
     )
     cache = PredictionCache(tmp_path / "cache")
     window = new_window(qtbot, loop, tmp_path, cache)
-    old = window.ai.ensemble
+    old = run(loop, window.ai.ready())
     assert old == registry.active_manifest()  # Run AI follows the registry
     dialog = open_dialog(loop, window, dataset)
     assert rows(dialog)["A"][0] == "2: training/case_1, training/case_2"

@@ -135,3 +135,15 @@ def test_batches_respect_limit_ranks_and_singletons():
     assert [len(b) for b in whole] == [8, 9]  # no batch of one slice
     r0, r1 = _batches(20, 4, g(), 0, 2), _batches(20, 4, g(), 1, 2)
     assert len(r0) == len(r1) and not {i for b in r0 for i in b} & {i for b in r1 for i in b}
+
+
+@pytest.mark.parametrize("freeze", [False, True])
+def test_freeze_bn_keeps_running_statistics(cache, tmp_path, freeze):
+    trainer = _trainer(cache, tmp_path, _config(max_epochs=1, freeze_bn=freeze))
+    bn = trainer.model.backbone.layer1[0].bn1
+    stats = (bn.running_mean.clone(), bn.running_var.clone())
+    weight = bn.weight.clone()
+    trainer.fit()
+    kept = torch.equal(bn.running_mean, stats[0]) and torch.equal(bn.running_var, stats[1])
+    assert kept == freeze
+    assert not torch.equal(bn.weight, weight)  # the affine parameters still train

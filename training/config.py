@@ -50,6 +50,9 @@ class Schedule:
     samples_per_epoch: NonNegative = 0  # 2D: slices drawn per epoch (0 = every slice once)
     stage1_epochs: NonNegative = 5  # new layers only (with pretrained weights); 0 = skip stage 1
     lr_stage1: Positive = 1e-2
+    #: every BatchNorm keeps its running statistics (fine-tuning on a few cases: batches of 8
+    #: slices give noisy statistics that the stored ones then no longer match)
+    freeze_bn: Bool = False
     lr: Positive = 1e-4
     lr_patience: Count = 20  # epochs without validation-Dice improvement before lr x lr_factor
     lr_factor: Annotated[Finite, Field(gt=0, le=1)] = 0.1

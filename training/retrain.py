@@ -445,6 +445,7 @@ def _fit_member(
         lr_patience=max_epochs,
         early_stop=max_epochs,
         samples_per_epoch=0,
+        freeze_bn=True,  # a few corrections: their batch statistics would drift the stored ones
     )
     config = TrainConfig(
         model=model_config,

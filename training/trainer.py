@@ -2,7 +2,8 @@
 
 Schedule: RMSProp; with pretrained weights first ``stage1_epochs`` epochs train only the new
 layers at ``lr_stage1`` (pretrained weights frozen, their BatchNorm statistics too), then all
-layers at ``lr``. The learning rate drops by ``lr_factor`` after ``lr_patience`` epochs without a
+layers at ``lr``; with ``freeze_bn`` every BatchNorm keeps its running statistics throughout
+(the fine-tune on a few corrections). The learning rate drops by ``lr_factor`` after ``lr_patience`` epochs without a
 better validation Dice; training stops after ``early_stop`` such epochs or ``max_epochs``.
 Validation Dice is the mean over validation cases of each case's 3D Dice (threshold 0.5).
 
@@ -208,12 +209,12 @@ class Trainer:
 
     def _set_train_mode(self) -> None:
         self.net.train()
-        if self.stage == 1:  # frozen pretrained BatchNorms keep their statistics
+        freeze_all = self.config.schedule.freeze_bn
+        if self.stage == 1 or freeze_all:  # frozen BatchNorms keep their statistics
             frozen = set(self.pretrained_keys)
             for name, module in self.model.named_modules():
-                if (
-                    isinstance(module, nn.modules.batchnorm._BatchNorm)
-                    and f"{name}.weight" in frozen
+                if isinstance(module, nn.modules.batchnorm._BatchNorm) and (
+                    freeze_all or f"{name}.weight" in frozen
                 ):
                     module.eval()
 
