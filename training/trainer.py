@@ -3,8 +3,9 @@
 Schedule: RMSProp; with pretrained weights first ``stage1_epochs`` epochs train only the new
 layers at ``lr_stage1`` (pretrained weights frozen, their BatchNorm statistics too), then all
 layers at ``lr``; with ``freeze_bn`` every BatchNorm keeps its running statistics throughout
-(the fine-tune on a few corrections). The learning rate drops by ``lr_factor`` after ``lr_patience`` epochs without a
-better validation Dice; training stops after ``early_stop`` such epochs or ``max_epochs``.
+(the fine-tune on a few corrections). The learning rate drops by ``lr_factor`` after
+``lr_patience`` epochs without a better validation Dice; training stops after ``early_stop``
+such epochs or ``max_epochs``.
 Validation Dice is the mean over validation cases of each case's 3D Dice (threshold 0.5).
 
 Reproducibility: every random draw of epoch ``e`` (shuffle, augmentation, dropout) comes from
