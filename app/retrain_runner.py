@@ -291,12 +291,13 @@ class RetrainRunner:
                 self._kill = None
             self._process = None
         await loop.run_in_executor(self._pool, drain.join, 5.0)
-        return RetrainOutcome(
-            returncode, self._cancelled, self._done, self._why(returncode, stderr)
-        )
+        # A cancel that reached a worker which had already finished its version changes
+        # nothing: the version is done, not staged, and the outcome says so.
+        cancelled = self._cancelled and self._done is None
+        return RetrainOutcome(returncode, cancelled, self._done, self._why(returncode, stderr))
 
     def _why(self, returncode: int, stderr: collections.deque[str]) -> str | None:
-        if self._cancelled:
+        if self._done is not None or self._cancelled:
             return None
         if self._error is not None:
             return self._error
@@ -338,8 +339,8 @@ class RetrainRunner:
         """Ask the worker to stop (SIGTERM: it keeps its staged version resumable); it is
         killed if it has not ended ``grace_s`` later."""
         process = self._process
-        if process is None or process.poll() is not None:
-            return
+        if process is None or process.poll() is not None or self._done is not None:
+            return  # nothing runs, or the version is finished and the worker is exiting
         self._cancelled = True
         process.terminate()
         if self._kill is None:

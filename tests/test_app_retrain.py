@@ -225,8 +225,10 @@ def test_cancel_ends_the_worker_and_leaves_the_window_usable(
     runner = dialog.retraining.runner
     starts = []
     runner.event.connect(lambda event: starts.append(event) if event.event == "start" else None)
-    dialog.budget.setValue(1)
-    dialog.members.item(1).setCheckState(Qt.CheckState.Unchecked)  # one member: a short resume
+    # Three epochs of one member: long enough that the cancel lands mid-run even when the
+    # window is slow to hear of the start, short enough for the resume.
+    dialog.budget.setValue(3)
+    dialog.members.item(1).setCheckState(Qt.CheckState.Unchecked)
     assert dialog.spec().members == ("focal-0",)
     dialog.start_button.click()
     qtbot.waitUntil(lambda: bool(starts), timeout=RUN_TIMEOUT_MS)

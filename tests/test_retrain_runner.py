@@ -192,6 +192,29 @@ def test_cancel_terminates_and_a_worker_that_ignores_it_is_killed(loop, tasks, t
         assert not runner.running
 
 
+DONE = (
+    '{"event": "done", "version": "v0002", "before": {"ensemble": 0.5}, '
+    '"after": {"ensemble": 0.55}, "recommend": true, "duration_s": 1.0}'
+)
+
+
+def test_a_cancel_that_comes_too_late_leaves_the_finished_version_finished(loop, tasks, tmp_path):
+    spec = RetrainSpec(tmp_path, epochs=1)
+    late = f"import time; print({DONE!r}, flush=True); time.sleep(1)"  # exits by itself
+    racing = (  # finishes while the SIGTERM is on its way
+        "import signal, sys, time\n"
+        f"signal.signal(signal.SIGTERM, lambda *_: (print({DONE!r}, flush=True), sys.exit(0)))\n"
+        "print('{}', flush=True); time.sleep(60)"
+    )
+    for code in (late, racing):
+        runner = RetrainRunner(tasks, grace_s=30.0)
+        runner.event.connect(lambda _event, r=runner: r.cancel())  # cancel once it is done
+        runner.problem.connect(lambda _text, r=runner: r.cancel())  # "{}": cancel mid-run
+        outcome = run(loop, runner.run(spec, python(code)))
+        assert outcome.ok and not outcome.cancelled and outcome.returncode == 0
+        assert outcome.done.version == "v0002"
+
+
 def test_a_second_run_while_one_goes_is_refused(loop, tasks, tmp_path):
     runner = RetrainRunner(tasks)
     spec = RetrainSpec(tmp_path, epochs=1)

@@ -132,6 +132,9 @@ def run(args: argparse.Namespace) -> int:
             nonlocal version
             version = event.get("version", version)
             emit(event)
+            if event["event"] == "done":  # finished: a late cancel has nothing left to stop
+                for sig in (signal.SIGTERM, signal.SIGINT):
+                    signal.signal(sig, signal.SIG_IGN)
 
         result = finetune(
             args.project,

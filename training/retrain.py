@@ -383,6 +383,8 @@ def _run(reg, plan: Plan, stage: Path, labels, device, emit, started) -> Finetun
         )
     cache.close()
     barrier()
+    if is_main():  # after "done", so that a cancel in between finds the version finished
+        reg.discard_staged(plan.version)
     return result
 
 
@@ -562,7 +564,6 @@ def _finish(reg, plan, stage, parent, trained, cache, device, before, started) -
         },
     )
     path = reg.finish(plan.version, built, record)
-    reg.discard_staged(plan.version)
     return FinetuneResult(
         plan.version, path, plan.parent, before, after, record.recommend, record.duration_s
     )
