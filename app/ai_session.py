@@ -96,6 +96,7 @@ class AiSession:
         self.runner: AiRunner | None = None
         self.job: AiJob | None = None
         self._info: tuple[int, str] | None = None  # (members, fingerprint)
+        self._default: tuple[str | None] | None = None  # (remembered,): look the default up
         self._finding: asyncio.Task | None = None  # the default ensemble being looked up
         self._partials: dict[str, Prediction] = {}  # of stopped runs
         self._pending: dict[str, Prediction] = {}  # with slices not drawn yet
@@ -108,17 +109,20 @@ class AiSession:
 
     # -- ensemble ------------------------------------------------------------------------------
     def find_ensemble(self, remembered: str | None) -> None:
-        """Look up the default ensemble (``default_ensemble``: the registry's files and imports,
-        a quarter of a second) in a worker, so the window shows at once; runs wait for it."""
-        self._finding = self.tasks.spawn(self._find(remembered))
+        """Use the default ensemble (``default_ensemble``: the registry's files and imports, a
+        quarter of a second), looked up in a worker when first needed: at launch nothing waits
+        for it, and a window that opens no data set and runs no AI never pays for it."""
+        self._default = (remembered,)
 
     async def _find(self, remembered: str | None) -> None:
         found = await self.tasks.run_in_worker(default_ensemble, None, remembered)
         if self.ensemble is None:  # the user did not choose one meanwhile
-            self.ensemble = found  # a data set's index read waits for it (``_fingerprint``)
+            self.ensemble = found
 
     async def ready(self) -> Path | None:
         """The ensemble to run, once the default one has been looked up."""
+        if self._default is not None and self._finding is None:
+            self._finding = self.tasks.spawn(self._find(*self._default))
         if self._finding is not None and not self._finding.done():
             await asyncio.shield(self._finding)
         return self.ensemble

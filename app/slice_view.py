@@ -42,6 +42,7 @@ from PySide6.QtWidgets import (
 
 from strokelens.app import colormaps
 from strokelens.app.events import subscribe
+from strokelens.app.level_bar import LevelBar
 from strokelens.app.model import UNITS, Model
 from strokelens.core.case import CHANNELS
 
@@ -152,16 +153,11 @@ class Pane:
     box: PaneViewBox
     image: pg.ImageItem
     title: pg.LabelItem
-    bar: pg.ColorBarItem
+    bar: LevelBar
     crosshair: tuple[pg.InfiniteLine, pg.InfiniteLine]
     overlay: pg.ImageItem  # all visible layers composited
     brush: QGraphicsEllipseItem  # the brush outline under the cursor
     letters: dict[str, QGraphicsSimpleTextItem]  # orientation at the left/right/top/bottom edge
-
-
-def _color_map(lut_name: str) -> pg.ColorMap:
-    lut = colormaps.LUTS[lut_name]
-    return pg.ColorMap(np.linspace(0.0, 1.0, len(lut)), lut)
 
 
 class SliceView(QWidget):
@@ -264,15 +260,7 @@ class SliceView(QWidget):
             letter.setZValue(120)
             letters[edge] = letter
         box.sigResized.connect(lambda _box, p=letters: _place_letters(box, p))
-        bar = pg.ColorBarItem(
-            values=(0.0, 1.0),
-            width=8,
-            colorMap=_color_map(colormaps.CHANNEL_LUTS[channel]),
-            label=UNITS[channel],
-            interactive=False,
-            orientation="horizontal",
-            colorMapMenu=False,
-        )
+        bar = LevelBar(colormaps.LUTS[colormaps.CHANNEL_LUTS[channel]], UNITS[channel])
         return Pane(channel, box, image, title, bar, crosshair, overlay, brush, letters)
 
     def best_columns(self, width: float, height: float) -> int:
