@@ -107,7 +107,7 @@ class DoubtScores:
             self.model.set_doubt(ref.key, value)
 
     async def _from_cache(self, ref: CaseRef) -> float | None:
-        cache, ensemble = self.ai.prediction_cache, await self.ai.ready()  # looked up when first needed
+        cache, ensemble = self.ai.prediction_cache, await self.ai.ready()  # looked up if need be
         if cache is None or ensemble is None:
             return None
         if ensemble not in self._fingerprints:

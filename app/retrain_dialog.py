@@ -31,7 +31,6 @@ from PySide6.QtWidgets import (
 
 from strokelens.app.retrain_curves import RetrainCurves
 from strokelens.app.retrain_runner import (
-    ENSEMBLE,
     Baseline,
     Done,
     Epoch,
@@ -45,6 +44,7 @@ from strokelens.app.retrain_runner import (
     verdict,
 )
 from strokelens.core.errors import StrokeLensError
+from strokelens.core.registry import ENSEMBLE
 
 WARN_STYLE = "color: #ff8a6a;"
 LOOKING = "Looking for GPUs…"
@@ -73,6 +73,7 @@ class RetrainDialog(QDialog):
         self.version: str | None = None  # of the run going or last finished
         self.stopped: str | None = None  # a version cancelled or failed here, resumable
         self.heldout_count = 0
+        self.trained: list[str] = []  # the members the run fine-tunes (its start event)
         self.confirm_box: QMessageBox | None = None
 
         self.summary = QLabel("Reading the project…")
@@ -341,6 +342,7 @@ class RetrainDialog(QDialog):
 
     async def _run(self, spec: RetrainSpec) -> None:
         self.version, self.stopped, self.heldout_count = None, None, len(spec.heldout)
+        self.trained = []
         self.results.setRowCount(0)
         self.verdict.clear()
         self.log.clear()
@@ -362,6 +364,7 @@ class RetrainDialog(QDialog):
         if isinstance(event, Start):
             self.version = event.version
             self.heldout_count = len(event.heldout_cases)
+            self.trained = list(event.members)
             self.curves.start(event.members)
             self.progress.setText(
                 f"Version {event.version} from {event.parent}: {len(event.members)} member(s), "
@@ -395,7 +398,7 @@ class RetrainDialog(QDialog):
             for col, text in enumerate((name, _dsc(before), _dsc(after), change)):
                 self.results.setItem(row, col, _item(text))
         self.results.resizeColumnsToContents()
-        recommend, why = verdict(done, self.heldout_count)
+        recommend, why = verdict(done, self.heldout_count, self.trained)
         self.verdict.setText(why)
         self.verdict.setStyleSheet(GOOD_STYLE if recommend else WARN_STYLE)
         self.promote_button.setEnabled(True)

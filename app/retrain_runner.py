@@ -34,7 +34,7 @@ from strokelens.app.tasks import Tasks
 from strokelens.core.errors import DataError, StrokeLensError
 from strokelens.core.limits import MAX_MEMBERS
 from strokelens.core.project.review import Status
-from strokelens.core.registry import check_version
+from strokelens.core.registry import ENSEMBLE, check_version, promotion_check
 from strokelens.core.schema import Bool, Finite, Int, SafeName, Str, parse, validate
 
 if TYPE_CHECKING:
@@ -53,8 +53,6 @@ MAX_CASES = 10_000
 #: After a cancel, the worker gets this long to stop by itself (keeping its staged version
 #: resumable) before it is killed.
 CANCEL_GRACE_S = 10.0
-#: The key of the ensemble's metric in the worker's before/after tables.
-ENSEMBLE = "ensemble"
 #: stderr lines kept to explain a worker that died without an error line.
 STDERR_LINES = 40
 
@@ -535,21 +533,23 @@ class Retraining:
         self.runner.close()
 
 
-def verdict(done: Done, heldout_cases: int) -> tuple[bool, str]:
-    """Whether to recommend promoting ``done``'s version, and why, in words: only when the
-    ensemble's held-out DSC did not drop (and the worker agrees); no verdict without one."""
-    before, after = done.before.get(ENSEMBLE), done.after.get(ENSEMBLE)
-    if before is None or after is None or heldout_cases == 0:
-        return False, "No held-out result for the ensemble: no recommendation."
-    change = f"ensemble held-out DSC {before:.3f} → {after:.3f} on {heldout_cases} case(s)"
+def verdict(done: Done, heldout_cases: int, trained: Sequence[str]) -> tuple[bool, str]:
+    """Whether to recommend promoting ``done``'s version, and why, in words: only when neither
+    the ensemble's held-out DSC nor the ``trained`` members' mean dropped
+    (``registry.promotion_check``) and the worker agrees; no verdict without held-out cases."""
+    if heldout_cases == 0:
+        return False, "No held-out cases: no recommendation."
+    ok, figures = promotion_check(done.before, done.after, trained)
+    figures += f" on {heldout_cases} case(s)"
     dropped = [
         m
         for m, a in done.after.items()
         if m != ENSEMBLE and a is not None and (b := done.before.get(m)) is not None and a < b
     ]
-    members = f"; dropped for {', '.join(dropped)}" if dropped else ""
-    if after < before:
-        return False, f"Not recommended: the {change} dropped{members}."
+    if dropped:
+        figures += f"; dropped for {', '.join(dropped)}"
+    if not ok:
+        return False, f"Not recommended: {figures}."
     if not done.recommend:
-        return False, f"Not recommended by the fine-tuning ({change}{members})."
-    return True, f"Recommended: the {change} did not drop{members}."
+        return False, f"Not recommended by the fine-tuning ({figures})."
+    return True, f"Recommended: {figures}."

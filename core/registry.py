@@ -25,7 +25,7 @@ import json
 import os
 import re
 import shutil
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -50,6 +50,9 @@ MANIFEST = "ensemble.json"
 VERSIONS = "versions"
 STAGING = "staging"
 FORMAT = "strokelens-registry"
+#: The key of the ensemble's held-out DSC in a version's before/after metrics (the other keys
+#: are the fine-tuned members').
+ENSEMBLE = "ensemble"
 _VERSION = re.compile(r"v[0-9]{4,6}", re.ASCII)
 
 
@@ -102,6 +105,31 @@ class VersionRecord(BaseModel):
     after: dict[Str, Dsc]
     recommend: bool
     config: dict[Str, Any]
+
+
+def promotion_check(
+    before: Mapping[str, float | None],
+    after: Mapping[str, float | None],
+    trained: Collection[str],
+) -> tuple[bool, str]:
+    """Whether a version's held-out DSC lets it replace its parent, and the figures in words.
+
+    Neither may drop: the ensemble's, nor the mean of the ``trained`` (fine-tuned) members'. The
+    others are the parent's files, so in a ten-member ensemble two worse members can hide behind
+    eight unchanged ones (the site experiment at lr 1e-5, N = 5). A missing figure is a no."""
+    b, a = before.get(ENSEMBLE), after.get(ENSEMBLE)
+    if b is None or a is None:
+        return False, "no held-out DSC of the ensemble"
+    ok = a >= b
+    words = f"ensemble held-out DSC {b:.3f} → {a:.3f}"
+    pairs = [(before.get(m), after.get(m)) for m in trained]
+    if pairs:
+        if any(x is None or y is None for x, y in pairs):
+            return False, f"{words}; a fine-tuned member has no held-out DSC"
+        mb, ma = (sum(col) / len(pairs) for col in zip(*pairs, strict=True))
+        ok = ok and ma >= mb
+        words += f", the {len(pairs)} fine-tuned member(s)' mean {mb:.3f} → {ma:.3f}"
+    return ok, words + ("" if ok else " (dropped)")
 
 
 class HistoryEntry(BaseModel):

@@ -22,6 +22,7 @@ from strokelens.app.retrain_runner import (
 )
 from strokelens.app.tasks import Tasks
 from strokelens.core.errors import DataError
+from strokelens.core.registry import promotion_check
 
 #: Captured from the real worker (retrain branch, before it was merged): a tiny 2-member version,
 #: 5 ISLES cases of 4 patients, 4 approved:
@@ -84,8 +85,8 @@ def test_the_workers_own_lines_parse_into_a_consistent_run():
         assert [e.epoch for e in epochs] == list(range(1, start.epochs + 1))
         (finished,) = [e for e in events if isinstance(e, MemberDone) and e.member == member]
         assert finished.heldout_dsc == epochs[-1].heldout_dsc == done.after[member]
-    assert done.recommend is (done.after["ensemble"] >= done.before["ensemble"])
-    assert verdict(done, len(start.heldout_cases))[0] is done.recommend
+    assert done.recommend is promotion_check(done.before, done.after, start.members)[0]
+    assert verdict(done, len(start.heldout_cases), start.members)[0] is done.recommend
     error = parse_event(CANCELLED_OUTPUT[-1])
     assert isinstance(error, Error) and error.cancelled  # a cancel, not a failure
     assert error.version == parse_event(CANCELLED_OUTPUT[0]).version  # resumable
@@ -238,14 +239,24 @@ async def _until(condition, timeout_s: float = 10.0):
 
 
 def test_promotion_is_recommended_only_when_held_out_dsc_did_not_drop():
-    def done(before, after, recommend=True, **members):
+    def done(before, after, recommend=True, members=None):
+        members = members or {}
         return Done(
-            event="done", version="v0002", before={"ensemble": before, **members},
-            after={"ensemble": after}, recommend=recommend, duration_s=1.0,
+            event="done", version="v0002", before={"ensemble": before, **{m: b for m, (b, _) in members.items()}},
+            after={"ensemble": after, **{m: a for m, (_, a) in members.items()}},
+            recommend=recommend, duration_s=1.0,
         )  # fmt: skip
 
-    assert verdict(done(0.6, 0.6), 3)[0]
-    ok, why = verdict(done(0.6, 0.59), 3)
+    assert verdict(done(0.6, 0.6), 3, [])[0]
+    ok, why = verdict(done(0.6, 0.59), 3, [])
     assert not ok and "0.600 → 0.590" in why and "dropped" in why
-    assert not verdict(done(0.6, 0.7, recommend=False), 3)[0]  # the worker disagrees
-    assert not verdict(done(0.6, 0.7), 0)[0]  # nothing held out: no verdict
+    assert not verdict(done(0.6, 0.7, recommend=False), 3, [])[0]  # the worker disagrees
+    assert not verdict(done(0.6, 0.7), 0, [])[0]  # nothing held out: no verdict
+    # the ensemble held, but the two fine-tuned members got worse: eight unchanged hid them
+    hidden = done(0.70, 0.70, members={"f1": (0.66, 0.60), "c1": (0.65, 0.62), "f2": (0.6, 0.6)})
+    ok, why = verdict(hidden, 3, ["f1", "c1"])
+    assert not ok and "mean 0.655 → 0.610" in why and "f1, c1" in why
+    assert verdict(hidden, 3, ["f2"])[0]  # only an unchanged member was fine-tuned
+    one_up_one_down = done(0.70, 0.71, members={"f1": (0.60, 0.66), "c1": (0.65, 0.62)})
+    assert verdict(one_up_one_down, 3, ["f1", "c1"])[0]  # the mean rose: one member may drop
+    assert not verdict(done(0.7, 0.7, members={"f1": (0.6, None)}), 3, ["f1"])[0]

@@ -20,8 +20,9 @@ API (stable: the app's retrain dialog and the site experiment build on it)::
               ``done``; see docs/retrain.md); ``python -m strokelens.training finetune --json``
               prints them one JSON object per line
 
-It never promotes: ``recommend`` is ``ensemble DSC after >= before`` on the held-out cases, and
-``Registry.promote`` is the user's decision.
+It never promotes: ``recommend`` is ``registry.promotion_check`` on the held-out cases (neither the
+ensemble's DSC nor the fine-tuned members' mean dropped), and ``Registry.promote`` is the user's
+decision.
 
 The run is staged in ``registry.staging_dir(version)``: ``plan.json`` (the frozen snapshot: each
 correction's mask sha256, the original and held-out cases, the settings), the preprocessing cache
@@ -61,6 +62,7 @@ from strokelens.core.output import LOCK_NAME
 from strokelens.core.project.review import Status
 from strokelens.core.project.store import ProjectStore, mask_sha256
 from strokelens.core.registry import (
+    ENSEMBLE,
     MANIFEST,
     CaseEntry,
     Registry,
@@ -68,6 +70,7 @@ from strokelens.core.registry import (
     VersionRecord,
     check_version,
     now,
+    promotion_check,
 )
 from strokelens.core.safepath import path_inside
 from strokelens.core.schema import STRICT, Finite, Int, Positive, Str, load
@@ -353,7 +356,7 @@ def _run(reg, plan: Plan, stage: Path, labels, device, emit, started) -> Finetun
     )
     torch_device = pick_device(device)
     before = _baseline(stage, parent, cache, plan.heldout, torch_device)
-    for name in [m.name for m in parent.members] + ["ensemble"]:
+    for name in [m.name for m in parent.members] + [ENSEMBLE]:
         emit({"event": "baseline", "member": name, "heldout_dsc": before[name]})
     base = load_config(plan.config)
     budget = None if plan.minutes is None else plan.minutes * 60 / len(plan.members)
@@ -409,7 +412,7 @@ def heldout_dsc(probabilities: dict[str, np.ndarray], cache: CacheReader) -> flo
 def _scores(probs: dict[str, dict], cache: CacheReader, keys) -> dict[str, float]:
     scores = {name: heldout_dsc(p, cache) for name, p in probs.items()}
     mean = {k: np.mean([p[k] for p in probs.values()], axis=0) for k in keys}
-    scores["ensemble"] = heldout_dsc(mean, cache)
+    scores[ENSEMBLE] = heldout_dsc(mean, cache)
     return scores
 
 
@@ -553,7 +556,7 @@ def _finish(reg, plan, stage, parent, trained, cache, device, before, started) -
         heldout_patients=plan.heldout_patients,
         before=before,
         after=after,
-        recommend=after["ensemble"] >= before["ensemble"],
+        recommend=promotion_check(before, after, plan.members)[0],
         config={
             "config": plan.config,
             "epochs": plan.epochs,
