@@ -98,6 +98,7 @@ class AiSession:
         self._info: tuple[int, str] | None = None  # (members, fingerprint)
         self._default: tuple[str | None] | None = None  # (remembered,): look the default up
         self._finding: asyncio.Task | None = None  # the default ensemble being looked up
+        self._generation = 0  # of the ensemble: one more each time another is chosen
         self._partials: dict[str, Prediction] = {}  # of stopped runs
         self._pending: dict[str, Prediction] = {}  # with slices not drawn yet
         self._runs: set[asyncio.Future] = set()  # one per run going, done when it has ended
@@ -135,10 +136,13 @@ class AiSession:
         if self.runner is not None:
             self.runner.close()
         self.ensemble, self.runner, self._info = Path(path), None, None
+        self._generation += 1  # a cached prediction on its way is the old ensemble's
         self._partials.clear()
+        self.model.drop_predictions()
         self.ensemble_changed.emit(self.ensemble)
         self.status.emit(f"Ensemble: {self.ensemble}", 5000)
         self._read_index()
+        self._follow_case()  # the case on screen: the new ensemble's cached prediction, if any
         return True
 
     async def _ensemble(self) -> tuple[int, str]:
@@ -168,13 +172,14 @@ class AiSession:
 
     async def _apply_index(self, dataset) -> None:
         """Mark each case of ``dataset`` with what the cache holds for it (a worker reads it)."""
+        generation = self._generation
         fingerprint = await self._fingerprint()
         if fingerprint is None or self.model.dataset is not dataset:
             return
         refs = [entry.ref for entry in self.model.entries]
         index = await self.tasks.run_in_worker(self.prediction_cache.index, fingerprint, refs)
-        if self.model.dataset is not dataset:
-            return  # another data set opened meanwhile
+        if self.model.dataset is not dataset or generation != self._generation:
+            return  # another data set opened, or another ensemble was chosen, meanwhile
         for entry in self.model.entries:
             found = index.get(entry.key)
             if found is not None:
@@ -184,6 +189,7 @@ class AiSession:
 
     async def _load_cached(self, case) -> None:
         """Show the cached prediction of ``case``; a partial one is also kept to resume from."""
+        generation = self._generation
         fingerprint = await self._fingerprint()
         if fingerprint is None:
             return
@@ -191,6 +197,8 @@ class AiSession:
             self.prediction_cache.get, fingerprint, case, True
         )
         model, key = self.model, case.key
+        if generation != self._generation:
+            return  # another ensemble was chosen meanwhile
         if key in model.predictions or (self.job is not None and self.job.running == key):
             return  # the AI got there first
         try:

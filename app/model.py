@@ -500,6 +500,27 @@ class Model:
                 self.layer_data_changed.emit(name, None)
             self.mask_changed.emit()
 
+    def drop_predictions(self) -> None:
+        """Forget the predictions held: another ensemble is active and they are the old one's
+        (the prediction cache keeps them under its fingerprint). Their cases are not predicted
+        until the new ensemble's cache index or run says so; corrections stay."""
+        dropped, self.predictions = self.predictions, {}
+        case = self.case
+        for key in dropped:
+            for name in PREDICTION_LAYERS:
+                self._derived.pop((key, name), None)
+            index = self.index_of(key)
+            entry = self.entries[index]
+            entry.core_ml = entry.partial = entry.progress = None
+            entry.cached = False
+            if entry.status is Status.PREDICTED:
+                entry.status = Status.NEW
+            self.entry_changed.emit(index)
+        if case is not None and case.key in dropped:
+            for name in PREDICTION_LAYERS:
+                self.layer_data_changed.emit(name, None)
+            self.mask_changed.emit()
+
     def _set_partial(self, index: int, partial: tuple[int, int] | None) -> None:
         entry = self.entries[index]
         if entry.partial != partial:

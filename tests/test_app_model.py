@@ -172,6 +172,23 @@ def test_prediction_seam_layers_status_and_core_volume(model):
         )
 
 
+def test_dropping_predictions_forgets_them_but_keeps_corrections(model):
+    """Another ensemble became active: what the old one predicted is no longer shown or counted."""
+    case = model.case
+    box = (1, slice(0, 4), slice(0, 5))
+    model.set_prediction(case.key, make_prediction(case, box, box))
+    model.set_cached("c2", 3, 3, 1.5)  # the cache index of the old ensemble
+    corrected = np.zeros(case.shape, bool)
+    corrected[1, 2, 2] = True
+    model.set_corrected(case.key, corrected)
+    model.drop_predictions()
+    entry = model.entries[0]
+    assert not model.predictions and entry.status is Status.NEW and entry.core_ml is None
+    assert model.layer_data("focal") is None and not model.predicted(case.key)
+    assert model.ai_core().kind is CoreKind.CORRECTED  # the reviewer's work stays
+    assert model.entries[1].cached  # an index entry the new ensemble's index read replaces
+
+
 def view_of(model: Model, current: bool = True):
     """The panel's view of the current case's summary, made here as the session makes it."""
     from strokelens.app.summary_session import live_origin, summarize

@@ -212,6 +212,8 @@ def test_a_run_draws_curves_and_promotion_asks_then_run_ai_uses_it(
     new = registry.active_manifest()
     assert window.ai.ensemble == new and window.settings.value("ai/ensemble") == str(new)
     assert not dialog.promote_button.isEnabled()
+    # the old version's prediction of case 4 is not passed off as the new one's
+    assert "training/case_4" not in model.predictions and not model.predicted("training/case_4")
 
     assert run(loop, window.ai.run(["training/case_3"]))  # Run AI now uses the new version
     run(loop, window.tasks.idle())
