@@ -31,6 +31,7 @@ from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QApplication,
     QGraphicsEllipseItem,
+    QGraphicsItem,
     QGraphicsSimpleTextItem,
     QLabel,
     QLineEdit,
@@ -56,6 +57,8 @@ LEVEL_DRAG_PX = 300.0
 CROSSHAIR_PEN = (255, 255, 120, 120)
 LETTER_COLOR = (200, 205, 215)
 EDGES = ("left", "right", "top", "bottom")
+#: Items that seldom change are drawn once into a pixmap, then blitted on each repaint.
+CACHED = QGraphicsItem.CacheMode.DeviceCoordinateCache
 #: Mouse presets: StrokeLens's own (the crosshair follows the mouse, right drag = window/level)
 #: and ITK-SNAP's habits (see ``PaneViewBox``).
 STROKELENS, ITKSNAP = "strokelens", "itksnap"
@@ -258,6 +261,7 @@ class SliceView(QWidget):
             letter = QGraphicsSimpleTextItem(box)  # in the box's own frame, not the image's
             letter.setBrush(QColor(*LETTER_COLOR))
             letter.setZValue(120)
+            letter.setCacheMode(CACHED)  # text shaping on every repaint cost more than the pane
             letters[edge] = letter
         box.sigResized.connect(lambda _box, p=letters: _place_letters(box, p))
         bar = LevelBar(colormaps.LUTS[colormaps.CHANNEL_LUTS[channel]], UNITS[channel])

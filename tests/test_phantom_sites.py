@@ -72,6 +72,19 @@ def test_vendor_scaling_multiplies_the_stored_cbf_and_cbv_only(default_case):
     np.testing.assert_array_equal(ours["CT_MTT"], theirs["CT_MTT"])
 
 
+def test_vendor_scaling_of_mtt_and_tmax_leaves_the_scan_and_the_other_maps(default_case):
+    vendor = Site("test-package", "MTT and Tmax scaling only", mtt_scale=1.2, tmax_scale=1.3)
+    scaled = simulate_case(SEED, n_slices=2, n_frames=FRAMES, site=vendor)
+    np.testing.assert_array_equal(scaled.series, default_case.series)
+    np.testing.assert_array_equal(scaled.maps.mtt, default_case.maps.mtt * np.float32(1.2))
+    np.testing.assert_array_equal(scaled.maps.tmax, default_case.maps.tmax * np.float32(1.3))
+    np.testing.assert_array_equal(scaled.maps.cbf, default_case.maps.cbf)
+    np.testing.assert_array_equal(scaled.maps.cbv, default_case.maps.cbv)
+    assert SITES["vendor-c"].mtt_scale == pytest.approx(
+        SITES["vendor-c"].cbv_scale / SITES["vendor-c"].cbf_scale
+    )  # the central volume theorem: MTT = CBV / CBF
+
+
 def test_late_bolus_site_arrives_later_with_a_longer_series(default_case):
     site = SITES["late-bolus"]
     late = simulate_case(SEED, n_slices=2, site=site)  # its own frame count: a 50-60 s series

@@ -228,13 +228,16 @@ def _followup_mask(lesion: Lesion, patient: Patient, slab: Slab, anat: Anatomy) 
 
 
 def _vendor_maps(maps: analysis.PerfusionMaps, site: Site) -> analysis.PerfusionMaps:
-    """The maps as the site's perfusion software reports them: its CBF and CBV calibration."""
-    if site.cbf_scale == 1.0 and site.cbv_scale == 1.0:
+    """The maps as the site's perfusion software reports them: its calibration of each map."""
+    scales = dict(cbf=site.cbf_scale, cbv=site.cbv_scale, mtt=site.mtt_scale, tmax=site.tmax_scale)
+    if all(v == 1.0 for v in scales.values()):
         return maps
     return replace(
         maps,
-        cbf=(maps.cbf * np.float32(site.cbf_scale)).astype(maps.cbf.dtype),
-        cbv=(maps.cbv * np.float32(site.cbv_scale)).astype(maps.cbv.dtype),
+        **{
+            name: (getattr(maps, name) * np.float32(v)).astype(getattr(maps, name).dtype)
+            for name, v in scales.items()
+        },
     )
 
 

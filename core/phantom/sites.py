@@ -2,7 +2,7 @@
 
 Real data sets mix scanners and vendors, and a model trained at one site meets the others. A
 :class:`Site` holds what differs, as data: noise (dose), bolus timing and width, the spread of the
-normal arrival delay, the frame count, the vendor software's scaling of CBF and CBV, and the
+normal arrival delay, the frame count, the vendor software's scaling of each map, and the
 number and thickness of the slices. Every random draw of the phantom takes its bounds from the
 site, in the same order whatever the site, so one seed gives the same patients (head, lesion,
 physiology draws) at every site, scanned differently; ``default`` is the phantom as it always was.
@@ -10,7 +10,7 @@ physiology draws) at every site, scanned differently; ``default`` is the phantom
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 Range = tuple[float, float]
 #: (slice count, probability) pairs
@@ -31,6 +31,8 @@ class Site:
     frames: tuple[int, int] = (40, 50)  # frame count, inclusive, 1 s apart
     cbf_scale: float = 1.0  # the vendor software's CBF relative to the reference analysis
     cbv_scale: float = 1.0
+    mtt_scale: float = 1.0
+    tmax_scale: float = 1.0
     slice_mm: float = 5.0  # slice thickness = spacing (contiguous slices)
     #: slices per slab for one-slab patients and for two-slab patients (short coverage)
     slices_one: SliceMix = ((2, 0.15), (4, 0.1), (8, 0.3), (16, 0.3), (22, 0.15))
@@ -42,6 +44,20 @@ class Site:
 
 
 DEFAULT = Site("default", "the reference site: ISLES 2018 slice mix of 5 mm slices, 4-8 HU noise")
+
+VENDOR_B = Site(
+    "vendor-b",
+    "another vendor's 4 cm scanner and perfusion software: CBF reads 0.7x and CBV 0.8x the "
+    "reference analysis, 2-8 slices of 10 mm, 5-10 HU noise, a later bolus",
+    noise_hu=(5.0, 10.0),
+    bolus_t0_s=(4.0, 11.0),
+    normal_delay_s=(0.0, 1.5),
+    cbf_scale=0.7,
+    cbv_scale=0.8,
+    slice_mm=10.0,
+    slices_one=((2, 0.3), (4, 0.5), (8, 0.2)),
+    slices_two=((2, 0.5), (4, 0.5)),
+)
 
 SITES: dict[str, Site] = {
     s.name: s
@@ -61,18 +77,17 @@ SITES: dict[str, Site] = {
             normal_delay_s=(0.0, 2.5),
             frames=(50, 60),
         ),
-        Site(
-            "vendor-b",
-            "another vendor's 4 cm scanner and perfusion software: CBF reads 0.7x and CBV "
-            "0.8x the reference analysis, 2-8 slices of 10 mm, 5-10 HU noise, a later bolus",
-            noise_hu=(5.0, 10.0),
-            bolus_t0_s=(4.0, 11.0),
-            normal_delay_s=(0.0, 1.5),
-            cbf_scale=0.7,
-            cbv_scale=0.8,
-            slice_mm=10.0,
-            slices_one=((2, 0.3), (4, 0.5), (8, 0.2)),
-            slices_two=((2, 0.5), (4, 0.5)),
+        VENDOR_B,
+        replace(
+            VENDOR_B,
+            name="vendor-c",
+            description="vendor-b's scanner with another perfusion package (its own "
+            "deconvolution and arterial input): CBF reads 0.5x, CBV 0.6x, MTT 1.2x (their "
+            "ratio) and Tmax 1.3x the reference analysis",
+            cbf_scale=0.5,
+            cbv_scale=0.6,
+            mtt_scale=1.2,
+            tmax_scale=1.3,
         ),
     )
 }
