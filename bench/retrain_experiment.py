@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from strokelens.core.dataset import open_dataset
-from strokelens.core.demo import DEMO_MANIFEST
+from strokelens.core.demo import DEMO_MANIFEST, ensure_demo
 from strokelens.core.engine import Engine
 from strokelens.core.manifest import Manifest, read_manifest
 from strokelens.core.metrics import case_metrics
@@ -149,6 +149,8 @@ def retrain(work: Path, shifted: Path, keys: list[str], held: list[str], args) -
         epochs=args.epochs,
         heldout=check,
         lr=args.lr,
+        ratio=args.ratio,
+        originals_from=args.originals_from,
         on_event=progress,
     )
     return result.path / "ensemble.json"
@@ -171,11 +173,21 @@ def main() -> int:
         default=2e-6,
         help="default: the docs/retrain.md table's (1e-4: one step wrecked a member)",
     )
+    parser.add_argument(
+        "--ratio", type=float, help="corrections : original cases mixed in (default: none)"
+    )
+    parser.add_argument(
+        "--originals-from",
+        help="'demo' (the demo ensemble's own training data, seed 2018) or a data set folder: "
+        "where the mixed-in original cases come from (default: the shifted data set)",
+    )
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--stop-before-retrain", action="store_true")
     args = parser.parse_args()
     if args.shifted_seed == args.default_seed:  # one seed: the same patients at both sites
         parser.error("--shifted-seed and --default-seed must differ (else the patients repeat)")
+    if args.originals_from == "demo":
+        args.originals_from = ensure_demo() / "TRAINING"
     site = site_named(args.site)
     start = time.perf_counter()
     shifted = generate(
@@ -215,7 +227,8 @@ def main() -> int:
         f"\nDSC per case, averaged per patient, mean ± sd over patients; Δ: paired change from "
         f"the first row. {args.site}: seed {args.shifted_seed}, held-out patients; default "
         f"site: seed {args.default_seed} (patients the demo ensemble never saw). "
-        f"epochs {args.epochs}, lr {args.lr:g}, members {', '.join(args.members)}.\n"
+        f"epochs {args.epochs}, lr {args.lr:g}, members {', '.join(args.members)}, ratio "
+        f"{args.ratio} (originals from {args.originals_from or args.site}).\n"
     )
     print(f"| model | corrections | {args.site} held out | Δ | default site | Δ |")
     print("|---|---|---|---|---|---|")

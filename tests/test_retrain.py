@@ -126,6 +126,56 @@ def test_retrain_promote_rollback(project, ensemble, tmp_path, one_torch_thread)
     assert cache.get(old, case) is not None
 
 
+def test_original_cases_come_from_the_data_the_parent_was_trained_on(
+    project, ensemble, tmp_path, one_torch_thread
+):
+    """``originals_from``: the mixed-in cases are another data set's (whose keys clash with the
+    project's), prefixed ``original:``; their labels are that data set's ground truth."""
+    originals = tmp_path / "original-data"
+    for k in range(1, 4):
+        write_isles_case(originals / "TRAINING" / f"case_{k}", patient=f"O{k}", seed=40 + k)
+    reg = Registry(tmp_path / "models", base=ensemble)
+    events = []
+    finetune(
+        project, registry=reg, epochs=1, members=["ce-2"], ratio=1.5,
+        originals_from=originals, on_event=events.append,
+    )  # fmt: skip
+    start = events[0]
+    corrections = start["corrections"]
+    assert len(start["original_cases"]) == round(len(corrections) / 1.5)
+    inner = {"training/case_1", "training/case_2", "training/case_3"}
+    for key in start["original_cases"]:
+        assert key.startswith("original:") and key.removeprefix("original:") in inner
+    record = reg.record("v0002")
+    sources = {c.key: c.source for c in record.train_cases}
+    assert {k for k, v in sources.items() if v == "original"} == set(start["original_cases"])
+    assert set(corrections) <= set(sources)  # the project's own training/case_1 stays its own
+    with pytest.raises(RetrainError, match="needs a ratio"):
+        finetune(project, registry=reg, originals_from=originals)
+
+
+def test_a_cache_union_keeps_clashing_keys_apart(tmp_path):
+    from strokelens.training.cache import CacheReader, CacheUnion, build_cache
+
+    readers = {}
+    for prefix, seed in (("", 1), ("original:", 2)):
+        root = tmp_path / f"data{seed}"
+        write_isles_case(root / "TRAINING" / "case_1", patient="P", seed=seed)
+        readers[prefix] = CacheReader(build_cache(open_dataset(root), tmp_path / f"c{seed}.h5"))
+    union = CacheUnion(readers)
+    assert [c.key for c in union.cases] == ["training/case_1", "original:training/case_1"]
+    for prefix, reader in readers.items():
+        key = prefix + "training/case_1"
+        assert union.case(key).key == key
+        np.testing.assert_array_equal(union.image(key, 0), reader.image("training/case_1", 0))
+        np.testing.assert_array_equal(union.label(key), reader.label("training/case_1"))
+    first, second = union.image("training/case_1"), union.image("original:training/case_1")
+    assert not np.array_equal(first, second)
+    with pytest.raises(KeyError):
+        union.image("original:training/case_9")
+    union.close()
+
+
 def test_bad_requests_are_refused_clearly(project, ensemble, tmp_path):
     reg = Registry(tmp_path / "models", base=ensemble)
     with pytest.raises(RetrainError, match="members"):
@@ -209,6 +259,7 @@ def test_torchrun_command_line_repeats_the_options():
     add_arguments(parser)
     given = ["--project", "p", "--minutes", "2.5", "--members", "a", "b", "--ratio", "0.5"]
     given += ["--heldout", "training/case_1", "--resume", "v0003", "--json", "--lr", "0.001"]
+    given += ["--originals-from", "/data/site-a"]
     args = parser.parse_args(given)
     again = parser.parse_args(command_line(args)[1:])
     assert command_line(args)[0] == "finetune" and again == args

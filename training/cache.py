@@ -20,7 +20,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Annotated
 
@@ -237,3 +237,41 @@ class CacheReader:
         if self._file is not None:
             self._file.close()
             self._file = None
+
+
+class CacheUnion:
+    """Several caches read as one (a fine-tune's corrections and the original training data,
+    which lie in different data sets): each cache's keys carry its prefix, so the same case key
+    in two data sets names two cases. The reader API of :class:`CacheReader`."""
+
+    def __init__(self, readers: Mapping[str, CacheReader]):
+        self._readers = dict(readers)
+        self.cases = [
+            replace(case, key=prefix + case.key)
+            for prefix, reader in self._readers.items()
+            for case in reader.cases
+        ]
+        self._by_key = {c.key: c for c in self.cases}
+        if len(self._by_key) != len(self.cases):
+            raise ValueError("cache prefixes make a case key twice")
+
+    def _split(self, key: str) -> tuple[CacheReader, str]:
+        for prefix, reader in sorted(self._readers.items(), key=lambda p: -len(p[0])):
+            if key.startswith(prefix) and key[len(prefix) :] in reader._by_key:
+                return reader, key[len(prefix) :]
+        raise KeyError(key)
+
+    def case(self, key: str) -> CachedCase:
+        return self._by_key[key]
+
+    def image(self, key: str, z: int | slice = slice(None)) -> np.ndarray:
+        reader, inner = self._split(key)
+        return reader.image(inner, z)
+
+    def label(self, key: str, z: int | slice = slice(None)) -> np.ndarray:
+        reader, inner = self._split(key)
+        return reader.label(inner, z)
+
+    def close(self) -> None:
+        for reader in self._readers.values():
+            reader.close()

@@ -58,6 +58,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=_positive_float,
         help="mix in original cases: corrections : original = R : 1 (default: corrections only)",
     )
+    parser.add_argument(
+        "--originals-from",
+        metavar="DATASET",
+        help="data set the original cases come from, e.g. the one the active version was "
+        "trained on (default: the project's own data set); needs --ratio",
+    )
     parser.add_argument("--heldout", nargs="+", metavar="KEY", help="held-out case keys")
     parser.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: CUDA when available)")
     parser.add_argument(
@@ -75,9 +81,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def command_line(args: argparse.Namespace) -> list[str]:
     """The command line of ``args`` again (for the ``torchrun`` re-run)."""
     out = ["finetune", "--project", args.project, "--lr", repr(args.lr)]
-    for flag in ("epochs", "minutes", "ratio", "device", "registry"):
+    for flag in ("epochs", "minutes", "ratio", "originals_from", "device", "registry"):
         if getattr(args, flag) is not None:
-            out += [f"--{flag}", str(getattr(args, flag))]
+            out += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
     for flag in ("members", "heldout"):
         if getattr(args, flag):
             out += [f"--{flag}", *getattr(args, flag)]
@@ -143,6 +149,7 @@ def run(args: argparse.Namespace) -> int:
             epochs=args.epochs,
             minutes=args.minutes,
             ratio=args.ratio,
+            originals_from=args.originals_from,
             heldout=args.heldout,
             device=args.device,
             resume=resume,

@@ -3,7 +3,7 @@
 API (stable: the app's retrain dialog and the site experiment build on it)::
 
     finetune(project, *, registry=None, members=None, epochs=None, minutes=None, ratio=None,
-             heldout=None, device=None, resume=None, lr=1e-4, config="cpu", on_event=None)
+             originals_from=None, heldout=None, device=None, resume=None, lr=1e-4, config="cpu", on_event=None)
         -> FinetuneResult(version, path, parent, before, after, recommend, duration_s)
 
     project   review project folder (``ProjectStore``); its APPROVED cases are the corrections
@@ -13,6 +13,9 @@ API (stable: the app's retrain dialog and the site experiment build on it)::
     epochs    epochs per member (default 3), or minutes: wall-clock budget of the whole run
     ratio     corrections : original cases = ratio : 1 (original cases of the data set, with
               their ground truth, mixed in against forgetting); None = corrections only
+    originals_from  a data set to draw the original cases from instead (the data the parent
+              was trained on, when the project's data set holds only the new site); their keys
+              are prefixed ``original:`` in the plan and the version record
     heldout   case keys held out (their patients' cases are never trained on); default: a
               deterministic ~20 % of the approved cases' patients
     resume    a staged version name (``registry.staged()``): continue a killed / cancelled run
@@ -76,7 +79,7 @@ from strokelens.core.safepath import path_inside
 from strokelens.core.schema import STRICT, Finite, Int, Positive, Str, load
 from strokelens.core.weights import file_sha256, load_weights, read_metadata, save_weights
 from strokelens.core.writer import atomic_write_bytes
-from strokelens.training.cache import CacheReader, build_cache
+from strokelens.training.cache import CacheReader, CacheUnion, build_cache
 from strokelens.training.config import TrainConfig, load_config
 from strokelens.training.distributed import barrier, is_main
 from strokelens.training.export import export_ensemble
@@ -91,6 +94,9 @@ PLAN = "plan.json"
 BASELINE = "baseline.json"
 FINAL = "final.safetensors"
 DONE = "done.json"
+#: Key prefix of original cases from another data set (``originals_from``), and their cache.
+ORIGINAL = "original:"
+ORIGINALS_CACHE = "originals.h5"
 
 Event = dict[str, Any]
 
@@ -116,6 +122,9 @@ class Plan(BaseModel):
     config: Str
     corrections: dict[Str, Annotated[Str, Field(pattern=r"^[0-9a-f]{64}$")]]
     originals: list[Str]
+    #: the data set the original cases come from (their keys carry ``ORIGINAL``); None: the
+    #: project's own data set
+    originals_root: Str | None = None
     heldout: Annotated[list[Str], Field(min_length=1)]
     #: held-out approved corrections (their truth) -> mask sha256; other held-out cases: OT
     heldout_masks: dict[Str, Annotated[Str, Field(pattern=r"^[0-9a-f]{64}$")]]
@@ -147,6 +156,7 @@ def finetune(
     epochs: int | None = None,
     minutes: float | None = None,
     ratio: float | None = None,
+    originals_from: str | Path | None = None,
     heldout: list[str] | None = None,
     device: str | None = None,
     resume: str | None = None,
@@ -175,7 +185,11 @@ def finetune(
                 raise
         else:
             _check_settings(epochs, minutes, ratio, lr)
+            if originals_from is not None and ratio is None:
+                raise RetrainError("originals_from needs a ratio (corrections : original cases)")
             plan = _new_plan(store, reg, members, epochs, minutes, ratio, heldout, lr, config)
+            if originals_from is not None:
+                plan = _originals_from(plan, Path(originals_from))
             labels = _snapshot_masks(store, plan)
             version = _shared(reg.allocate() if is_main() else None)
             plan = plan.model_copy(update={"version": version})
@@ -239,6 +253,20 @@ def _approved(store: ProjectStore) -> dict[str, str]:
 
 def _order(seed: str) -> str:
     return hashlib.sha256(seed.encode()).hexdigest()
+
+
+def _originals_from(plan: Plan, root: Path) -> Plan:
+    """``plan`` with its original cases drawn from the data set at ``root`` instead (the data
+    the parent was trained on: the project's data set may hold only the new site)."""
+    dataset = open_dataset(root)
+    pool = [ref.key for ref in dataset if ref.has_truth and not ref.errors]
+    if not pool:
+        raise RetrainError(f"{root}: no case with a ground truth to mix in")
+    want = max(1, round(len(plan.corrections) / plan.ratio))  # type: ignore[operator]
+    chosen = sorted(sorted(pool, key=_order)[:want])
+    return plan.model_copy(
+        update={"originals": [ORIGINAL + k for k in chosen], "originals_root": str(root.resolve())}
+    )
 
 
 def _new_plan(store, reg, members, epochs, minutes, ratio, heldout, lr, config) -> Plan:
@@ -335,10 +363,18 @@ def _run(reg, plan: Plan, stage: Path, labels, device, emit, started) -> Finetun
     dataset = open_dataset(plan.dataset_root)
     keys = [*plan.corrections, *plan.originals, *plan.heldout]
     cache_path = stage / "cache.h5"
+    if plan.originals_root is not None:
+        keys = [k for k in keys if k not in plan.originals]
     if is_main():
         build_cache(dataset, cache_path, scaling=parent.preprocessing, keys=keys, labels=labels)
+        if plan.originals_root is not None:
+            inner = [k.removeprefix(ORIGINAL) for k in plan.originals]
+            originals = open_dataset(plan.originals_root)
+            build_cache(originals, stage / ORIGINALS_CACHE, parent.preprocessing, keys=inner)
     barrier()
     cache = CacheReader(cache_path)
+    if plan.originals_root is not None:
+        cache = CacheUnion({"": cache, ORIGINAL: CacheReader(stage / ORIGINALS_CACHE)})
     train_keys = [*plan.corrections, *plan.originals]
     emit(
         {
