@@ -106,6 +106,13 @@ class RetrainDialog(QDialog):
             "Corrections : original cases of the data set (with their ground truth), mixed in "
             "against forgetting; the lowest value trains on the corrections only"
         )
+        self.originals = QComboBox()
+        self.originals.setToolTip(
+            "Where the original cases mixed in come from: the data the active version was "
+            "trained on keeps it from forgetting that site; the project's data set may hold only "
+            "the new one"
+        )
+        self.ratio.valueChanged.connect(lambda v: self.originals.setEnabled(v > 0))
         self.device = QComboBox()
         self.device.addItem("cpu")
         self.device.setToolTip(LOOKING)
@@ -119,6 +126,7 @@ class RetrainDialog(QDialog):
         form = QFormLayout()
         form.addRow("Budget", budget)
         form.addRow("Corrections : original data", self.ratio)
+        form.addRow("Original data from", self.originals)
         form.addRow("Device", self.device)
         setup = QGroupBox("What it trains on and what judges it")
         column = QVBoxLayout(setup)
@@ -231,6 +239,12 @@ class RetrainDialog(QDialog):
             self.patients.setItem(row, HELD_OUT, held)
         self.patients.resizeColumnsToContents()
         self.patients.blockSignals(False)
+        self.originals.clear()
+        if plan.originals is not None:
+            self.originals.addItem(
+                f"the active version's training data ({plan.originals})", plan.originals
+            )
+        self.originals.addItem("the project's data set (cases with a ground truth)", None)
         self.members.clear()
         for name in plan.members:
             item = QListWidgetItem(name)
@@ -302,6 +316,7 @@ class RetrainDialog(QDialog):
             epochs=self.budget.value() if epochs else None,
             minutes=None if epochs else float(self.budget.value()),
             ratio=self.ratio.value() or None,
+            originals_from=self.originals.currentData(),
             heldout=tuple(plan.heldout_keys(heldout)),
             device=self.device.currentText(),
             registry=self.retraining.registry,
@@ -309,7 +324,14 @@ class RetrainDialog(QDialog):
 
     # -- the run -------------------------------------------------------------------------------
     def _set_running(self, running: bool) -> None:
-        for widget in (self.patients, self.members, self.budget, self.unit, self.ratio):
+        for widget in (
+            self.patients,
+            self.members,
+            self.budget,
+            self.unit,
+            self.ratio,
+            self.originals,
+        ):
             widget.setEnabled(not running)
         self.device.setEnabled(not running)
         self.start_button.setEnabled(not running and self.spec() is not None)

@@ -144,8 +144,9 @@ def parse_event(line: str) -> Start | Baseline | Epoch | MemberDone | Done | Err
 @dataclass(frozen=True)
 class RetrainSpec:
     """One fine-tuning run as the reviewer chose it: exactly one budget (``epochs`` or
-    ``minutes``); ``members`` empty: all; ``ratio``: corrections : original cases of the data
-    set = ratio : 1 (None: corrections only); ``heldout``: the case keys that judge it;
+    ``minutes``); ``members`` empty: all; ``ratio``: corrections : original cases = ratio : 1
+    (None: corrections only), from ``originals_from`` (None: the project's data set);
+    ``heldout``: the case keys that judge it;
     ``resume``: a staged version to continue instead, with the settings it was started with;
     ``registry``: None, the user's."""
 
@@ -154,6 +155,7 @@ class RetrainSpec:
     epochs: int | None = None
     minutes: float | None = None
     ratio: float | None = None
+    originals_from: Path | None = None
     heldout: tuple[str, ...] = ()
     device: str = "cpu"
     resume: str | None = None
@@ -188,6 +190,8 @@ class RetrainSpec:
             argv += ["--minutes", f"{self.minutes:g}"]
         if self.ratio is not None:
             argv += ["--ratio", f"{self.ratio:g}"]
+            if self.originals_from is not None:
+                argv += ["--originals-from", str(self.originals_from)]
         if self.heldout:
             argv += ["--heldout", *self.heldout]
         return [*argv, "--device", self.device, "--json"]
@@ -433,6 +437,7 @@ class RetrainPlan:
     members: tuple[str, ...]
     patients: tuple[PatientCases, ...]
     heldout: frozenset[str]
+    originals: Path | None = None  # the base version's training data, when known
 
     @property
     def approved(self) -> int:
@@ -457,13 +462,15 @@ class RetrainPlan:
         return None
 
 
-def _active_version(root: Path | None) -> tuple[str, tuple[str, ...]]:
-    """The registry's active version and its members' names (worker)."""
+def _active_version(root: Path | None) -> tuple[str, tuple[str, ...], Path | None]:
+    """The registry's active version, its members' names and the base's training data
+    (worker)."""
     from strokelens.core.registry import Registry
 
     registry = Registry(root)
     name = registry.active()
-    return name, tuple(m.name for m in registry.manifest(name).members)
+    members = tuple(m.name for m in registry.manifest(name).members)
+    return name, members, registry.base_training_data()
 
 
 def _promote(root: Path | None, version: str) -> Path:
@@ -504,10 +511,10 @@ class Retraining:
         store = self.project.store
         records = [] if store is None else await self.tasks.run_in_worker(store.cases)
         approved = [r.key for r in records if r.status is Status.APPROVED]
-        parent, members = await self.tasks.run_in_worker(_active_version, self.registry)
+        parent, members, originals = await self.tasks.run_in_worker(_active_version, self.registry)
         patients = tuple(patients_of(self.model.entries, approved))
         project = None if store is None else store.path
-        return RetrainPlan(project, parent, members, patients, default_heldout(patients))
+        return RetrainPlan(project, parent, members, patients, default_heldout(patients), originals)
 
     async def devices(self) -> tuple[str, ...]:
         return await self.tasks.run_in_worker(find_devices)

@@ -36,7 +36,7 @@ from filelock import FileLock
 from pydantic import AfterValidator, BaseModel, Field
 
 from strokelens.core import userdirs
-from strokelens.core.demo import DEMO_MANIFEST
+from strokelens.core.demo import DEMO_MANIFEST, demo_folder, demo_ready
 from strokelens.core.errors import DataError, StrokeLensError
 from strokelens.core.manifest import Manifest, read_manifest
 from strokelens.core.safepath import path_inside
@@ -223,6 +223,15 @@ class Registry:
         """Whether ``manifest`` is the base's or lies in this registry's folder."""
         path = manifest.resolve()
         return path == self.base.resolve() or path.is_relative_to(self.root.resolve())
+
+    def base_training_data(self) -> Path | None:
+        """The training cases the base version learnt from, when known and present: the demo
+        data for the bundled demo ensemble (where every version's lineage starts), else None.
+        A fine-tune mixes them in against forgetting (``finetune(originals_from=...)``)."""
+        folder = demo_folder()
+        if self.base.resolve() != DEMO_MANIFEST.resolve() or not demo_ready(folder):
+            return None
+        return folder / "TRAINING"
 
     def versions(self) -> list[str]:
         """Finished versions, oldest first (folders whose names are no version are ignored)."""

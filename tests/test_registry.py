@@ -127,6 +127,19 @@ def test_corrupt_pointer_and_record_are_clear_errors(tmp_path, ensemble, caplog)
         reg.active_manifest()
 
 
+def test_the_base_training_data_is_known_for_the_demo_base_only(tmp_path, ensemble, monkeypatch):
+    from strokelens.core import demo
+
+    folder = tmp_path / "demo"
+    monkeypatch.setattr("strokelens.core.registry.demo_folder", lambda: folder)
+    assert Registry(tmp_path / "m").base_training_data() is None  # no demo data yet
+    (folder / "TRAINING").mkdir(parents=True)
+    (folder / "TESTING").mkdir()
+    assert Registry(tmp_path / "m").base_training_data() == folder / "TRAINING"
+    assert Registry(tmp_path / "m", base=ensemble).base_training_data() is None
+    assert demo.DEMO_MANIFEST.is_file()
+
+
 def test_default_ensemble_follows_the_active_version(tmp_path, ensemble):
     reg = Registry(tmp_path / "models", base=ensemble)
     name = _version(reg, ensemble)

@@ -113,6 +113,10 @@ def test_the_command_line_says_what_the_dialog_chose(tmp_path):
     assert argv[argv.index("--heldout") + 1] == "training/case_3"
     assert argv[-3:] == ["--device", "cuda:1", "--json"]
     assert "--members" not in RetrainSpec(tmp_path, epochs=2).argv()  # all members
+    mixed = RetrainSpec(tmp_path, epochs=1, ratio=1.0, originals_from=tmp_path / "site-a")
+    assert mixed.argv()[mixed.argv().index("--originals-from") + 1] == str(tmp_path / "site-a")
+    unmixed = RetrainSpec(tmp_path, epochs=1, originals_from=tmp_path / "site-a").argv()
+    assert "--originals-from" not in unmixed  # corrections only: nothing is mixed in
     resume = RetrainSpec(tmp_path, resume="v0004", registry=tmp_path / "r").argv("py")
     assert resume[4:] == ["--project", str(tmp_path), "--registry", str(tmp_path / "r"),
                           "--resume", "v0004", "--device", "cpu", "--json"]  # fmt: skip
