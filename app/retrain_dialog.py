@@ -241,10 +241,9 @@ class RetrainDialog(QDialog):
         self.patients.blockSignals(False)
         self.originals.clear()
         if plan.originals is not None:
-            self.originals.addItem(
-                f"the active version's training data ({plan.originals})", plan.originals
-            )
-        self.originals.addItem("the project's data set (cases with a ground truth)", None)
+            self.originals.addItem("the active version's training data", plan.originals)
+            self.originals.setItemData(0, str(plan.originals), Qt.ItemDataRole.ToolTipRole)
+        self.originals.addItem("the project's data set", None)
         self.members.clear()
         for name in plan.members:
             item = QListWidgetItem(name)
