@@ -1,7 +1,7 @@
 """The current case's ``StrokeSummary``, kept up to date off the GUI thread; Qt-free.
 
 The mismatch panel, the montage and the report all read the one summary made here
-(``core.stroke_summary``). A case is measured once (``measure_case``: Tmax volumes and mask, the
+(``core.stroke_summary``). A case the reviewer stays on (``SETTLE_S``) is measured once (``measure_case``: Tmax volumes and mask, the
 midline, the threshold core: ~0.5 s on 22 slices) in a worker, kept for the last
 ``KEPT_MEASURES`` cases, and its masks become the ``tmax6`` and ``rcbf30`` layers. Each change of
 the core (a paint stroke, an AI update, a correction loaded) re-summarizes only the core, also in
@@ -33,6 +33,9 @@ if TYPE_CHECKING:
 
 #: Cases whose measures (and layers) are kept: the current one and the last few visited.
 KEPT_MEASURES = 4
+#: A case not measured yet is measured once the reviewer stays on it this long: paging through
+#: cases would start a half-second worker per case passed, each competing with reading the next.
+SETTLE_S = 0.2
 
 
 def summarize(
@@ -99,6 +102,10 @@ class SummarySession:
         try:
             while (case := self.model.case) is not None:
                 version = self._version
+                if not self._known(case):
+                    await self.tasks.sleep(SETTLE_S)
+                    if self.model.case is not case:
+                        continue
                 measured = await self.measures(case)
                 core = self.model.ai_core()
                 if self.model.case is not case or version != self._version:
@@ -116,6 +123,11 @@ class SummarySession:
                     return
         finally:
             self._running = None
+
+    def _known(self, case: Case) -> bool:
+        """Measured, or being measured."""
+        kept, going = self._measures.get(case.key), self._measuring.get(case.key)
+        return (kept is not None and kept[0] is case) or (going is not None and going[0] is case)
 
     async def measures(self, case: Case) -> CaseMeasures:
         """``measure_case(case)``, measured once (in a worker) and kept for ``KEPT_MEASURES``

@@ -73,6 +73,16 @@ class Tasks:
     def timer(self, delay_ms: int, callback: Callable[[], Any]) -> Timer:
         return Timer(self.loop, delay_ms, callback)
 
+    async def sleep(self, seconds: float) -> None:
+        """``asyncio.sleep`` on this loop, which also works while Qt's own event processing runs
+        the task (qasync: no running asyncio loop then, and ``asyncio.sleep`` raises)."""
+        done = self.loop.create_future()
+        handle = self.loop.call_later(seconds, lambda: done.done() or done.set_result(None))
+        try:
+            await done
+        finally:
+            handle.cancel()
+
     async def idle(self) -> None:
         """Wait until every task started so far has finished (tests, screenshots)."""
         while self._tasks:

@@ -28,7 +28,7 @@ class Ref:
         self.errors: list[str] = []
 
 
-def make_case(core_voxels: int | None, hypo_voxels: int) -> Case:
+def make_case(core_voxels: int | None, hypo_voxels: int, name: str = "c1") -> Case:
     """The first ``hypo_voxels`` voxels have Tmax > 6 s, the first ``core_voxels`` are ground
     truth (None: no ground truth, a testing case)."""
     channels = {c: np.full(SHAPE, 20.0, np.float32) for c in CHANNELS}
@@ -38,7 +38,7 @@ def make_case(core_voxels: int | None, hypo_voxels: int) -> Case:
     mask = None
     if core_voxels is not None:
         mask = first_voxels(core_voxels)
-    return Case("c1", "c1", "", channels, np.eye(4), SPACING, mask)
+    return Case(name, name, "", channels, np.eye(4), SPACING, mask)
 
 
 def first_voxels(n: int) -> np.ndarray:
@@ -186,3 +186,23 @@ def test_panel_screenshot(qtbot, loop, tmp_path):
     path = os.path.join(folder, "mismatch-panel.png") if folder else str(tmp_path / "panel.png")
     assert panel.grab().save(path)
     assert panel.values["range"].text() == "50.0-64.0 mL"
+
+
+def test_paging_through_cases_measures_only_the_one_the_reviewer_stays_on(loop, monkeypatch):
+    """A case passed within ``SETTLE_S`` is never measured (each would cost a half-second
+    worker competing with reading the next case); the one stayed on is."""
+    from strokelens.app import summary_session
+
+    measured = []
+    real = summary_session._measure
+    monkeypatch.setattr(summary_session, "_measure", lambda c: measured.append(c.key) or real(c))
+    cases = [make_case(None, 4000 + k, f"c{k}") for k in range(3)]
+    model = Model()
+    model.set_dataset([Ref(c.key) for c in cases])
+    session = SummarySession(model, Tasks(loop))
+    for k, case in enumerate(cases):
+        model.set_case(k, prepare_case(case))
+        loop.run_until_complete(session.tasks.sleep(summary_session.SETTLE_S / 4))
+    loop.run_until_complete(session.tasks.sleep(summary_session.SETTLE_S * 1.5))
+    loop.run_until_complete(session.tasks.idle())
+    assert measured == ["c2"] and session.current and session.summary.case_key == "c2"
