@@ -33,9 +33,10 @@ if TYPE_CHECKING:
 
 #: Cases whose measures (and layers) are kept: the current one and the last few visited.
 KEPT_MEASURES = 4
-#: A case not measured yet is measured once the reviewer stays on it this long: paging through
-#: cases would start a half-second worker per case passed, each competing with reading the next.
-SETTLE_S = 0.2
+#: A case not measured yet is measured once the reviewer stays on it this long (as long as the
+#: 4D series waits, ``case_loader.SERIES_DELAY_MS``): paging through cases would start a
+#: half-second worker per case passed, each competing with reading the next.
+SETTLE_S = 0.3
 
 
 def summarize(
