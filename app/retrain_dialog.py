@@ -332,6 +332,7 @@ class RetrainDialog(QDialog):
             self.originals,
         ):
             widget.setEnabled(not running)
+        self.originals.setEnabled(not running and self.ratio.value() > 0)  # nothing mixed in
         self.device.setEnabled(not running)
         self.start_button.setEnabled(not running and self.spec() is not None)
         self.cancel_button.setEnabled(running)

@@ -1,11 +1,12 @@
 """The current case's ``StrokeSummary``, kept up to date off the GUI thread; Qt-free.
 
 The mismatch panel, the montage and the report all read the one summary made here
-(``core.stroke_summary``). A case the reviewer stays on (``SETTLE_S``) is measured once (``measure_case``: Tmax volumes and mask, the
-midline, the threshold core: ~0.5 s on 22 slices) in a worker, kept for the last
-``KEPT_MEASURES`` cases, and its masks become the ``tmax6`` and ``rcbf30`` layers. Each change of
-the core (a paint stroke, an AI update, a correction loaded) re-summarizes only the core, also in
-a worker: one run at a time, the latest state next, so a burst of AI updates costs one run each.
+(``core.stroke_summary``). A case the reviewer stays on (``SETTLE_S``) is measured once
+(``measure_case``: Tmax volumes and mask, the midline, the threshold core: ~0.5 s on 22 slices)
+in a worker, kept for the last ``KEPT_MEASURES`` cases, and its masks become the ``tmax6`` and
+``rcbf30`` layers. Each change of the core (a paint stroke, an AI update, a correction loaded)
+re-summarizes only the core, also in a worker: one run at a time, the latest state next, so a
+burst of AI updates costs one run each.
 
 ``changed()`` fires when ``summary`` or ``current`` changes. ``current`` is False while the
 summary on hand is not of the masks on screen (being remade, or none yet): readers show no

@@ -3,7 +3,8 @@
 API (stable: the app's retrain dialog and the site experiment build on it)::
 
     finetune(project, *, registry=None, members=None, epochs=None, minutes=None, ratio=None,
-             originals_from=None, heldout=None, device=None, resume=None, lr=1e-4, config="cpu", on_event=None)
+             originals_from=None, heldout=None, device=None, resume=None, lr=1e-4,
+             config="cpu", on_event=None)
         -> FinetuneResult(version, path, parent, before, after, recommend, duration_s)
 
     project   review project folder (``ProjectStore``); its APPROVED cases are the corrections
@@ -187,9 +188,9 @@ def finetune(
             _check_settings(epochs, minutes, ratio, lr)
             if originals_from is not None and ratio is None:
                 raise RetrainError("originals_from needs a ratio (corrections : original cases)")
-            plan = _new_plan(store, reg, members, epochs, minutes, ratio, heldout, lr, config)
-            if originals_from is not None:
-                plan = _originals_from(plan, Path(originals_from))
+            plan = _new_plan(
+                store, reg, members, epochs, minutes, ratio, originals_from, heldout, lr, config
+            )
             labels = _snapshot_masks(store, plan)
             version = _shared(reg.allocate() if is_main() else None)
             plan = plan.model_copy(update={"version": version})
@@ -255,21 +256,9 @@ def _order(seed: str) -> str:
     return hashlib.sha256(seed.encode()).hexdigest()
 
 
-def _originals_from(plan: Plan, root: Path) -> Plan:
-    """``plan`` with its original cases drawn from the data set at ``root`` instead (the data
-    the parent was trained on: the project's data set may hold only the new site)."""
-    dataset = open_dataset(root)
-    pool = [ref.key for ref in dataset if ref.has_truth and not ref.errors]
-    if not pool:
-        raise RetrainError(f"{root}: no case with a ground truth to mix in")
-    want = max(1, round(len(plan.corrections) / plan.ratio))  # type: ignore[operator]
-    chosen = sorted(sorted(pool, key=_order)[:want])
-    return plan.model_copy(
-        update={"originals": [ORIGINAL + k for k in chosen], "originals_root": str(root.resolve())}
-    )
-
-
-def _new_plan(store, reg, members, epochs, minutes, ratio, heldout, lr, config) -> Plan:
+def _new_plan(
+    store, reg, members, epochs, minutes, ratio, originals_from, heldout, lr, config
+) -> Plan:
     approved = _approved(store)
     if not approved:
         raise RetrainError(f"{store.path}: no approved correction to train on")
@@ -304,14 +293,22 @@ def _new_plan(store, reg, members, epochs, minutes, ratio, heldout, lr, config) 
     if not corrections:
         raise RetrainError("every approved correction is held out: nothing is left to train on")
     originals: list[str] = []
+    originals_root = None if originals_from is None else Path(originals_from).resolve()
     if ratio is not None:
-        pool = [
-            k
-            for k, ref in refs.items()
-            if ref.has_truth and k not in approved and patient[k] not in held_patients
-        ]
+        if originals_root is None:  # the project's own cases, of patients not held out
+            pool = [
+                k
+                for k, ref in refs.items()
+                if ref.has_truth and k not in approved and patient[k] not in held_patients
+            ]
+        else:  # the data the parent was trained on: the project's may hold only the new site
+            pool = [r.key for r in open_dataset(originals_root) if r.has_truth and not r.errors]
+            if not pool:
+                raise RetrainError(f"{originals_root}: no case with a ground truth to mix in")
         want = max(1, round(len(corrections) / ratio))
         originals = sorted(sorted(pool, key=_order)[:want])
+        if originals_root is not None:
+            originals = [ORIGINAL + k for k in originals]
     parent = reg.active()
     manifest = reg.manifest(parent)
     names = [m.name for m in manifest.members]
@@ -334,6 +331,7 @@ def _new_plan(store, reg, members, epochs, minutes, ratio, heldout, lr, config) 
         config=config,
         corrections=corrections,
         originals=originals,
+        originals_root=None if originals_root is None else str(originals_root),
         heldout=held,
         heldout_masks={k: approved[k] for k in held if k in approved},
         heldout_patients=held_patients,
@@ -361,19 +359,18 @@ def _snapshot_masks(store: ProjectStore, plan: Plan) -> dict[str, np.ndarray]:
 def _run(reg, plan: Plan, stage: Path, labels, device, emit, started) -> FinetuneResult:
     parent = reg.manifest(plan.parent)
     dataset = open_dataset(plan.dataset_root)
-    keys = [*plan.corrections, *plan.originals, *plan.heldout]
+    apart = plan.originals_root is not None  # the originals are another data set's: own cache
+    keys = [*plan.corrections, *([] if apart else plan.originals), *plan.heldout]
     cache_path = stage / "cache.h5"
-    if plan.originals_root is not None:
-        keys = [k for k in keys if k not in plan.originals]
     if is_main():
         build_cache(dataset, cache_path, scaling=parent.preprocessing, keys=keys, labels=labels)
-        if plan.originals_root is not None:
+        if apart:
             inner = [k.removeprefix(ORIGINAL) for k in plan.originals]
             originals = open_dataset(plan.originals_root)
             build_cache(originals, stage / ORIGINALS_CACHE, parent.preprocessing, keys=inner)
     barrier()
     cache = CacheReader(cache_path)
-    if plan.originals_root is not None:
+    if apart:
         cache = CacheUnion({"": cache, ORIGINAL: CacheReader(stage / ORIGINALS_CACHE)})
     train_keys = [*plan.corrections, *plan.originals]
     emit(
