@@ -63,10 +63,13 @@ def open_regular(path: str | Path, what: str = "file") -> BinaryIO:
         raise _os_error(path, exc, what) from exc
     try:
         _refuse_unless_regular(path, os.fstat(fd).st_mode)
-        return os.fdopen(fd, "rb")
     except BaseException:
         os.close(fd)
         raise
+    # not closed here if fdopen fails: by then its file object may own (and have closed) the
+    # descriptor, and a second close raised EBADF over what fdopen was interrupted by (a
+    # cancelling signal)
+    return os.fdopen(fd, "rb")
 
 
 def read_text(path: str | Path, what: str = "file", max_bytes: int = MAX_TEXT_BYTES) -> str:

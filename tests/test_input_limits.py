@@ -418,3 +418,27 @@ def test_more_than_64_members_are_refused(sandbox, capsys):
         f"{path}: members: List should have at most 64 items after validation, not 65"
         in capsys.readouterr().err
     )
+
+
+def test_an_open_interrupted_in_fdopen_raises_what_interrupted_it(tmp_path, monkeypatch):
+    """A cancelling signal raised inside ``os.fdopen`` (whose file object may already own and
+    have closed the descriptor) reaches the caller as itself, not as EBADF from a second close:
+    seen as a retrain worker's cancel ending in "unexpected error: OSError" (exit 2, not 130)."""
+    import os
+
+    from strokelens.core import files
+
+    class Cancelled(Exception):
+        pass
+
+    real = os.fdopen
+
+    def interrupted(fd, *args, **kwargs):
+        real(fd, *args, **kwargs).close()  # owned, then closed by its file object
+        raise Cancelled
+
+    path = tmp_path / "plan.json"
+    path.write_text("{}")
+    monkeypatch.setattr(files.os, "fdopen", interrupted)
+    with pytest.raises(Cancelled):
+        files.read_text(path, "plan")
