@@ -55,6 +55,7 @@ class CaseTableModel(QAbstractTableModel):
     def __init__(self, model: Model):
         super().__init__()
         self.model = model
+        self.strategy = ranking.DEFAULT  # the doubt column's, named in its tooltip
         self._current = -1
         model.dataset_changed.connect(self._reset)
         model.entry_changed.connect(self._row_changed)
@@ -73,9 +74,9 @@ class CaseTableModel(QAbstractTableModel):
             return COLUMNS[section]
         if role == Qt.ItemDataRole.ToolTipRole and section == DOUBT:
             return (
-                f"How much the ensemble doubts the case ({ranking.DEFAULT}): "
-                f"{ranking.describe(ranking.DEFAULT)}.\nHigher: review it sooner (Ctrl+N). "
-                "Blank: no complete prediction yet."
+                f"How much the ensemble doubts the case ({self.strategy}): "
+                f"{ranking.describe(self.strategy)}.\nHigher: review it sooner (Ctrl+N). "
+                "Blank: no complete prediction yet. AI ▸ Rank cases by: another score."
             )
         return None
 
@@ -119,6 +120,10 @@ class CaseTableModel(QAbstractTableModel):
             problems = [*dict.fromkeys(filter(None, [entry.error, *entry.ref.problems]))]
             return "\n".join(problems) if problems else str(entry.ref.folder)
         return None
+
+    def set_strategy(self, strategy: str) -> None:
+        self.strategy = strategy
+        self.headerDataChanged.emit(Qt.Orientation.Horizontal, DOUBT, DOUBT)
 
     def _reset(self) -> None:
         self.beginResetModel()

@@ -136,6 +136,7 @@ class MainWindow(QMainWindow):
         if ensemble is None:
             self.ai.find_ensemble(str(remembered) if remembered else None)
         self.doubt = DoubtScores(model, self.tasks, self.ai)
+        self.doubt.strategy_changed.connect(self.browser.table_model.set_strategy)
         self.compare = ComparePanel(model, self.tasks, self.ai.pending)
         self.report = ReportActions(
             self,

@@ -18,6 +18,7 @@ from PySide6.QtWidgets import QMenu, QToolBar
 from strokelens.app.edit_session import START_SOURCES, Tool
 from strokelens.app.model import CT_PRESETS
 from strokelens.app.slice_view import ITKSNAP, STROKELENS
+from strokelens.core import ranking
 
 if TYPE_CHECKING:
     from strokelens.app.main_window import MainWindow
@@ -185,8 +186,24 @@ class Menus:
         menu.addSeparator()
         self.action(menu, "Compare &focal vs CE", window.show_compare, ("Ctrl+E",))
         self.action(menu, "Choose &ensemble…", window.choose_ensemble)
+        self._ranking(menu.addMenu("Rank cases &by"))
         menu.addSeparator()
         self.action(menu, "&Retrain with corrections…", window.show_retrain)
+
+    def _ranking(self, menu: QMenu) -> None:
+        """One checkable action per doubt score (``core.ranking``), the one in use checked."""
+        doubt, group = self.window.doubt, QActionGroup(self.window)
+        for name in ranking.STRATEGIES:
+            action = self.action(
+                menu,
+                f"{name}: {ranking.describe(name)}",
+                lambda n=name: doubt.set_strategy(n),
+                checkable=True,
+                name=f"rank:{name}",
+            )
+            action.setChecked(name == doubt.strategy)
+            group.addAction(action)
+        doubt.strategy_changed.connect(lambda name: self.named[f"rank:{name}"].setChecked(True))
 
     def set_mouse_preset(self, preset: str) -> None:
         """The slice and case keys of ``preset``, and its menu check."""

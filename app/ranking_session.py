@@ -6,6 +6,8 @@ prediction cache's index says waits on disk (``Entry.cached``), which is then re
 this session's own worker thread, one case at a time, and dropped. A case without a complete
 prediction has no score (None, a blank cell); a new prediction of a case (another run, another
 ensemble) is scored again, and a score computed for a prediction since replaced is dropped.
+The reviewer picks the strategy (AI ▸ Rank cases by, remembered); a change scores every case
+again and drops scores still on their way under the old one.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from psygnal import Signal
 
 from strokelens.app.model import Entry, Model
 from strokelens.app.tasks import Tasks
@@ -57,11 +61,12 @@ def _fingerprint(path: Path, allow_external_members: bool) -> str:
 
 class DoubtScores:
     """Keeps ``Entry.doubt`` of ``model``'s cases under ``strategy``, from ``ai``'s predictions
-    and prediction cache."""
+    and prediction cache; ``strategy_changed(name)`` after ``set_strategy``."""
+
+    strategy_changed = Signal(str)
 
     def __init__(self, model: Model, tasks: Tasks, ai: AiSession, strategy: str = ranking.DEFAULT):
-        if strategy not in ranking.STRATEGIES:
-            raise ValueError(f"unknown strategy {strategy!r}")
+        _check(strategy)
         self.model, self.tasks, self.ai, self.strategy = model, tasks, ai, strategy
         self._pool = tasks.pool("ranking")
         self._sources: dict[str, object] = {}  # case key -> what its score comes from
@@ -69,6 +74,19 @@ class DoubtScores:
         model.entry_changed.connect(self._entry_changed)
         model.dataset_changed.connect(self._dataset_changed)
         ai.ensemble_changed.connect(self._ensemble_changed)
+
+    def set_strategy(self, strategy: str) -> None:
+        """Score every case with ``strategy`` (a ``core.ranking.STRATEGIES`` name) from now on."""
+        _check(strategy)
+        if strategy == self.strategy:
+            return
+        self.strategy = strategy
+        for key in self._sources:
+            self.model.set_doubt(key, None)
+        self._sources.clear()  # a score of the old strategy still on its way is dropped
+        self.strategy_changed.emit(strategy)
+        for index in range(len(self.model.entries)):
+            self._entry_changed(index)
 
     def _dataset_changed(self) -> None:
         self._sources.clear()
@@ -98,15 +116,17 @@ class DoubtScores:
             self.model.set_doubt(key, None)
 
     async def _compute(self, ref: CaseRef, source: object) -> None:
-        dataset = self.model.dataset
+        dataset, strategy = self.model.dataset, self.strategy
         if source is CACHED:
-            value = await self._from_cache(ref)
+            value = await self._from_cache(ref, strategy)
         else:
-            value = await self._run(_score, source, self.strategy)
-        if self.model.dataset is dataset and self._sources.get(ref.key) is source:
+            value = await self._run(_score, source, strategy)
+        # the same source may be queued again under a new strategy: the name must match too
+        current = self.model.dataset is dataset and self._sources.get(ref.key) is source
+        if current and strategy == self.strategy:
             self.model.set_doubt(ref.key, value)
 
-    async def _from_cache(self, ref: CaseRef) -> float | None:
+    async def _from_cache(self, ref: CaseRef, strategy: str) -> float | None:
         cache, ensemble = self.ai.prediction_cache, await self.ai.ready()  # looked up if need be
         if cache is None or ensemble is None:
             return None
@@ -119,7 +139,12 @@ class DoubtScores:
         fingerprint = self._fingerprints[ensemble]
         if fingerprint is None:
             return None
-        return await self._run(_cached_score, cache, fingerprint, ref, self.strategy)
+        return await self._run(_cached_score, cache, fingerprint, ref, strategy)
 
     def _run(self, function, *args) -> asyncio.Future:
         return self.tasks.loop.run_in_executor(self._pool, function, *args)
+
+
+def _check(strategy: str) -> None:
+    if strategy not in ranking.STRATEGIES:
+        raise ValueError(f"unknown strategy {strategy!r}; choose from {sorted(ranking.STRATEGIES)}")

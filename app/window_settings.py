@@ -1,5 +1,6 @@
 """What the window remembers between sessions (QSettings): the recent data sets, the overlay
-style, the mouse preset, the geometry and the docks' layout (a first launch gets defaults)."""
+style, the mouse preset, the doubt score that ranks the cases, the geometry and the docks' layout
+(a first launch gets defaults; a remembered value that is none of the choices is ignored)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QSettings, Qt
 
 from strokelens.app.slice_view import ITKSNAP, STROKELENS
+from strokelens.core import ranking
 
 if TYPE_CHECKING:
     from strokelens.app.main_window import MainWindow
@@ -23,7 +25,8 @@ def setting_list(settings: QSettings, key: str) -> list[str]:
 
 
 def restore(window: MainWindow) -> None:
-    """The remembered overlay style, mouse preset, geometry and dock layout, else defaults."""
+    """The remembered overlay style, mouse preset, ranking, geometry and dock layout, else
+    defaults."""
     settings = window.settings
     hidpi = window.devicePixelRatioF() >= 2  # 1-pixel contours vanish on jet-style maps there
     width = settings.value("view/contour_width", 2 if hidpi else 1)
@@ -34,6 +37,8 @@ def restore(window: MainWindow) -> None:
     )
     preset = settings.value("view/mouse_preset", STROKELENS)
     window.set_mouse_preset(ITKSNAP if preset == ITKSNAP else STROKELENS)
+    strategy = settings.value("ai/ranking", ranking.DEFAULT)
+    window.doubt.set_strategy(strategy if strategy in ranking.STRATEGIES else ranking.DEFAULT)
     geometry = settings.value("window/geometry")
     if geometry is None or not window.restoreGeometry(geometry):
         window.resize(*DEFAULT_SIZE)
@@ -57,4 +62,5 @@ def save(window: MainWindow) -> None:
     settings.setValue("recent", window.recent.paths)
     settings.setValue("view/contour_width", window.model.contour_width)
     settings.setValue("view/overlays_on_ct_only", window.model.overlays_on_ct_only)
+    settings.setValue("ai/ranking", window.doubt.strategy)
     settings.sync()

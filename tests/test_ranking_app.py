@@ -3,6 +3,7 @@ scores of cached predictions equal core.ranking's, sorting keeps next/previous c
 as shown, Ctrl+N picks the unreviewed case the ensemble doubts most, a finished run fills in."""
 
 import os
+import threading
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
@@ -153,3 +154,62 @@ def test_a_finished_prediction_fills_its_doubt(loop, ranked):
     assert prediction.complete and model.entries[index].doubt == ranking.score(prediction)
     cell = doubt_cells(window)[index]
     assert cell == (f"{ranking.score(prediction):.3f}", ranking.score(prediction))
+
+
+def test_the_reviewer_chooses_the_strategy_and_it_is_remembered(
+    qtbot, loop, settings, ranked, cache, dataset, ensemble, tmp_path
+):
+    window = ranked
+    keys = [entry.key for entry in window.model.entries]
+    store, fingerprint = cache
+    found = {ref.key: store.get(fingerprint, ref) for ref in open_dataset(dataset)}
+    spread = {k: ranking.score(p, "volume_spread") for k, p in found.items() if p is not None}
+    assert spread != {k: ranking.score(p) for k, p in found.items() if p is not None}
+    action = window.menus.named["rank:volume_spread"]
+    assert not action.isChecked() and window.menus.named[f"rank:{ranking.DEFAULT}"].isChecked()
+    action.trigger()
+    run(loop, window.tasks.idle())
+    assert action.isChecked() and window.doubt.strategy == "volume_spread"
+    expected = [(f"{spread[k]:.3f}", spread[k]) if k in spread else ("", -1.0) for k in keys]
+    assert doubt_cells(window) == expected
+    header = window.browser.table_model.headerData(
+        DOUBT, Qt.Orientation.Horizontal, Qt.ItemDataRole.ToolTipRole
+    )
+    assert "volume_spread" in header and ranking.describe("volume_spread") in header
+    window.close()
+    assert settings.value("ai/ranking") == "volume_spread"
+
+    def reopened() -> MainWindow:
+        win = MainWindow(Model(), settings, loop, ensemble=ensemble, prediction_cache=store)
+        qtbot.addWidget(win)
+        return win
+
+    assert reopened().doubt.strategy == "volume_spread"
+    settings.setValue("ai/ranking", "../not-a-strategy")  # a damaged setting: the default
+    again = reopened()
+    assert again.doubt.strategy == ranking.DEFAULT
+    assert again.menus.named[f"rank:{ranking.DEFAULT}"].isChecked()
+
+
+def test_a_score_of_the_old_strategy_still_on_its_way_is_never_shown(loop, ranked, monkeypatch):
+    window, model = ranked, ranked.model
+    key = "training/case_4"
+    index = model.index_of(key)
+    gate = threading.Event()
+
+    def held(prediction):  # the default strategy's worker call, held until the switch
+        gate.wait(10)
+        return -123.0
+
+    monkeypatch.setitem(ranking.STRATEGIES, ranking.DEFAULT, held)
+    shown = []
+    model.entry_changed.connect(
+        lambda i: shown.append(model.entries[i].doubt) if i == index else None
+    )
+    assert run(loop, window.ai.run([key]))  # its default score is now held on the worker
+    window.doubt.set_strategy("uncertainty")  # the reviewer switches meanwhile
+    gate.set()
+    run(loop, window.tasks.idle())
+    prediction = model.predictions[key]
+    assert model.entries[index].doubt == ranking.score(prediction, "uncertainty")
+    assert -123.0 not in shown
