@@ -244,6 +244,31 @@ def test_killed_worker_leaves_active_alone_and_resumes(project, ensemble, tmp_pa
     assert all(e["epoch"] >= 2 for e in events if e["event"] == "epoch")
 
 
+@pytest.mark.heavy
+def test_two_gloo_ranks_fine_tune_and_rank_0_alone_writes(project, ensemble, tmp_path):
+    """The DDP path, as torchrun runs it on several GPUs, on two CPU processes (gloo)."""
+    reg = Registry(tmp_path / "models", base=ensemble)
+    finetune(project, registry=reg, epochs=1, members=["ce-3"], heldout=["training/case_6"])
+    reg.promote("v0002")  # the worker's base is the demo: fine-tune the tiny members instead
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+    command += ["--nproc-per-node=2", "-m", "strokelens.training", "finetune"]
+    command += ["--project", str(project), "--registry", str(reg.root), "--json", "--epochs"]
+    command += ["2", "--members", "focal-0", "ce-2", "--heldout", "training/case_6"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    events = [json.loads(line) for line in done.stdout.splitlines()]
+    kinds = [e["event"] for e in events]
+    assert kinds.count("start") == 1 and kinds.count("done") == 1  # rank 0 alone reports
+    assert kinds.count("epoch") == 4 and kinds.count("member_done") == 2
+    assert reg.versions() == ["v0002", "v0003"] and reg.staged() == [] and reg.active() == "v0002"
+    record = reg.record("v0003")
+    assert record.parent == "v0002" and sorted(record.members_trained) == ["ce-2", "focal-0"]
+    parent = {m.name: m.sha256 for m in reg.manifest("v0002").members}
+    child = {m.name: m.sha256 for m in reg.manifest("v0003").members}
+    assert [n for n in parent if parent[n] != child[n]] == ["focal-0", "ce-2"]
+
+
 def test_worker_reports_bad_input_as_a_json_error_line(project, tmp_path, capsys):
     root = ["--project", str(project), "--registry", str(tmp_path / "models")]
     assert main(["finetune", *root, "--members", "nope", "--json"]) == 1

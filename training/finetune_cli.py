@@ -5,7 +5,8 @@ With ``--json`` stdout carries one JSON object per line (``training.retrain``'s 
 runs it as a process and reads its progress. SIGTERM and SIGINT cancel: the staged version stays
 resumable (``--resume``), an error line with ``"cancelled": true`` is printed and the exit code
 is 130. With more than one CUDA device (and no ``--device``) the command re-runs itself under
-``torchrun`` (one process per device, DDP); that path is not tested on CPU-only machines.
+``torchrun`` (one process per device, DDP); the same worker under ``torchrun`` on two CPU
+processes (gloo) is tested, the NCCL re-run on GPUs is not (no GPU where it was built).
 """
 
 from __future__ import annotations
