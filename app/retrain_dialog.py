@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDialog,
     QDoubleSpinBox,
@@ -44,7 +45,7 @@ from strokelens.app.retrain_runner import (
     verdict,
 )
 from strokelens.core.errors import StrokeLensError
-from strokelens.core.registry import ENSEMBLE
+from strokelens.core.registry import DEFAULT_EPOCHS, DEFAULT_RATIO, ENSEMBLE
 
 WARN_STYLE = "color: #ff8a6a;"
 LOOKING = "Looking for GPUs…"
@@ -93,7 +94,7 @@ class RetrainDialog(QDialog):
         self.members.itemChanged.connect(lambda _item: self._update_split())
         self.budget = QSpinBox()
         self.budget.setRange(1, 10_000)
-        self.budget.setValue(3)
+        self.budget.setValue(DEFAULT_EPOCHS)
         self.unit = QComboBox()
         self.unit.addItems(["epochs", "minutes"])
         self.ratio = QDoubleSpinBox()
@@ -101,7 +102,7 @@ class RetrainDialog(QDialog):
         self.ratio.setSingleStep(0.25)
         self.ratio.setSpecialValueText("corrections only")
         self.ratio.setSuffix(" : 1")
-        self.ratio.setValue(1.0)
+        self.ratio.setValue(DEFAULT_RATIO)
         self.ratio.setToolTip(
             "Corrections : original cases of the data set (with their ground truth), mixed in "
             "against forgetting; the lowest value trains on the corrections only"
@@ -112,7 +113,13 @@ class RetrainDialog(QDialog):
             "trained on keeps it from forgetting that site; the project's data set may hold only "
             "the new one"
         )
-        self.ratio.valueChanged.connect(lambda v: self.originals.setEnabled(v > 0))
+        self.relative = QCheckBox("relative CBF and CBV (another vendor's scale)")
+        self.relative.setToolTip(
+            "The new version reads CBF and CBV relative to each case's brain, scaled to the site "
+            "of the original data: another vendor's absolute values mean something else"
+        )
+        self.ratio.valueChanged.connect(lambda _v: self._enable_originals())
+        self.originals.currentIndexChanged.connect(lambda _i: self._enable_originals())
         self.device = QComboBox()
         self.device.addItem("cpu")
         self.device.setToolTip(LOOKING)
@@ -127,6 +134,7 @@ class RetrainDialog(QDialog):
         form.addRow("Budget", budget)
         form.addRow("Corrections : original data", self.ratio)
         form.addRow("Original data from", self.originals)
+        form.addRow("Inputs", self.relative)
         form.addRow("Device", self.device)
         setup = QGroupBox("What it trains on and what judges it")
         column = QVBoxLayout(setup)
@@ -316,10 +324,18 @@ class RetrainDialog(QDialog):
             minutes=None if epochs else float(self.budget.value()),
             ratio=self.ratio.value() or None,
             originals_from=self.originals.currentData(),
+            relative=self.relative.isEnabled() and self.relative.isChecked(),
             heldout=tuple(plan.heldout_keys(heldout)),
             device=self.device.currentText(),
             registry=self.retraining.registry,
         )
+
+    def _enable_originals(self, running: bool = False) -> None:
+        """The originals' source only when some are mixed in; relative maps only with the
+        reference site's data (the originals from the active version's training data)."""
+        mixed = not running and self.ratio.value() > 0
+        self.originals.setEnabled(mixed)
+        self.relative.setEnabled(mixed and self.originals.currentData() is not None)
 
     # -- the run -------------------------------------------------------------------------------
     def _set_running(self, running: bool) -> None:
@@ -329,10 +345,9 @@ class RetrainDialog(QDialog):
             self.budget,
             self.unit,
             self.ratio,
-            self.originals,
         ):
             widget.setEnabled(not running)
-        self.originals.setEnabled(not running and self.ratio.value() > 0)  # nothing mixed in
+        self._enable_originals(running)
         self.device.setEnabled(not running)
         self.start_button.setEnabled(not running and self.spec() is not None)
         self.cancel_button.setEnabled(running)

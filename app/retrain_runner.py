@@ -146,6 +146,7 @@ class RetrainSpec:
     """One fine-tuning run as the reviewer chose it: exactly one budget (``epochs`` or
     ``minutes``); ``members`` empty: all; ``ratio``: corrections : original cases = ratio : 1
     (None: corrections only), from ``originals_from`` (None: the project's data set);
+    ``relative``: the new version reads CBF and CBV relative to the originals' site;
     ``heldout``: the case keys that judge it;
     ``resume``: a staged version to continue instead, with the settings it was started with;
     ``registry``: None, the user's."""
@@ -156,6 +157,7 @@ class RetrainSpec:
     minutes: float | None = None
     ratio: float | None = None
     originals_from: Path | None = None
+    relative: bool = False
     heldout: tuple[str, ...] = ()
     device: str = "cpu"
     resume: str | None = None
@@ -192,6 +194,8 @@ class RetrainSpec:
             argv += ["--ratio", f"{self.ratio:g}"]
             if self.originals_from is not None:
                 argv += ["--originals-from", str(self.originals_from)]
+        if self.relative:
+            argv.append("--relative")
         if self.heldout:
             argv += ["--heldout", *self.heldout]
         return [*argv, "--device", self.device, "--json"]

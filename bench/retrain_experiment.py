@@ -40,7 +40,9 @@ from strokelens.core.engine import Engine
 from strokelens.core.manifest import Manifest, read_manifest
 from strokelens.core.metrics import case_metrics
 from strokelens.core.phantom import SITES, Site, generate_dataset, site_named
+from strokelens.core.preprocessing import reference_medians
 from strokelens.core.project.store import ProjectStore
+from strokelens.core.registry import DEFAULT_EPOCHS, DEFAULT_LR
 
 REVIEWER = "phantom-truth"
 DONE = "complete.json"
@@ -151,6 +153,7 @@ def retrain(work: Path, shifted: Path, keys: list[str], held: list[str], args) -
         lr=args.lr,
         ratio=args.ratio,
         originals_from=args.originals_from,
+        relative=args.relative,
         on_event=progress,
     )
     return result.path / "ensemble.json"
@@ -166,12 +169,12 @@ def main() -> int:
     parser.add_argument("--shifted-seed", type=int, default=17)
     parser.add_argument("--default-seed", type=int, default=16, help="not the shifted seed")
     parser.add_argument("--members", nargs="+", default=MEMBERS, help="members fine-tuned")
-    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS)
     parser.add_argument(
         "--lr",
         type=float,
-        default=2e-6,
-        help="default: the docs/retrain.md table's (1e-4: one step wrecked a member)",
+        default=DEFAULT_LR,
+        help="default: the fine-tune's (docs/retrain.md; 1e-4 wrecked a member in one step)",
     )
     parser.add_argument(
         "--ratio", type=float, help="corrections : original cases mixed in (default: none)"
@@ -180,6 +183,12 @@ def main() -> int:
         "--originals-from",
         help="'demo' (the demo ensemble's own training data, seed 2018) or a data set folder: "
         "where the mixed-in original cases come from (default: the shifted data set)",
+    )
+    parser.add_argument(
+        "--relative",
+        action="store_true",
+        help="the retrained versions read CBF/CBV relative to each case's brain median (needs "
+        "--originals-from); adds the row 'relative maps, no fine-tune' to tell the two apart",
     )
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--stop-before-retrain", action="store_true")
@@ -206,7 +215,16 @@ def main() -> int:
         f"held out {len(held)}; default site {args.default_cases}",
         flush=True,
     )
-    rows = [(f"demo {'+'.join(args.members)}", 0, sub_ensemble(DEMO_MANIFEST, args.members))]
+    demo = sub_ensemble(DEMO_MANIFEST, args.members)
+    rows = [(f"demo {'+'.join(args.members)}", 0, demo)]
+    if args.relative:  # what the relative maps alone do: the demo's weights, no correction
+        refs = reference_medians(open_dataset(args.originals_from))
+        scaling = {
+            c: dataclasses.replace(r, reference=refs.get(c)) for c, r in demo.preprocessing.items()
+        }
+        rows.append(
+            ("relative maps, no fine-tune", 0, dataclasses.replace(demo, preprocessing=scaling))
+        )
     for n in args.corrections:
         if args.stop_before_retrain:
             enter_corrections(args.work / f"project-{n}", shifted, pool[:n])

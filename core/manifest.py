@@ -12,8 +12,9 @@ A manifest is input like any other and may be hostile, so ``read_manifest`` vali
 its schema (``ManifestFile``, through ``core.schema.load``): ``name`` and ``loss`` become parts
 of file names (``core.safepath``'s rule), every member needs its sha256 (a weight file is trusted
 only because its hash matches), at most ``limits.MAX_MEMBERS`` members with distinct names, a
-``[low, high]`` range per channel. A weight file must lie inside the manifest's folder unless the
-user allows external members explicitly.
+``[low, high]`` range per channel (or ``{"low", "high", "reference"}``: a channel scaled per case
+to a reference brain median, ``core.preprocessing``). A weight file must lie inside the
+manifest's folder unless the user allows external members explicitly.
 """
 
 from __future__ import annotations
@@ -111,7 +112,7 @@ class Manifest:
                 "format": FORMAT,
                 "version": VERSION,
                 "name": self.name,
-                "preprocessing": {k: [r.low, r.high] for k, r in self.preprocessing.items()},
+                "preprocessing": {k: _range(r) for k, r in self.preprocessing.items()},
                 "members": [asdict(m) for m in self.members],
                 "meta": self.meta,
             },
@@ -121,6 +122,12 @@ class Manifest:
     def save(self, path: str | Path) -> Path:
         self.path = Path(path)
         return atomic_write_bytes(self.path, (self.to_json() + "\n").encode())
+
+
+def _range(r: ChannelRange) -> list[float] | dict[str, float]:
+    if r.reference is None:
+        return [r.low, r.high]
+    return {"low": r.low, "high": r.high, "reference": r.reference}
 
 
 def _inside(folder: Path, relative: str) -> bool:
@@ -144,7 +151,7 @@ def read_manifest(path: str | Path, allow_external_members: bool = False) -> Man
     manifest = Manifest(
         raw.name,
         raw.members,
-        {k: ChannelRange(lo, hi) for k, (lo, hi) in raw.preprocessing.items()},
+        {k: ChannelRange(*r) for k, r in raw.preprocessing.items()},
         path,
         raw.meta,
         allow_external_members=allow_external_members,

@@ -31,7 +31,7 @@ import logging
 import os
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal
 
@@ -47,6 +47,7 @@ from strokelens.core.limits import MAX_MEMBERS, check_shape
 from strokelens.core.manifest import Manifest
 from strokelens.core.metrics import volume_ml
 from strokelens.core.prediction import Prediction
+from strokelens.core.preprocessing import identity
 from strokelens.core.safepath import path_inside
 from strokelens.core.schema import (
     STRICT,
@@ -237,11 +238,11 @@ def _short_sha(text: str) -> str:
 def manifest_fingerprint(manifest: Manifest) -> str:
     """Short hash of what decides an ensemble's output: its members' names, losses and weight
     sha256, and the preprocessing (not its name, folds or validation scores)."""
-    identity = {
+    decides = {
         "members": [[m.name, m.loss, m.sha256.lower()] for m in manifest.members],
-        "preprocessing": {k: asdict(r) for k, r in sorted(manifest.preprocessing.items())},
+        "preprocessing": dict(sorted(identity(manifest.preprocessing).items())),
     }
-    return _short_sha(json.dumps(identity, sort_keys=True))
+    return _short_sha(json.dumps(decides, sort_keys=True))
 
 
 def case_fingerprint(case: Case | CaseRef) -> str:

@@ -52,6 +52,13 @@ STAGING = "staging"
 FORMAT = "strokelens-registry"
 #: The key of the ensemble's held-out DSC in a version's before/after metrics (the other keys
 #: are the fine-tuned members').
+#: The fine-tune's defaults (``training.retrain``, its command line and the app's dialog): the
+#: configuration docs/retrain.md measured. A larger step (1e-5 and up) wrecked members trained on
+#: five corrections.
+DEFAULT_EPOCHS = 6
+DEFAULT_LR = 2e-6
+#: corrections : original cases the dialog proposes (original cases mixed in against forgetting)
+DEFAULT_RATIO = 0.5
 ENSEMBLE = "ensemble"
 _VERSION = re.compile(r"v[0-9]{4,6}", re.ASCII)
 

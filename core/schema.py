@@ -110,8 +110,27 @@ def _all_channels(table: dict[str, Any]) -> dict[str, Any]:
     return table
 
 
-#: Channel -> ``[low, high]`` for every channel (a missing range is an error, not a KeyError later).
-ChannelRanges = Annotated[dict[Channel, Range], AfterValidator(_all_channels)]
+def _relative_table(value: object) -> object:
+    """``{"low": a, "high": b, "reference": r}`` as the triple ``RelativeRange`` checks."""
+    if not isinstance(value, dict):
+        return value
+    unknown = sorted(set(value) - {"low", "high", "reference"})
+    if unknown or not {"low", "high", "reference"} <= set(value):
+        raise ValueError("a relative range has exactly low, high and reference")
+    return (value["low"], value["high"], value["reference"])
+
+
+#: ``{low, high, reference}``: a range of a channel scaled per case so that its healthy-brain
+#: median becomes ``reference`` (``core.preprocessing``).
+RelativeRange = Annotated[
+    tuple[Finite, Finite, Positive],
+    BeforeValidator(_relative_table),
+    Strict(False),
+    AfterValidator(_increasing),
+]
+#: Channel -> ``[low, high]`` (or a relative range) for every channel (a missing range is an
+#: error, not a KeyError later).
+ChannelRanges = Annotated[dict[Channel, Range | RelativeRange], AfterValidator(_all_channels)]
 
 
 def json_text(value: object) -> object:

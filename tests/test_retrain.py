@@ -21,6 +21,7 @@ from strokelens.core.dataset import open_dataset
 from strokelens.core.engine import Engine
 from strokelens.core.manifest import read_manifest
 from strokelens.core.prediction_store import PredictionCache, manifest_fingerprint
+from strokelens.core.preprocessing import reference_medians
 from strokelens.core.project.store import ProjectStore
 from strokelens.core.registry import BASE, Registry, promotion_check
 from strokelens.core.weights import load_weights
@@ -154,6 +155,35 @@ def test_original_cases_come_from_the_data_the_parent_was_trained_on(
         finetune(project, registry=reg, originals_from=originals)
 
 
+def test_a_relative_version_takes_the_reference_sites_medians_and_is_judged_fairly(
+    project, ensemble, tmp_path, one_torch_thread
+):
+    """``relative``: the new version's CBF/CBV references are the originals' brain medians; the
+    parent is measured on its own (absolute) inputs; a relative parent passes its references on."""
+    originals = tmp_path / "reference-site"
+    for k in range(1, 4):
+        write_isles_case(originals / "TRAINING" / f"case_{k}", patient=f"O{k}", seed=40 + k)
+    settings = dict(epochs=1, members=["ce-2"], ratio=1.0, heldout=["training/case_6"])
+    with pytest.raises(RetrainError, match="relative maps need the reference site's data"):
+        finetune(project, registry=Registry(tmp_path / "r0", base=ensemble), relative=True,
+                 **settings)  # fmt: skip
+    absolute = finetune(project, registry=Registry(tmp_path / "r1", base=ensemble),
+                        originals_from=originals, **settings)  # fmt: skip
+    reg = Registry(tmp_path / "r2", base=ensemble)
+    relative = finetune(project, registry=reg, originals_from=originals, relative=True, **settings)
+    expected = reference_medians(open_dataset(originals))
+    scaling = reg.manifest(relative.version).preprocessing
+    assert {c: scaling[c].reference for c in expected} == expected
+    assert all(r.reference is None for c, r in scaling.items() if c not in expected)
+    assert reg.record(relative.version).config["relative"] == expected
+    assert relative.before == absolute.before  # the parent, on the inputs it was trained on
+    # a relative parent keeps its references: no reference data needed again
+    reg.promote(relative.version)
+    again = finetune(project, registry=reg, relative=True, epochs=1, members=["ce-3"],
+                     heldout=["training/case_6"])  # fmt: skip
+    assert reg.manifest(again.version).preprocessing == scaling
+
+
 def test_a_cache_union_keeps_clashing_keys_apart(tmp_path):
     from strokelens.training.cache import CacheReader, CacheUnion, build_cache
 
@@ -284,7 +314,7 @@ def test_torchrun_command_line_repeats_the_options():
     add_arguments(parser)
     given = ["--project", "p", "--minutes", "2.5", "--members", "a", "b", "--ratio", "0.5"]
     given += ["--heldout", "training/case_1", "--resume", "v0003", "--json", "--lr", "0.001"]
-    given += ["--originals-from", "/data/site-a"]
+    given += ["--originals-from", "/data/site-a", "--relative"]
     args = parser.parse_args(given)
     again = parser.parse_args(command_line(args)[1:])
     assert command_line(args)[0] == "finetune" and again == args

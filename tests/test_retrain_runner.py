@@ -117,6 +117,11 @@ def test_the_command_line_says_what_the_dialog_chose(tmp_path):
     assert mixed.argv()[mixed.argv().index("--originals-from") + 1] == str(tmp_path / "site-a")
     unmixed = RetrainSpec(tmp_path, epochs=1, originals_from=tmp_path / "site-a").argv()
     assert "--originals-from" not in unmixed  # corrections only: nothing is mixed in
+    assert "--relative" not in mixed.argv()
+    relative = RetrainSpec(
+        tmp_path, epochs=1, ratio=1.0, originals_from=tmp_path / "site-a", relative=True
+    ).argv()
+    assert "--relative" in relative and relative[-3:] == ["--device", "cpu", "--json"]
     resume = RetrainSpec(tmp_path, resume="v0004", registry=tmp_path / "r").argv("py")
     assert resume[4:] == ["--project", str(tmp_path), "--registry", str(tmp_path / "r"),
                           "--resume", "v0004", "--device", "cpu", "--json"]  # fmt: skip

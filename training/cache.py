@@ -20,7 +20,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated
 
@@ -32,7 +32,7 @@ from strokelens.core.case import CHANNELS
 from strokelens.core.dataset import CaseRef, Dataset
 from strokelens.core.errors import DataError
 from strokelens.core.limits import check_shape
-from strokelens.core.preprocessing import ChannelRange, load_scaling, normalize
+from strokelens.core.preprocessing import ChannelRange, identity, load_scaling, normalize
 from strokelens.core.schema import STRICT, Finite, Positive, Str, from_numpy, validate, version
 from strokelens.core.writer import atomic_write
 
@@ -59,7 +59,7 @@ def fingerprint(
     scaling: dict[str, ChannelRange],
     labels: Mapping[str, np.ndarray] | None = None,
 ) -> str:
-    parts = [f"v{CACHE_VERSION}", json.dumps({k: asdict(v) for k, v in scaling.items()})]
+    parts = [f"v{CACHE_VERSION}", json.dumps(identity(scaling))]
     for ref in refs:
         parts.append(f"{ref.key}|{ref.patient}")
         if labels is not None and ref.key in labels:

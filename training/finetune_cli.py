@@ -18,6 +18,7 @@ import signal
 import sys
 
 from strokelens.core.errors import StrokeLensError
+from strokelens.core.registry import DEFAULT_EPOCHS, DEFAULT_LR
 
 HELP = "fine-tune the active ensemble on a project's approved corrections (a new model version)"
 
@@ -52,7 +53,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--project", required=True, help="review project folder")
     parser.add_argument("--members", nargs="+", help="members to fine-tune (default: all)")
     budget = parser.add_mutually_exclusive_group()
-    budget.add_argument("--epochs", type=_positive_int, help="epochs per member (default 3)")
+    budget.add_argument(
+        "--epochs", type=_positive_int, help=f"epochs per member (default {DEFAULT_EPOCHS})"
+    )
     budget.add_argument("--minutes", type=_positive_float, help="time budget of the whole run")
     parser.add_argument(
         "--ratio",
@@ -65,6 +68,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="data set the original cases come from, e.g. the one the active version was "
         "trained on (default: the project's own data set); needs --ratio",
     )
+    parser.add_argument(
+        "--relative",
+        action="store_true",
+        help="the new version reads CBF and CBV relative to each case's brain median, scaled "
+        "to the reference site's (another vendor's absolute values); needs --originals-from "
+        "unless the active version is relative already",
+    )
     parser.add_argument("--heldout", nargs="+", metavar="KEY", help="held-out case keys")
     parser.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: CUDA when available)")
     parser.add_argument(
@@ -75,7 +85,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="continue a killed or cancelled retrain (default: the latest one)",
     )
     parser.add_argument("--registry", help="model registry folder (default: the user's)")
-    parser.add_argument("--lr", type=_positive_float, default=1e-4, help="learning rate")
+    parser.add_argument(
+        "--lr", type=_positive_float, default=DEFAULT_LR, help=f"learning rate ({DEFAULT_LR:g})"
+    )
     parser.add_argument("--json", action="store_true", help="JSON lines on stdout")
 
 
@@ -88,6 +100,8 @@ def command_line(args: argparse.Namespace) -> list[str]:
     for flag in ("members", "heldout"):
         if getattr(args, flag):
             out += [f"--{flag}", *getattr(args, flag)]
+    if args.relative:
+        out.append("--relative")
     if args.resume is not None:
         out += ["--resume", args.resume]
     return out + (["--json"] if args.json else [])
@@ -151,6 +165,7 @@ def run(args: argparse.Namespace) -> int:
             minutes=args.minutes,
             ratio=args.ratio,
             originals_from=args.originals_from,
+            relative=args.relative,
             heldout=args.heldout,
             device=args.device,
             resume=resume,

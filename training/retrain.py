@@ -3,20 +3,25 @@
 API (stable: the app's retrain dialog and the site experiment build on it)::
 
     finetune(project, *, registry=None, members=None, epochs=None, minutes=None, ratio=None,
-             originals_from=None, heldout=None, device=None, resume=None, lr=1e-4,
-             config="cpu", on_event=None)
+             originals_from=None, relative=False, heldout=None, device=None, resume=None,
+             lr=DEFAULT_LR, config="cpu", on_event=None)
         -> FinetuneResult(version, path, parent, before, after, recommend, duration_s)
 
     project   review project folder (``ProjectStore``); its APPROVED cases are the corrections
     registry  ``core.registry.Registry`` or its root (default: the user's registry);
               ``Registry(root, base=manifest)`` starts from another base than the bundled demo
     members   member names to fine-tune (default all); the others are copied unchanged
-    epochs    epochs per member (default 3), or minutes: wall-clock budget of the whole run
+    epochs    epochs per member (default ``DEFAULT_EPOCHS``), or minutes: wall-clock budget of the whole run
     ratio     corrections : original cases = ratio : 1 (original cases of the data set, with
               their ground truth, mixed in against forgetting); None = corrections only
     originals_from  a data set to draw the original cases from instead (the data the parent
               was trained on, when the project's data set holds only the new site); their keys
               are prefixed ``original:`` in the plan and the version record
+    relative  the new version reads CBF and CBV relative to each case's brain median
+              (``core.preprocessing``), scaled to the reference site's: the medians of the
+              parent's own references, else of ``originals_from`` (the parent's training data).
+              Vendors scale absolute values differently; the fine-tuned members learn the
+              relative ones, the others read them as they are
     heldout   case keys held out (their patients' cases are never trained on); default: a
               deterministic ~20 % of the approved cases' patients
     resume    a staged version name (``registry.staged()``): continue a killed / cancelled run
@@ -63,9 +68,12 @@ from strokelens.core.manifest import Manifest, Member, read_manifest
 from strokelens.core.metrics import slice_dice
 from strokelens.core.models import is_3d
 from strokelens.core.output import LOCK_NAME
+from strokelens.core.preprocessing import RELATIVE_CHANNELS, ChannelRange, reference_medians
 from strokelens.core.project.review import Status
 from strokelens.core.project.store import ProjectStore, mask_sha256
 from strokelens.core.registry import (
+    DEFAULT_EPOCHS,
+    DEFAULT_LR,
     ENSEMBLE,
     MANIFEST,
     CaseEntry,
@@ -86,7 +94,6 @@ from strokelens.training.distributed import barrier, is_main
 from strokelens.training.export import export_ensemble
 from strokelens.training.trainer import Trainer, pick_device, predict_cached
 
-DEFAULT_EPOCHS = 3
 #: Epoch bound of a run limited by minutes (the budget stops it first).
 MAX_EPOCHS_BY_TIME = 1000
 #: Share of the approved cases' patients held out when no held-out cases are given.
@@ -98,6 +105,8 @@ DONE = "done.json"
 #: Key prefix of original cases from another data set (``originals_from``), and their cache.
 ORIGINAL = "original:"
 ORIGINALS_CACHE = "originals.h5"
+#: The held-out cases under the parent's preprocessing, for its baseline (relative versions).
+PARENT_CACHE = "parent.h5"
 
 Event = dict[str, Any]
 
@@ -126,6 +135,9 @@ class Plan(BaseModel):
     #: the data set the original cases come from (their keys carry ``ORIGINAL``); None: the
     #: project's own data set
     originals_root: Str | None = None
+    #: channel -> the brain median the new version scales it to (``relative``); empty: the
+    #: parent's preprocessing as it is
+    relative: dict[Str, Positive] = {}
     heldout: Annotated[list[Str], Field(min_length=1)]
     #: held-out approved corrections (their truth) -> mask sha256; other held-out cases: OT
     heldout_masks: dict[Str, Annotated[Str, Field(pattern=r"^[0-9a-f]{64}$")]]
@@ -158,10 +170,11 @@ def finetune(
     minutes: float | None = None,
     ratio: float | None = None,
     originals_from: str | Path | None = None,
+    relative: bool = False,
     heldout: list[str] | None = None,
     device: str | None = None,
     resume: str | None = None,
-    lr: float = 1e-4,
+    lr: float = DEFAULT_LR,
     config: str = "cpu",
     on_event: Callable[[Event], None] | None = None,
 ) -> FinetuneResult:
@@ -189,8 +202,9 @@ def finetune(
             if originals_from is not None and ratio is None:
                 raise RetrainError("originals_from needs a ratio (corrections : original cases)")
             plan = _new_plan(
-                store, reg, members, epochs, minutes, ratio, originals_from, heldout, lr, config
-            )
+                store, reg, members, epochs, minutes, ratio, originals_from, relative, heldout,
+                lr, config,
+            )  # fmt: skip
             labels = _snapshot_masks(store, plan)
             version = _shared(reg.allocate() if is_main() else None)
             plan = plan.model_copy(update={"version": version})
@@ -234,6 +248,33 @@ def _lock(stage: Path, version: str) -> FileLock:
     return lock
 
 
+def _references(parent: Manifest, originals_root: Path | None, relative: bool) -> dict[str, float]:
+    """The brain medians the new version scales ``RELATIVE_CHANNELS`` to (empty: not relative):
+    the parent's own, else those of the data the originals come from."""
+    if not relative:
+        return {}
+    own = {c: parent.preprocessing[c].reference for c in RELATIVE_CHANNELS}
+    if all(v is not None for v in own.values()):
+        return own
+    if originals_root is None:
+        raise RetrainError(
+            "relative maps need the reference site's data: give the data the parent was "
+            "trained on (originals_from / --originals-from)"
+        )
+    try:
+        return reference_medians(open_dataset(originals_root))
+    except ValueError as exc:
+        raise RetrainError(f"{originals_root}: {exc}") from None
+
+
+def scaling_of(parent: Manifest, plan: Plan) -> dict[str, ChannelRange]:
+    """The new version's preprocessing: the parent's, with ``plan.relative``'s references."""
+    return {
+        c: replace(r, reference=plan.relative.get(c, r.reference))
+        for c, r in parent.preprocessing.items()
+    }
+
+
 def _check_settings(epochs, minutes, ratio, lr) -> None:
     if epochs is not None and minutes is not None:
         raise RetrainError("give epochs or minutes, not both")
@@ -257,7 +298,7 @@ def _order(seed: str) -> str:
 
 
 def _new_plan(
-    store, reg, members, epochs, minutes, ratio, originals_from, heldout, lr, config
+    store, reg, members, epochs, minutes, ratio, originals_from, relative, heldout, lr, config
 ) -> Plan:
     approved = _approved(store)
     if not approved:
@@ -332,6 +373,7 @@ def _new_plan(
         corrections=corrections,
         originals=originals,
         originals_root=None if originals_root is None else str(originals_root),
+        relative=_references(manifest, originals_root, relative),
         heldout=held,
         heldout_masks={k: approved[k] for k in held if k in approved},
         heldout_patients=held_patients,
@@ -362,12 +404,18 @@ def _run(reg, plan: Plan, stage: Path, labels, device, emit, started) -> Finetun
     apart = plan.originals_root is not None  # the originals are another data set's: own cache
     keys = [*plan.corrections, *([] if apart else plan.originals), *plan.heldout]
     cache_path = stage / "cache.h5"
+    scaling = scaling_of(parent, plan)
+    changed = scaling != parent.preprocessing  # the parent is measured on its own inputs
     if is_main():
-        build_cache(dataset, cache_path, scaling=parent.preprocessing, keys=keys, labels=labels)
+        build_cache(dataset, cache_path, scaling=scaling, keys=keys, labels=labels)
         if apart:
             inner = [k.removeprefix(ORIGINAL) for k in plan.originals]
             originals = open_dataset(plan.originals_root)
-            build_cache(originals, stage / ORIGINALS_CACHE, parent.preprocessing, keys=inner)
+            build_cache(originals, stage / ORIGINALS_CACHE, scaling, keys=inner)
+        if changed:
+            build_cache(
+                dataset, stage / PARENT_CACHE, parent.preprocessing, plan.heldout, labels=labels
+            )
     barrier()
     cache = CacheReader(cache_path)
     if apart:
@@ -388,7 +436,14 @@ def _run(reg, plan: Plan, stage: Path, labels, device, emit, started) -> Finetun
         }
     )
     torch_device = pick_device(device)
-    before = _baseline(stage, parent, cache, plan.heldout, torch_device)
+    if changed:
+        own = CacheReader(stage / PARENT_CACHE)
+        try:
+            before = _baseline(stage, parent, own, plan.heldout, torch_device)
+        finally:
+            own.close()
+    else:
+        before = _baseline(stage, parent, cache, plan.heldout, torch_device)
     for name in [m.name for m in parent.members] + [ENSEMBLE]:
         emit({"event": "baseline", "member": name, "heldout_dsc": before[name]})
     base = load_config(plan.config)
@@ -405,7 +460,9 @@ def _run(reg, plan: Plan, stage: Path, labels, device, emit, started) -> Finetun
         emit({"event": "member_done", "member": member.name, "heldout_dsc": done.heldout_dsc})
     result = None
     if is_main():
-        result = _finish(reg, plan, stage, parent, trained, cache, torch_device, before, started)
+        result = _finish(
+            reg, plan, stage, parent, scaling, trained, cache, torch_device, before, started
+        )
         emit(
             {
                 "event": "done",
@@ -539,14 +596,16 @@ def _agree(flag: bool) -> bool:
     return bool(value.item())
 
 
-def _finish(reg, plan, stage, parent, trained, cache, device, before, started) -> FinetuneResult:
+def _finish(
+    reg, plan, stage, parent, scaling, trained, cache, device, before, started
+) -> FinetuneResult:
     """Export the new ensemble, measure it, and hand it to the registry with its record."""
     trained_members = [
         replace(m, weights=str(trained[m.name].resolve()), sha256=file_sha256(trained[m.name]))
         for m in parent.members
         if m.name in trained
     ]
-    source = Manifest(f"{parent.name}-{plan.version}", trained_members, parent.preprocessing)
+    source = Manifest(f"{parent.name}-{plan.version}", trained_members, scaling)
     built = stage / "built"
     shutil.rmtree(built, ignore_errors=True)  # a run killed while exporting
     exported = read_manifest(
@@ -564,7 +623,7 @@ def _finish(reg, plan, stage, parent, trained, cache, device, before, started) -
             new[m.name] = replace(m, weights=target.name)
         members.append(new[m.name])
     meta = {"version": plan.version, "parent": plan.parent, "project": plan.project}
-    Manifest(source.name, members, parent.preprocessing, meta=meta).save(built / MANIFEST)
+    Manifest(source.name, members, scaling, meta=meta).save(built / MANIFEST)
     after = _scores(
         _probabilities(read_manifest(built / MANIFEST), cache, plan.heldout, device),
         cache,
@@ -596,6 +655,7 @@ def _finish(reg, plan, stage, parent, trained, cache, device, before, started) -
             "minutes": plan.minutes,
             "ratio": plan.ratio,
             "lr": plan.lr,
+            "relative": plan.relative,
             "train": json.loads(json.dumps(base.as_dict(), default=str)),
         },
     )
