@@ -114,6 +114,7 @@ class RetrainDialog(QDialog):
             "the new one"
         )
         self.relative = QCheckBox("relative CBF and CBV (another vendor's scale)")
+        self.relative.setChecked(True)  # measured: docs/retrain.md, step 9
         self.relative.setToolTip(
             "The new version reads CBF and CBV relative to each case's brain, scaled to the site "
             "of the original data: another vendor's absolute values mean something else"

@@ -25,7 +25,7 @@ from strokelens.core.dataset import load_case, open_dataset
 from strokelens.core.manifest import read_manifest
 from strokelens.core.prediction_store import PredictionCache, manifest_fingerprint
 from strokelens.core.project.store import ProjectStore
-from strokelens.core.registry import Registry, VersionRecord, now, promotion_check
+from strokelens.core.registry import DEFAULT_RATIO, Registry, VersionRecord, now, promotion_check
 
 #: Patient of case_1 ... case_5.
 PATIENTS = "AABCD"
@@ -143,6 +143,17 @@ def test_the_dialog_lists_approved_cases_per_patient_and_needs_one(
     assert not dialog.start_button.isEnabled() and "member" in dialog.why_not.text()
     dialog.members.item(0).setCheckState(Qt.CheckState.Checked)
     assert dialog.start_button.isEnabled()
+    # relative maps need the reference site's data: the originals from the parent's training
+    assert dialog.originals.currentData() is None and not dialog.relative.isEnabled()
+    assert dialog.spec().relative is False and dialog.spec().ratio == DEFAULT_RATIO
+    dialog.originals.insertItem(0, "the active version's training data", tmp_path / "site-a")
+    dialog.originals.setCurrentIndex(0)
+    assert dialog.relative.isEnabled() and dialog.relative.isChecked()
+    assert dialog.spec().relative and dialog.spec().originals_from == tmp_path / "site-a"
+    dialog.ratio.setValue(0)  # corrections only: nothing mixed in, no reference site
+    assert not dialog.relative.isEnabled() and not dialog.originals.isEnabled()
+    assert dialog.spec().relative is False and dialog.spec().ratio is None
+    dialog.ratio.setValue(DEFAULT_RATIO)
     dialog.set_heldout("A", True)  # holding out the only approved patient leaves nothing
     assert not dialog.start_button.isEnabled() and "Every approved case" in dialog.why_not.text()
     assert dialog.spec() is None
