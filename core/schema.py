@@ -110,27 +110,29 @@ def _all_channels(table: dict[str, Any]) -> dict[str, Any]:
     return table
 
 
-def _relative_table(value: object) -> object:
-    """``{"low": a, "high": b, "reference": r}`` as the triple ``RelativeRange`` checks."""
-    if not isinstance(value, dict):
-        return value
-    unknown = sorted(set(value) - {"low", "high", "reference"})
-    if unknown or not {"low", "high", "reference"} <= set(value):
-        raise ValueError("a relative range has exactly low, high and reference")
-    return (value["low"], value["high"], value["reference"])
+def _channel_range(value: object) -> object:
+    """``[low, high]`` or ``{"low": a, "high": b, "reference": r}`` as the triple
+    ``ChannelRange`` checks (``reference`` None for a plain range)."""
+    if isinstance(value, dict):
+        if set(value) != {"low", "high", "reference"}:
+            raise ValueError("a relative range has exactly low, high and reference")
+        return (value["low"], value["high"], value["reference"])
+    if isinstance(value, list | tuple) and len(value) == 2:
+        return (*value, None)
+    raise ValueError("a range is [low, high] or {low, high, reference}")
 
 
-#: ``{low, high, reference}``: a range of a channel scaled per case so that its healthy-brain
-#: median becomes ``reference`` (``core.preprocessing``).
-RelativeRange = Annotated[
-    tuple[Finite, Finite, Positive],
-    BeforeValidator(_relative_table),
+#: ``[low, high]``, or ``{low, high, reference}``: a channel scaled per case so that its
+#: healthy-brain median becomes ``reference`` (``core.preprocessing``); read as
+#: ``(low, high, reference or None)``.
+ChannelRange = Annotated[
+    tuple[Finite, Finite, Positive | None],
+    BeforeValidator(_channel_range),
     Strict(False),
     AfterValidator(_increasing),
 ]
-#: Channel -> ``[low, high]`` (or a relative range) for every channel (a missing range is an
-#: error, not a KeyError later).
-ChannelRanges = Annotated[dict[Channel, Range | RelativeRange], AfterValidator(_all_channels)]
+#: Channel -> its range for every channel (a missing range is an error, not a KeyError later).
+ChannelRanges = Annotated[dict[Channel, ChannelRange], AfterValidator(_all_channels)]
 
 
 def json_text(value: object) -> object:
