@@ -216,7 +216,8 @@ def main() -> int:
         flush=True,
     )
     demo = sub_ensemble(DEMO_MANIFEST, args.members)
-    rows = [(f"demo {'+'.join(args.members)}", 0, demo)]
+    label = "+".join(args.members) if len(args.members) <= 2 else f"{len(args.members)} members"
+    rows = [(f"demo {label}", 0, demo)]
     if args.relative:  # what the relative maps alone do: the demo's weights, no correction
         refs = reference_medians(open_dataset(args.originals_from))
         scaling = {
