@@ -114,7 +114,8 @@ class RetrainDialog(QDialog):
             "the new one"
         )
         self.relative = QCheckBox("relative CBF and CBV (another vendor's scale)")
-        self.relative.setChecked(True)  # measured: docs/retrain.md, step 9
+        self._relative_wanted = True  # measured: docs/retrain.md, step 9
+        self.relative.clicked.connect(self._want_relative)
         self.relative.setToolTip(
             "The new version reads CBF and CBV relative to each case's brain, scaled to the site "
             "of the original data: another vendor's absolute values mean something else"
@@ -325,7 +326,7 @@ class RetrainDialog(QDialog):
             minutes=None if epochs else float(self.budget.value()),
             ratio=self.ratio.value() or None,
             originals_from=self.originals.currentData(),
-            relative=self.relative.isEnabled() and self.relative.isChecked(),
+            relative=self.relative.isChecked(),
             heldout=tuple(plan.heldout_keys(heldout)),
             device=self.device.currentText(),
             registry=self.retraining.registry,
@@ -336,7 +337,13 @@ class RetrainDialog(QDialog):
         reference site's data (the originals from the active version's training data)."""
         mixed = not running and self.ratio.value() > 0
         self.originals.setEnabled(mixed)
-        self.relative.setEnabled(mixed and self.originals.currentData() is not None)
+        usable = mixed and self.originals.currentData() is not None
+        self.relative.setEnabled(usable)
+        if not running:  # a box that cannot apply shows unticked, the choice comes back with it
+            self.relative.setChecked(usable and self._relative_wanted)
+
+    def _want_relative(self, checked: bool) -> None:
+        self._relative_wanted = checked
 
     # -- the run -------------------------------------------------------------------------------
     def _set_running(self, running: bool) -> None:

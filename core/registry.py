@@ -128,15 +128,25 @@ def promotion_check(
     if b is None or a is None:
         return False, "no held-out DSC of the ensemble"
     ok = a >= b
-    words = f"ensemble held-out DSC {b:.3f} → {a:.3f}"
+    words = _change("ensemble held-out DSC", b, a)
     pairs = [(before.get(m), after.get(m)) for m in trained]
     if pairs:
         if any(x is None or y is None for x, y in pairs):
             return False, f"{words}; a fine-tuned member has no held-out DSC"
         mb, ma = (sum(col) / len(pairs) for col in zip(*pairs, strict=True))
         ok = ok and ma >= mb
-        words += f", the {len(pairs)} fine-tuned member(s)' mean {mb:.3f} → {ma:.3f}"
-    return ok, words + ("" if ok else " (dropped)")
+        whose = (
+            "the fine-tuned member's"
+            if len(pairs) == 1
+            else f"the {len(pairs)} fine-tuned members' mean"
+        )
+        words += ", " + _change(whose, mb, ma)
+    return ok, words
+
+
+def _change(what: str, before: float, after: float) -> str:
+    """A figure's change in words, marked where it dropped (the reader sees which one did)."""
+    return f"{what} {before:.3f} → {after:.3f}" + (" (dropped)" if after < before else "")
 
 
 class HistoryEntry(BaseModel):

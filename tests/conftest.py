@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import tempfile
+from pathlib import Path
 
 import pytest
 import torch
@@ -24,6 +25,21 @@ def one_torch_thread():
     torch.set_num_threads(threads)
 
 
+@pytest.fixture
+def screenshot(tmp_path):
+    """Where a screenshot goes: the folder STROKELENS_SCREENSHOTS names (created; e.g.
+    docs/screenshots: the tests never rewrite tracked files by themselves), else the test's own."""
+
+    def path(name: str) -> str:
+        folder = os.environ.get("STROKELENS_SCREENSHOTS")
+        if not folder:
+            return str(tmp_path / name)
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        return str(Path(folder) / name)
+
+    return path
+
+
 @pytest.fixture(scope="session")
 def loop():
     """The qasync event loop of the app's QApplication (one for the session: a second loop on
@@ -37,6 +53,7 @@ def loop():
     asyncio.set_event_loop(event_loop)
     yield event_loop
     asyncio.set_event_loop(None)
+    event_loop.close()  # now, while its Qt objects live: at exit, its __del__ would find them gone
 
 
 @pytest.fixture

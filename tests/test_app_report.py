@@ -53,7 +53,9 @@ def test_measured_layers_are_the_summarys_masks(loop, window, phantom):
     assert np.array_equal(drawn[..., 3] > 0, tmax6[model.slice])  # filled where the mask is
 
 
-def test_montage_has_a_tile_per_slice_and_a_click_goes_there(qtbot, loop, window, phantom):
+def test_montage_has_a_tile_per_slice_and_a_click_goes_there(
+    qtbot, loop, window, phantom, screenshot
+):
     model = opened(loop, window, phantom)
     dock = window.docks["montage"]
     dock.show()
@@ -67,9 +69,7 @@ def test_montage_has_a_tile_per_slice_and_a_click_goes_there(qtbot, loop, window
     qtbot.mouseClick(montage.grid, Qt.MouseButton.LeftButton, pos=rect.center())
     assert model.slice == other
     assert "Tmax" in montage.legend.text() and "none yet" in montage.legend.text()
-    folder = os.environ.get("STROKELENS_SCREENSHOTS")
-    if folder:
-        assert montage.grab().save(os.path.join(folder, "montage-test.png"))
+    assert montage.grab().save(screenshot("montage-test.png"))
 
 
 def test_export_report_writes_the_pdf_of_the_case(loop, window, phantom, tmp_path):

@@ -33,13 +33,6 @@ PATIENTS = "AABCD"
 RUN_TIMEOUT_MS = 240_000
 
 
-def screenshot(tmp_path: Path, name: str) -> str:
-    """Where a screenshot goes: docs/screenshots when STROKELENS_SCREENSHOTS names that folder
-    (the tests never rewrite tracked files by themselves), else the test's own folder."""
-    folder = os.environ.get("STROKELENS_SCREENSHOTS")
-    return str(Path(folder) / name if folder else tmp_path / name)
-
-
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
     """Five tiny ISLES training cases of four patients (A has two), all with ground truth."""
@@ -145,6 +138,7 @@ def test_the_dialog_lists_approved_cases_per_patient_and_needs_one(
     assert dialog.start_button.isEnabled()
     # relative maps need the reference site's data: the originals from the parent's training
     assert dialog.originals.currentData() is None and not dialog.relative.isEnabled()
+    assert not dialog.relative.isChecked()  # a greyed tick would say it applies
     assert dialog.spec().relative is False and dialog.spec().ratio == DEFAULT_RATIO
     dialog.originals.insertItem(0, "the active version's training data", tmp_path / "site-a")
     dialog.originals.setCurrentIndex(0)
@@ -153,7 +147,13 @@ def test_the_dialog_lists_approved_cases_per_patient_and_needs_one(
     dialog.ratio.setValue(0)  # corrections only: nothing mixed in, no reference site
     assert not dialog.relative.isEnabled() and not dialog.originals.isEnabled()
     assert dialog.spec().relative is False and dialog.spec().ratio is None
+    assert not dialog.relative.isChecked()
     dialog.ratio.setValue(DEFAULT_RATIO)
+    assert dialog.relative.isChecked()  # the default comes back with the reference data
+    dialog.relative.click()  # the reviewer's choice outlives a detour
+    dialog.ratio.setValue(0)
+    dialog.ratio.setValue(DEFAULT_RATIO)
+    assert not dialog.relative.isChecked() and dialog.spec().relative is False
     dialog.set_heldout("A", True)  # holding out the only approved patient leaves nothing
     assert not dialog.start_button.isEnabled() and "Every approved case" in dialog.why_not.text()
     assert dialog.spec() is None
@@ -162,7 +162,7 @@ def test_the_dialog_lists_approved_cases_per_patient_and_needs_one(
 
 @pytest.mark.heavy
 def test_a_run_draws_curves_and_promotion_asks_then_run_ai_uses_it(
-    qtbot, loop, tmp_path, dataset, registry
+    qtbot, loop, tmp_path, dataset, registry, screenshot
 ):
     approve(
         tmp_path / "project", dataset, ["training/case_1", "training/case_2", "training/case_3"]
@@ -179,7 +179,7 @@ def test_a_run_draws_curves_and_promotion_asks_then_run_ai_uses_it(
     dialog.budget.setValue(1)
     spec = dialog.spec()
     assert spec.heldout == ("training/case_5",) and spec.epochs == 1
-    assert dialog.grab().save(screenshot(tmp_path, "retrain-setup.png"))
+    assert dialog.grab().save(screenshot("retrain-setup.png"))
 
     assert run(loop, window.ai.run(["training/case_4"]))  # a prediction of the old version
     run(loop, window.tasks.idle())
@@ -207,7 +207,7 @@ def test_a_run_draws_curves_and_promotion_asks_then_run_ai_uses_it(
     recommended = dialog.verdict.text().startswith("Recommended")
     assert recommended is promotion_check(record.before, record.after, ["focal-0", "ce-1"])[0]
     assert dialog.promote_button.isEnabled() and version in registry.versions()
-    assert dialog.grab().save(screenshot(tmp_path, "retrain.png"))
+    assert dialog.grab().save(screenshot("retrain.png"))
 
     assert registry.active() != version  # nothing is promoted without asking
     dialog.promote_button.click()

@@ -166,7 +166,7 @@ def test_numbers_near_a_limit_agree_with_their_criterion(
     assert panel.verdict.text() == verdict and panel.reason.isHidden()
 
 
-def test_panel_screenshot(qtbot, loop, tmp_path):
+def test_panel_screenshot(qtbot, loop, screenshot):
     """docs/screenshots/mismatch-panel.png when STROKELENS_SCREENSHOTS names a folder."""
     case = make_case(1500, 0)
     case.channels["Tmax"][:, :, :50] = 9.0
@@ -182,9 +182,7 @@ def test_panel_screenshot(qtbot, loop, tmp_path):
     panel.resize(360, 560)
     panel.show()
     qtbot.waitExposed(panel)
-    folder = os.environ.get("STROKELENS_SCREENSHOTS")
-    path = os.path.join(folder, "mismatch-panel.png") if folder else str(tmp_path / "panel.png")
-    assert panel.grab().save(path)
+    assert panel.grab().save(screenshot("mismatch-panel.png"))
     assert panel.values["range"].text() == "50.0-64.0 mL"
 
 

@@ -258,14 +258,19 @@ def test_promotion_is_recommended_only_when_held_out_dsc_did_not_drop():
 
     assert verdict(done(0.6, 0.6), 3, [])[0]
     ok, why = verdict(done(0.6, 0.59), 3, [])
-    assert not ok and "0.600 → 0.590" in why and "dropped" in why
+    assert not ok and "0.600 → 0.590 (dropped)" in why
     assert not verdict(done(0.6, 0.7, recommend=False), 3, [])[0]  # the worker disagrees
     assert not verdict(done(0.6, 0.7), 0, [])[0]  # nothing held out: no verdict
     # the ensemble held, but the two fine-tuned members got worse: eight unchanged hid them
     hidden = done(0.70, 0.70, members={"f1": (0.66, 0.60), "c1": (0.65, 0.62), "f2": (0.6, 0.6)})
     ok, why = verdict(hidden, 3, ["f1", "c1"])
-    assert not ok and "mean 0.655 → 0.610" in why and "f1, c1" in why
+    assert not ok and "0.700 → 0.700," in why  # the ensemble did not drop: not marked
+    assert "members' mean 0.655 → 0.610 (dropped)" in why and "f1, c1" in why
     assert verdict(hidden, 3, ["f2"])[0]  # only an unchanged member was fine-tuned
     one_up_one_down = done(0.70, 0.71, members={"f1": (0.60, 0.66), "c1": (0.65, 0.62)})
-    assert verdict(one_up_one_down, 3, ["f1", "c1"])[0]  # the mean rose: one member may drop
+    members_up = done(0.068, 0.067, members={"f1": (0.046, 0.071), "c1": (0.061, 0.059)})
+    ok, why = verdict(members_up, 1, ["f1", "c1"])  # says which figure dropped: the ensemble's
+    assert not ok and "0.068 → 0.067 (dropped), " in why and "0.054 → 0.065 (" not in why
+    ok, why = verdict(one_up_one_down, 3, ["f1", "c1"])
+    assert ok and "(dropped)" not in why and "dropped for c1" in why  # the mean rose
     assert not verdict(done(0.7, 0.7, members={"f1": (0.6, None)}), 3, ["f1"])[0]
