@@ -476,6 +476,9 @@ def serve(
                 _keep(cache, fingerprint, case, exc.prediction)
             reply("cancelled")
             continue
+        except DataError as exc:  # this case only (a relative version that cannot read it)
+            reply("error", "case", exc.path, exc.problem)
+            continue
         except Exception as exc:  # noqa: BLE001
             reply("error", "engine", ref.folder, f"{type(exc).__name__}: {exc}")
             return

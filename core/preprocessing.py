@@ -18,6 +18,7 @@ import numpy as np
 
 from strokelens.core.case import CHANNELS, Case
 from strokelens.core.dataset import CaseRef, load_ref
+from strokelens.core.errors import DataError
 from strokelens.core.schema import PreprocessingConfig, load
 from strokelens.resources import resource_path
 
@@ -25,10 +26,13 @@ from strokelens.resources import resource_path
 RELATIVE_CHANNELS = ("CBF", "CBV")
 #: CT values (HU) counted as brain parenchyma for a relative channel's median.
 BRAIN_HU = (10.0, 60.0)
-#: Fewest brain voxels for a relative scaling; a case with fewer keeps its values (factor 1).
+#: Fewest brain voxels for a relative scaling.
 MIN_BRAIN_VOXELS = 500
-#: The relative factor stays within these bounds (a case far outside them is not a vendor scale).
-FACTOR_BOUNDS = (0.25, 4.0)
+#: A case's brain median may differ from the reference by a factor within these bounds: a vendor's
+#: scale times the patient's own spread (vendor-c, stored 0.5x: factors 1.1-3.8 over 40 cases, the
+#: highest with a large hypoperfused territory); a decimal unit slip (10x) or a broken map falls
+#: outside, and no factor makes those right.
+FACTOR_BOUNDS = (0.125, 8.0)
 
 
 @dataclass(frozen=True)
@@ -55,12 +59,27 @@ def brain_median(case: Case, channel: str) -> float | None:
 
 def relative_factor(case: Case, channel: str, reference: float) -> float:
     """What ``channel`` of ``case`` is multiplied by so that its brain median becomes
-    ``reference``, within ``FACTOR_BOUNDS``; 1 where the brain is too small or the median not
-    above 0."""
+    ``reference``. DataError (naming the map) where no factor can be trusted: too little brain,
+    a median not above 0, or a factor outside ``FACTOR_BOUNDS``. A relative version then makes no
+    prediction of the case rather than one from inputs unlike any it was trained on."""
+    where = case.paths.get(channel, Path(case.key))
     median = brain_median(case, channel)
-    if median is None or not median > 0:
-        return 1.0
-    return float(np.clip(reference / median, *FACTOR_BOUNDS))
+    if median is None:
+        low, high = BRAIN_HU
+        raise DataError(
+            where,
+            f"{channel} cannot be read relative to the brain (this model version needs it): fewer "
+            f"than {MIN_BRAIN_VOXELS} brain voxels (CT {low:g}-{high:g} HU)",
+        )
+    factor = reference / median if median > 0 else float("inf")
+    if not FACTOR_BOUNDS[0] <= factor <= FACTOR_BOUNDS[1]:
+        raise DataError(
+            where,
+            f"{channel} brain median {median:.4g} against the reference site's {reference:.4g}: "
+            f"this model version reads scales within a factor {FACTOR_BOUNDS[1]:g} of it "
+            "(other units, or a broken map?)",
+        )
+    return factor
 
 
 def load_scaling(path: str | Path | None = None) -> dict[str, ChannelRange]:
@@ -90,7 +109,7 @@ def reference_medians(cases: Iterable[CaseRef]) -> dict[str, float]:
 
 def normalize(case: Case, scaling: dict[str, ChannelRange] | None = None) -> np.ndarray:
     """The case as float32 ``(z, C, y, x)``, channels in ``CHANNELS`` order, each in [0, 1]
-    (a relative channel scaled by ``relative_factor`` first)."""
+    (a relative channel scaled by ``relative_factor`` first: DataError where it cannot be)."""
     scaling = scaling or load_scaling()
     out = np.empty((case.n_slices, len(CHANNELS), *case.shape[1:]), dtype=np.float32)
     for c, channel in enumerate(CHANNELS):

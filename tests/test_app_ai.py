@@ -247,6 +247,53 @@ def test_runner_resumes_from_a_requested_slice_without_redoing_slices(ensemble, 
         loop.close()
 
 
+def test_a_case_a_relative_version_cannot_scale_is_skipped_and_the_process_goes_on(
+    ensemble, tmp_path
+):
+    """The engine's refusal of one case (a relative version, a case without brain) is that
+    case's error, named by its map: the AI process stays up for the next case."""
+    import nibabel as nib
+
+    from strokelens.core.dataset import open_dataset
+    from strokelens.core.manifest import read_manifest
+
+    write_isles_case(tmp_path / "data" / "TRAINING" / "case_1", seed=0)
+    bone = write_isles_case(tmp_path / "data" / "TRAINING" / "case_2", first_id=345570, seed=1)
+    img = nib.load(bone["CT"])
+    nib.save(nib.Nifti1Image(np.full(img.shape, 300, np.int16), img.affine), bone["CT"])
+    manifest = read_manifest(ensemble)
+    relative = {
+        c: replace(r, reference=20.0 if c in ("CBF", "CBV") else None)
+        for c, r in manifest.preprocessing.items()
+    }
+    path = replace(manifest, preprocessing=relative).save(ensemble.parent / "relative-ai.json")
+    refs = {ref.key: ref for ref in open_dataset(tmp_path / "data")}
+    loop = asyncio.new_event_loop()
+    runner = AiRunner(loop, path, threads=1)
+    try:
+        job = AiJob([], {})
+        job.add(["training/case_2", "training/case_1"], {k: 4 * 4 for k in refs})
+        done, errors = [], []
+        loop.run_until_complete(
+            runner.run(
+                job,
+                refs.__getitem__,
+                lambda _k: None,
+                on_slice=lambda _k, _z, _p: None,
+                on_progress=lambda _d, _t: None,
+                on_case_done=lambda k, p: done.append(k),
+                on_case_error=lambda k, e: errors.append((k, str(e))),
+            )
+        )
+        ((key, why),) = errors
+        assert key == "training/case_2" and why.startswith(f"{bone['CT_CBF']}: CBF cannot")
+        assert done == ["training/case_1"]  # the same process went on
+    finally:
+        runner.close()
+        loop.close()
+        path.unlink()
+
+
 def test_job_progress_eta_queue_and_texts():
     job = AiJob([], {})
     job.add(["a", "b"], {"a": 10, "b": 30})

@@ -4,6 +4,7 @@ case_metrics; ``strokelens evaluate`` finds those files again and reports the sa
 from __future__ import annotations
 
 import csv
+import dataclasses
 import gzip
 import json
 import math
@@ -18,6 +19,7 @@ from strokelens.app.cli import main
 from strokelens.app.commands import predict
 from strokelens.core.dataset import load_case, open_dataset
 from strokelens.core.engine import Engine
+from strokelens.core.manifest import read_manifest
 from strokelens.core.metrics import METRICS, case_metrics
 from strokelens.core.output import prepare_folders
 
@@ -172,3 +174,33 @@ def test_corrupt_gzip_case_is_failed_not_predicted(ensemble, tmp_path, capsys):
     report = json.loads((out / "predictions.json").read_text())
     assert report["cases"] == [] and "CRC check failed" in report["failed"][0]["error"]
     assert not list(out.glob("*.nii*"))
+
+
+def test_a_relative_version_skips_a_case_it_cannot_scale(ensemble, tmp_path, capsys):
+    """A version reading CBF/CBV relative to the brain predicts no case without enough brain
+    (here all bone): that case fails with its map named, the others are predicted."""
+    write_isles_case(tmp_path / "data" / "TRAINING" / "case_1", seed=0)
+    bone = write_isles_case(tmp_path / "data" / "TRAINING" / "case_2", first_id=345570, seed=1)
+    img = nib.load(bone["CT"])
+    nib.save(nib.Nifti1Image(np.full(img.shape, 300, np.int16), img.affine), bone["CT"])
+    manifest = read_manifest(ensemble)
+    relative = {
+        c: dataclasses.replace(r, reference=20.0 if c in ("CBF", "CBV") else None)
+        for c, r in manifest.preprocessing.items()
+    }
+    path = dataclasses.replace(manifest, preprocessing=relative).save(
+        ensemble.parent / "relative-skip.json"
+    )
+    out = tmp_path / "out"
+    try:
+        argv = ["predict", str(tmp_path / "data"), "--out", str(out), "--ensemble", str(path)]
+        assert main([*argv, "--threads", "1"]) == 1
+    finally:
+        path.unlink()
+    err = capsys.readouterr().err
+    assert f"training/case_2: skipped: {bone['CT_CBF']}: CBF cannot be read relative" in err
+    assert "fewer than 500 brain voxels" in err
+    assert "Traceback" not in err
+    report = json.loads((out / "predictions.json").read_text())
+    assert [r["key"] for r in report["cases"]] == ["training/case_1"]
+    assert report["failed"][0]["key"] == "training/case_2"

@@ -61,19 +61,29 @@ def test_another_vendors_scale_gives_the_same_input(data):
     assert np.array_equal(normalize(case, relative)[:, ct], normalize(case, plain)[:, ct])
 
 
-def test_the_factor_keeps_its_bounds_and_needs_a_brain(data):
+def test_a_case_the_factor_cannot_read_is_refused_naming_its_map(data):
+    """No silent fallback: a relative version given a case without enough brain, or in other
+    units, must not predict from inputs unlike its training data."""
     case = load_ref(open_dataset(data)["training/case_1"])
     median = brain_median(case, "CBF")
     assert relative_factor(case, "CBF", median * 2) == pytest.approx(2.0)
-    assert relative_factor(case, "CBF", median * 100) == FACTOR_BOUNDS[1]
-    assert relative_factor(case, "CBF", median / 100) == FACTOR_BOUNDS[0]
+    low, high = FACTOR_BOUNDS
+    assert relative_factor(case, "CBF", median * high) == pytest.approx(high)  # bounds included
+    for reference in (median * high * 1.01, median * low * 0.99):
+        with pytest.raises(DataError, match="reference site") as refused:
+            relative_factor(case, "CBF", reference)
+        assert refused.value.path == case.paths["CBF"]
     no_brain = dataclasses.replace(
         case, channels={**case.channels, "CT": np.full_like(case.channels["CT"], 300)}
     )  # all bone: too few brain voxels for a median
     assert brain_median(no_brain, "CBF") is None
-    assert relative_factor(no_brain, "CBF", median * 2) == 1.0
-    empty = _scaled(case, {"CBF": 0.0})
-    assert relative_factor(empty, "CBF", 20.0) == 1.0
+    with pytest.raises(DataError, match="brain voxels"):
+        relative_factor(no_brain, "CBF", median * 2)
+    with pytest.raises(DataError, match="brain median 0 "):
+        relative_factor(_scaled(case, {"CBF": 0.0}), "CBF", 20.0)
+    relative = _relative(load_scaling(), {"CBF": median * 100})
+    with pytest.raises(DataError, match="CBF brain median"):  # what the engine's input meets
+        normalize(case, relative)
 
 
 def test_reference_medians_are_the_median_of_the_cases(data):

@@ -217,6 +217,13 @@ class Report:
             raise write_error(exc, self.out) from exc
 
 
+def _predict_case(engine: Engine, case: Case, label: str) -> Prediction:
+    """One case through the engine, with a progress bar of member-slices."""
+    total = len(engine.models) * case.n_slices
+    with tqdm(total=total, desc=label, unit="member-slice") as bar:
+        return engine.predict(case, progress=lambda done, _total: bar.update(done - bar.n))
+
+
 def run(args: argparse.Namespace) -> int:
     if not re.fullmatch(r"[A-Za-z0-9_-]+", args.method):
         raise DataError(Path(args.out), f"--method {args.method!r}: use letters, digits, _ and -")
@@ -283,20 +290,14 @@ def _predict(
             check_name(ref.id, "case folder name", ref.folder)
             case = dataset.load(ref)
             files = case_files(out, case, sources, members, args.method, per_split)
-        except DataError as exc:
+            for problem in case.problems:
+                tqdm.write(f"{ref.key}: warning: {problem}", file=sys.stderr)
+            prediction = _predict_case(engine, case, f"{ref.key} ({n}/{len(dataset)})")
+        except DataError as exc:  # the case, or a relative version that cannot read it
             report.failed.append({"key": ref.key, "error": str(exc)})
             report.write()
             tqdm.write(f"{ref.key}: skipped: {exc}", file=sys.stderr)
             continue
-        for problem in case.problems:
-            tqdm.write(f"{ref.key}: warning: {problem}", file=sys.stderr)
-        total = len(engine.models) * case.n_slices
-        with tqdm(total=total, desc=f"{ref.key} ({n}/{len(dataset)})", unit="member-slice") as bar:
-
-            def progress(done: int, _total: int, bar=bar) -> None:
-                bar.update(done - bar.n)
-
-            prediction = engine.predict(case, progress=progress)
         try:
             mask_path = write_outputs(case, prediction, files)
         except OSError as exc:
