@@ -76,6 +76,7 @@ class RetrainDialog(QDialog):
         self.heldout_count = 0
         self.trained: list[str] = []  # the members the run fine-tunes (its start event)
         self.confirm_box: QMessageBox | None = None
+        self.recommended = False  # the last run's verdict
 
         self.summary = QLabel("Reading the project…")
         self.summary.setWordWrap(True)
@@ -390,6 +391,7 @@ class RetrainDialog(QDialog):
         self.trained = []
         self.results.setRowCount(0)
         self.verdict.clear()
+        self.recommended = False
         self.log.clear()
         self.promote_button.setEnabled(False)
         self.progress.setText("Starting the fine-tuning worker…")
@@ -443,9 +445,9 @@ class RetrainDialog(QDialog):
             for col, text in enumerate((name, _dsc(before), _dsc(after), change)):
                 self.results.setItem(row, col, _item(text))
         self.results.resizeColumnsToContents()
-        recommend, why = verdict(done, self.heldout_count, self.trained)
+        self.recommended, why = verdict(done, self.heldout_count, self.trained)
         self.verdict.setText(why)
-        self.verdict.setStyleSheet(GOOD_STYLE if recommend else WARN_STYLE)
+        self.verdict.setStyleSheet(GOOD_STYLE if self.recommended else WARN_STYLE)
         self.promote_button.setEnabled(True)
         self.promote_button.setText(f"Promote {done.version}…")
         self.progress.setText(f"Version {done.version} finished in {done.duration_s:.0f} s.")
@@ -473,12 +475,15 @@ class RetrainDialog(QDialog):
         if version is None:
             return
         self.confirm_box = box = QMessageBox(
-            QMessageBox.Icon.Question,
+            QMessageBox.Icon.Question if self.recommended else QMessageBox.Icon.Warning,
             "Promote",
             f"Make version {version} the active ensemble? Run AI uses it from now on; "
             f"{self.verdict.text()} ('strokelens models rollback' goes back.)",
             QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
             self,
+        )  # against the advice, Enter answers no
+        box.setDefaultButton(
+            QMessageBox.StandardButton.Yes if self.recommended else QMessageBox.StandardButton.No
         )
         yes = QMessageBox.StandardButton.Yes
         box.buttonClicked.connect(

@@ -213,6 +213,9 @@ def test_a_run_draws_curves_and_promotion_asks_then_run_ai_uses_it(
     dialog.promote_button.click()
     box = dialog.confirm_box
     assert box is not None and box.isVisible() and version in box.text()
+    advised = QMessageBox.StandardButton.Yes if recommended else QMessageBox.StandardButton.No
+    assert box.defaultButton() is box.button(advised)  # Enter follows the advice
+    assert box.icon() == (QMessageBox.Icon.Question if recommended else QMessageBox.Icon.Warning)
     box.button(QMessageBox.StandardButton.No).click()
     run(loop, window.tasks.idle())
     assert registry.active() != version and window.ai.ensemble == old
