@@ -54,6 +54,7 @@ from strokelens.core.case import CHANNELS
 if TYPE_CHECKING:
     from strokelens.app.retrain_dialog import RetrainDialog
     from strokelens.app.retrain_runner import Retraining
+    from strokelens.app.versions_dialog import VersionsDialog
     from strokelens.core.prediction_store import PredictionCache
 
 #: The mismatch dock shows at least its numbers and verdict (the criteria may scroll).
@@ -147,6 +148,7 @@ class MainWindow(QMainWindow):
         )  # fmt: skip
         self.retraining: Retraining | None = None  # with the dialog (its imports are heavy)
         self.retrain_dialog: RetrainDialog | None = None  # AI ▸ Retrain, built when asked
+        self.versions_dialog: VersionsDialog | None = None  # AI ▸ Model versions, likewise
         self.cases = CaseLoader(
             model, self.tasks, self.browser.neighbour, self.browser.visible_indices
         )
@@ -338,18 +340,34 @@ class MainWindow(QMainWindow):
         else:
             self.tasks.spawn(self.cases.show_case(index))
 
-    def show_retrain(self) -> None:
-        """AI ▸ Retrain with corrections: the one (non-modal) dialog, its plan read again."""
-        if self.retrain_dialog is None:
-            from strokelens.app.retrain_dialog import RetrainDialog  # built on first use
+    def _retraining(self) -> Retraining:
+        """The fine-tuning and registry controller, built on first use (heavy imports)."""
+        if self.retraining is None:
             from strokelens.app.retrain_runner import Retraining
 
             self.retraining = Retraining(self.model, self.project, self.ai, self.tasks)
             self.retraining.status.connect(self.show_status)
-            self.retrain_dialog = RetrainDialog(self.retraining, self)
+        return self.retraining
+
+    def show_retrain(self) -> None:
+        """AI ▸ Retrain with corrections: the one (non-modal) dialog, its plan read again."""
+        if self.retrain_dialog is None:
+            from strokelens.app.retrain_dialog import RetrainDialog  # built on first use
+
+            self.retrain_dialog = RetrainDialog(self._retraining(), self)
         self.retrain_dialog.refresh()
         self.retrain_dialog.show()
         self.retrain_dialog.raise_()
+
+    def show_versions(self) -> None:
+        """AI ▸ Model versions: the one (non-modal) dialog, the registry read again."""
+        if self.versions_dialog is None:
+            from strokelens.app.versions_dialog import VersionsDialog  # built on first use
+
+            self.versions_dialog = VersionsDialog(self._retraining(), self)
+        self.versions_dialog.refresh()
+        self.versions_dialog.show()
+        self.versions_dialog.raise_()
 
     def set_mouse_preset(self, preset: str) -> None:
         """StrokeLens's mouse and keys, or ITK-SNAP's (``slice_view``); remembered."""

@@ -189,6 +189,7 @@ class Menus:
         self._ranking(menu.addMenu("Rank cases &by"))
         menu.addSeparator()
         self.action(menu, "&Retrain with corrections…", window.show_retrain)
+        self.action(menu, "Model &versions…", window.show_versions)
 
     def _ranking(self, menu: QMenu) -> None:
         """One checkable action per doubt score (``core.ranking``), the one in use checked."""

@@ -204,7 +204,7 @@ class RetrainDialog(QDialog):
         runner = retraining.runner
         runner.event.connect(self.show_event)
         runner.problem.connect(self._log)
-        retraining.promoted.connect(self._promoted)
+        retraining.activated.connect(self._activated)
 
     # -- the plan ------------------------------------------------------------------------------
     def refresh(self) -> None:
@@ -489,11 +489,16 @@ class RetrainDialog(QDialog):
         box.buttonClicked.connect(
             lambda button: (
                 box.standardButton(button) == yes
-                and self.tasks.spawn(self.retraining.promote(version))
+                and self.tasks.spawn(self.retraining.activate(version))
             )
         )
         box.open()  # not exec(): never block the loop
 
-    def _promoted(self, version: str) -> None:
-        self.promote_button.setEnabled(False)
-        self.promote_button.setText(f"{version} is active")
+    def _activated(self, version: str) -> None:
+        """Another version became active (here, or in Model versions): the run's version can be
+        promoted unless it is the one."""
+        if self.version is None or self.results.rowCount() == 0:
+            return  # no finished run shown
+        mine = version == self.version
+        self.promote_button.setEnabled(not mine)
+        self.promote_button.setText(f"{version} is active" if mine else f"Promote {self.version}…")

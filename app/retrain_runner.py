@@ -34,7 +34,13 @@ from strokelens.app.tasks import Tasks
 from strokelens.core.errors import DataError, StrokeLensError
 from strokelens.core.limits import MAX_MEMBERS
 from strokelens.core.project.review import Status
-from strokelens.core.registry import ENSEMBLE, check_version, promotion_check
+from strokelens.core.registry import (
+    ENSEMBLE,
+    VersionInfo,
+    check_version,
+    promotion_check,
+    version_number,
+)
 from strokelens.core.schema import Bool, Finite, Int, SafeName, Str, parse, validate
 
 if TYPE_CHECKING:
@@ -477,25 +483,37 @@ def _active_version(root: Path | None) -> tuple[str, tuple[str, ...], Path | Non
     return name, members, registry.base_training_data()
 
 
-def _promote(root: Path | None, version: str) -> Path:
-    """Make ``version`` the registry's active one; its manifest (worker)."""
+def _activate(root: Path | None, version: str) -> Path:
+    """Make ``version`` the registry's active one: a promotion, or a rollback when it is older
+    than the active one; its manifest (worker)."""
     from strokelens.core.registry import Registry
 
     registry = Registry(root)
-    registry.promote(version)
+    if version_number(version) < version_number(registry.active()):
+        registry.rollback(version)
+    else:
+        registry.promote(version)
     return registry.active_manifest()
+
+
+def _versions(root: Path | None) -> list[VersionInfo]:
+    """The registry's versions, oldest first, with their records (worker)."""
+    from strokelens.core.registry import Registry
+
+    return Registry(root).list()
 
 
 class Retraining:
     """The window's fine-tuning with corrections: what a run would train on, the run (its
-    worker: ``runner``), and the promotion of its result, which switches the AI to it.
+    worker: ``runner``), the registry's versions, and making one active (the run's result, or
+    an earlier one), which switches the AI to it.
 
     ``registry``: the registry's folder (None: the user's). Events: ``status(text, ms)``,
-    ``promoted(version)``.
+    ``activated(version)``.
     """
 
     status = Signal(str, int)
-    promoted = Signal(str)
+    activated = Signal(str)
 
     def __init__(
         self,
@@ -523,20 +541,24 @@ class Retraining:
     async def devices(self) -> tuple[str, ...]:
         return await self.tasks.run_in_worker(find_devices)
 
-    async def promote(self, version: str) -> bool:
-        """Make ``version`` active and "Run AI" use it (predictions of the version before stay
-        in the cache, under its own fingerprint); refused while the AI runs."""
+    async def versions(self) -> list[VersionInfo]:
+        return await self.tasks.run_in_worker(_versions, self.registry)
+
+    async def activate(self, version: str) -> bool:
+        """Make ``version`` active (promoted, or rolled back to) and "Run AI" use it
+        (predictions of the version before stay in the cache, under its own fingerprint);
+        refused while the AI runs."""
         if self.ai.job is not None:
-            self.status.emit("Stop the AI (Esc) before promoting another version.", 8000)
+            self.status.emit("Stop the AI (Esc) before switching to another version.", 8000)
             return False
         try:
-            manifest = await self.tasks.run_in_worker(_promote, self.registry, version)
+            manifest = await self.tasks.run_in_worker(_activate, self.registry, version)
         except StrokeLensError as exc:
             self.tasks.report(exc, act=True)
             return False
         if not self.ai.set_ensemble(manifest):
             return False
-        self.promoted.emit(version)
+        self.activated.emit(version)
         self.status.emit(f"Version {version} is active: Run AI uses it.", 8000)
         return True
 
