@@ -236,6 +236,10 @@ def test_a_run_draws_curves_and_promotion_asks_then_run_ai_uses_it(
     # (the engine process finishes the cache file's write after it answers)
     qtbot.waitUntil(lambda: set(cache.index(new_fp, refs)) == {"training/case_3"}, timeout=20_000)
     assert set(cache.index(old_fp, refs)) == {"training/case_4"}  # still the old version's
+    # a rollback made elsewhere (AI > Model versions) offers the run's version again
+    assert run(loop, dialog.retraining.activate(registry.history()[-1].previous))
+    assert registry.active() != version and window.ai.ensemble == old
+    assert dialog.promote_button.isEnabled() and version in dialog.promote_button.text()
 
 
 @pytest.mark.heavy
