@@ -149,6 +149,32 @@ def make_ensemble(folder, losses=("focal", "focal", "ce", "ce"), config=TINY):
     return Manifest("test-ensemble", members, load_scaling()).save(folder / "ensemble.json")
 
 
+def relative_copy(manifest: Path, name: str, reference: float = 20.0) -> Path:
+    """``manifest`` saved beside itself as ``name``, reading CBF and CBV relative to the brain
+    (both scaled to ``reference``)."""
+    from dataclasses import replace
+
+    from strokelens.core.manifest import read_manifest
+    from strokelens.core.preprocessing import RELATIVE_CHANNELS
+
+    read = read_manifest(manifest)
+    scaling = {
+        c: replace(r, reference=reference if c in RELATIVE_CHANNELS else None)
+        for c, r in read.preprocessing.items()
+    }
+    return replace(read, preprocessing=scaling).save(manifest.parent / name)
+
+
+def case_and_boneonly_case(root: Path) -> dict[str, Path]:
+    """``TRAINING/case_1`` and ``TRAINING/case_2``, whose CT is all bone (300 HU): no brain for
+    a relative scaling; case_2's file paths."""
+    write_isles_case(root / "TRAINING" / "case_1", seed=0)
+    bone = write_isles_case(root / "TRAINING" / "case_2", first_id=345570, seed=1)
+    img = nib.load(bone["CT"])
+    nib.save(nib.Nifti1Image(np.full(img.shape, 300, np.int16), img.affine), bone["CT"])
+    return bone
+
+
 def address_space() -> int:
     """Bytes of address space this process uses now (Linux)."""
     return int(Path("/proc/self/statm").read_text().split()[0]) * resource.getpagesize()

@@ -12,7 +12,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from helpers import write_isles_case
+from helpers import case_and_boneonly_case, relative_copy, write_isles_case
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox
 
@@ -252,21 +252,10 @@ def test_a_case_a_relative_version_cannot_scale_is_skipped_and_the_process_goes_
 ):
     """The engine's refusal of one case (a relative version, a case without brain) is that
     case's error, named by its map: the AI process stays up for the next case."""
-    import nibabel as nib
-
     from strokelens.core.dataset import open_dataset
-    from strokelens.core.manifest import read_manifest
 
-    write_isles_case(tmp_path / "data" / "TRAINING" / "case_1", seed=0)
-    bone = write_isles_case(tmp_path / "data" / "TRAINING" / "case_2", first_id=345570, seed=1)
-    img = nib.load(bone["CT"])
-    nib.save(nib.Nifti1Image(np.full(img.shape, 300, np.int16), img.affine), bone["CT"])
-    manifest = read_manifest(ensemble)
-    relative = {
-        c: replace(r, reference=20.0 if c in ("CBF", "CBV") else None)
-        for c, r in manifest.preprocessing.items()
-    }
-    path = replace(manifest, preprocessing=relative).save(ensemble.parent / "relative-ai.json")
+    bone = case_and_boneonly_case(tmp_path / "data")
+    path = relative_copy(ensemble, "relative-ai.json")
     refs = {ref.key: ref for ref in open_dataset(tmp_path / "data")}
     loop = asyncio.new_event_loop()
     runner = AiRunner(loop, path, threads=1)

@@ -4,7 +4,6 @@ case_metrics; ``strokelens evaluate`` finds those files again and reports the sa
 from __future__ import annotations
 
 import csv
-import dataclasses
 import gzip
 import json
 import math
@@ -13,13 +12,12 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from helpers import write_isles_case, write_simple_case
+from helpers import case_and_boneonly_case, relative_copy, write_isles_case, write_simple_case
 
 from strokelens.app.cli import main
 from strokelens.app.commands import predict
 from strokelens.core.dataset import load_case, open_dataset
 from strokelens.core.engine import Engine
-from strokelens.core.manifest import read_manifest
 from strokelens.core.metrics import METRICS, case_metrics
 from strokelens.core.output import prepare_folders
 
@@ -179,18 +177,8 @@ def test_corrupt_gzip_case_is_failed_not_predicted(ensemble, tmp_path, capsys):
 def test_a_relative_version_skips_a_case_it_cannot_scale(ensemble, tmp_path, capsys):
     """A version reading CBF/CBV relative to the brain predicts no case without enough brain
     (here all bone): that case fails with its map named, the others are predicted."""
-    write_isles_case(tmp_path / "data" / "TRAINING" / "case_1", seed=0)
-    bone = write_isles_case(tmp_path / "data" / "TRAINING" / "case_2", first_id=345570, seed=1)
-    img = nib.load(bone["CT"])
-    nib.save(nib.Nifti1Image(np.full(img.shape, 300, np.int16), img.affine), bone["CT"])
-    manifest = read_manifest(ensemble)
-    relative = {
-        c: dataclasses.replace(r, reference=20.0 if c in ("CBF", "CBV") else None)
-        for c, r in manifest.preprocessing.items()
-    }
-    path = dataclasses.replace(manifest, preprocessing=relative).save(
-        ensemble.parent / "relative-skip.json"
-    )
+    bone = case_and_boneonly_case(tmp_path / "data")
+    path = relative_copy(ensemble, "relative-skip.json")
     out = tmp_path / "out"
     try:
         argv = ["predict", str(tmp_path / "data"), "--out", str(out), "--ensemble", str(path)]
