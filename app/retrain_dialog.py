@@ -228,6 +228,12 @@ class RetrainDialog(QDialog):
 
     def set_plan(self, plan: RetrainPlan) -> None:
         self.plan = plan
+        if self.version is None and self.stopped is None and plan.staged:
+            self.stopped = plan.staged[-1]  # as 'finetune --resume latest'
+            self.progress.setText(
+                f"Version {self.stopped} was started and not finished (stopped, or closed "
+                "during its run): Resume continues it from its last finished epoch."
+            )
         patients = [p for p in plan.patients if p.approved]
         self.summary.setText(
             f"Fine-tunes version {plan.parent} ({len(plan.members)} members) with "
@@ -361,6 +367,7 @@ class RetrainDialog(QDialog):
         self.start_button.setEnabled(not running and self.spec() is not None)
         self.cancel_button.setEnabled(running)
         self.resume_button.setEnabled(not running and self.stopped is not None)
+        self.resume_button.setText("Resume" if self.stopped is None else f"Resume {self.stopped}")
 
     def start(self) -> None:
         spec = self.spec()

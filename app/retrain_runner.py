@@ -448,6 +448,8 @@ class RetrainPlan:
     patients: tuple[PatientCases, ...]
     heldout: frozenset[str]
     originals: Path | None = None  # the base version's training data, when known
+    #: retrains started and not finished (killed, or the app closed during the run), oldest first
+    staged: tuple[str, ...] = ()
 
     @property
     def approved(self) -> int:
@@ -472,15 +474,17 @@ class RetrainPlan:
         return None
 
 
-def _active_version(root: Path | None) -> tuple[str, tuple[str, ...], Path | None]:
-    """The registry's active version, its members' names and the base's training data
-    (worker)."""
+def _active_version(
+    root: Path | None,
+) -> tuple[str, tuple[str, ...], Path | None, tuple[str, ...]]:
+    """The registry's active version, its members' names, the base's training data and the
+    retrains started and not finished (worker)."""
     from strokelens.core.registry import Registry
 
     registry = Registry(root)
     name = registry.active()
     members = tuple(m.name for m in registry.manifest(name).members)
-    return name, members, registry.base_training_data()
+    return name, members, registry.base_training_data(), tuple(registry.staged())
 
 
 def _activate(root: Path | None, version: str) -> Path:
@@ -533,10 +537,13 @@ class Retraining:
         store = self.project.store
         records = [] if store is None else await self.tasks.run_in_worker(store.cases)
         approved = [r.key for r in records if r.status is Status.APPROVED]
-        parent, members, originals = await self.tasks.run_in_worker(_active_version, self.registry)
+        parent, members, originals, staged = await self.tasks.run_in_worker(
+            _active_version, self.registry
+        )
         patients = tuple(patients_of(self.model.entries, approved))
         project = None if store is None else store.path
-        return RetrainPlan(project, parent, members, patients, default_heldout(patients), originals)
+        heldout = default_heldout(patients)
+        return RetrainPlan(project, parent, members, patients, heldout, originals, staged)
 
     async def devices(self) -> tuple[str, ...]:
         return await self.tasks.run_in_worker(find_devices)

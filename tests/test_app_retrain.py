@@ -21,6 +21,7 @@ from test_app_window import SHAPE_XYZ, run
 from strokelens.app.main_window import MainWindow
 from strokelens.app.model import Model
 from strokelens.app.retrain_dialog import RetrainDialog
+from strokelens.app.retrain_runner import Retraining
 from strokelens.core.dataset import load_case, open_dataset
 from strokelens.core.manifest import read_manifest
 from strokelens.core.prediction_store import PredictionCache, manifest_fingerprint
@@ -276,9 +277,22 @@ def test_cancel_ends_the_worker_and_leaves_the_window_usable(
     run(loop, window.tasks.idle())
     paint(window)
     assert window.model.case.key == "training/case_5" and window.edit.has_edits()
-    dialog.resume_button.click()  # the cancelled version goes on, with its own settings
-    qtbot.waitUntil(lambda: dialog.retraining.runner.running, timeout=5000)
-    qtbot.waitUntil(lambda: not runner.running, timeout=RUN_TIMEOUT_MS)
+    # as after a restart of the app: a new dialog finds the staged version in the registry
+    retraining = Retraining(window.model, window.project, window.ai, window.tasks)
+    again = RetrainDialog(retraining, window)
+    qtbot.addWidget(again)
+    again.refresh()
+    run(loop, window.tasks.idle())
+    assert again.resume_button.isEnabled() and again.resume_button.text() == f"Resume {version}"
+    assert "not finished" in again.progress.text()
+    retraining.runner.event.connect(
+        lambda event: starts.append(event) if event.event == "start" else None
+    )
+    again.resume_button.click()  # the cancelled version goes on, with its own settings
+    qtbot.waitUntil(lambda: retraining.runner.running, timeout=5000)
+    qtbot.waitUntil(lambda: not retraining.runner.running, timeout=RUN_TIMEOUT_MS)
     run(loop, window.tasks.idle())
     assert [s.version for s in starts] == [version, version]
-    assert version in registry.versions() and dialog.promote_button.isEnabled()
+    assert version in registry.versions() and again.promote_button.isEnabled()
+    assert version not in registry.staged()
+    retraining.close()
