@@ -231,8 +231,9 @@ class RetrainDialog(QDialog):
         if self.version is None and self.stopped is None and plan.staged:
             self.stopped = plan.staged[-1]  # as 'finetune --resume latest'
             self.progress.setText(
-                f"Version {self.stopped} was started and not finished (stopped, or closed "
-                "during its run): Resume continues it from its last finished epoch."
+                f"Version {self.stopped} was started and not finished (stopped, closed during "
+                "its run, or running elsewhere): Resume continues it from its last finished "
+                "epoch."
             )
         patients = [p for p in plan.patients if p.approved]
         self.summary.setText(
