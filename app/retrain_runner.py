@@ -573,6 +573,11 @@ class Retraining:
         self.runner.close()
 
 
+#: Below this many held-out cases a recommendation says it may be chance (per-case DSC varies
+#: by 0.1-0.2 between patients, docs/retrain.md).
+FEW_HELDOUT = 5
+
+
 def verdict(done: Done, heldout_cases: int, trained: Sequence[str]) -> tuple[bool, str]:
     """Whether to recommend promoting ``done``'s version, and why, in words: only when neither
     the ensemble's held-out DSC nor the ``trained`` members' mean dropped
@@ -592,4 +597,6 @@ def verdict(done: Done, heldout_cases: int, trained: Sequence[str]) -> tuple[boo
         return False, f"Not recommended: {figures}."
     if not done.recommend:
         return False, f"Not recommended by the fine-tuning ({figures})."
+    if heldout_cases < FEW_HELDOUT:
+        return True, f"Recommended: {figures}; few cases judged it, so this may be chance."
     return True, f"Recommended: {figures}."
