@@ -158,8 +158,10 @@ def test_models_command(tmp_path, ensemble, capsys):
     reg = Registry(tmp_path / "models", base=ensemble)
     name = _version(reg, ensemble)
     root = ["--registry", str(reg.root)]
+    staged = reg.allocate()  # a retrain started and not finished
     assert main(["models", "list", *root]) == 0
-    assert "v0002" in capsys.readouterr().out
+    listed = capsys.readouterr().out
+    assert "v0002" in listed and f"--resume {staged}" in listed and "unfinished" in listed
     assert main(["models", "promote", name, *root]) == 0
     assert reg.active() == name
     assert capsys.readouterr().out == "active version: v0002 (was demo)\n"

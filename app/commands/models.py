@@ -47,6 +47,8 @@ def run(args: argparse.Namespace) -> int:
                 f"{_dsc(rec.after):>8}  {len(rec.train_cases)} trained, "
                 f"{len(rec.heldout_cases)} held out"
             )
+        for name in registry.staged():  # killed, cancelled or running: never active
+            print(f"  {name:9}(unfinished: strokelens finetune --project P --resume {name})")
         return 0
     if args.version is None:
         raise RegistryError(
