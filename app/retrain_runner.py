@@ -39,7 +39,6 @@ from strokelens.core.registry import (
     VersionInfo,
     check_version,
     promotion_check,
-    version_number,
 )
 from strokelens.core.schema import Bool, Finite, Int, SafeName, Str, parse, validate
 
@@ -488,15 +487,12 @@ def _active_version(
 
 
 def _activate(root: Path | None, version: str) -> Path:
-    """Make ``version`` the registry's active one: a promotion, or a rollback when it is older
-    than the active one; its manifest (worker)."""
+    """Make ``version`` the registry's active one (``Registry.activate``); its manifest
+    (worker)."""
     from strokelens.core.registry import Registry
 
     registry = Registry(root)
-    if version_number(version) < version_number(registry.active()):
-        registry.rollback(version)
-    else:
-        registry.promote(version)
+    registry.activate(version)
     return registry.active_manifest()
 
 

@@ -329,12 +329,20 @@ class Registry:
         """Make an earlier version than the active one active again; returns the one before."""
         return self._set_active(name, "rollback")
 
-    def _set_active(self, name: str, action: Literal["promote", "rollback"]) -> str:
+    def activate(self, name: str) -> str:
+        """Make version ``name`` active: a rollback when it is older than the active one, else a
+        promotion (decided under the lock); returns the version active before."""
+        return self._set_active(name, None)
+
+    def _set_active(self, name: str, action: Literal["promote", "rollback"] | None) -> str:
         name = _checked(name, self.root)
         with self.locked():
             self.manifest_path(name)  # RegistryError when there is no such version
             state = self._active_file()
             previous = state.active
+            if action is None:
+                back = version_number(name) < version_number(previous)
+                action = "rollback" if back else "promote"
             if action == "rollback" and version_number(name) >= version_number(previous):
                 raise RegistryError(
                     f"{name} is not earlier than the active version {previous}; "

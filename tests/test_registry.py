@@ -48,6 +48,20 @@ def _version(reg: Registry, ensemble) -> str:
     return name
 
 
+def test_activate_promotes_a_newer_version_and_rolls_back_to_an_older_one(tmp_path, ensemble):
+    reg = Registry(tmp_path / "models", base=ensemble)
+    v2, v3 = _version(reg, ensemble), _version(reg, ensemble)
+    assert reg.activate(v3) == BASE and reg.activate(v2) == v3 and reg.activate(BASE) == v2
+    assert [(h.action, h.version) for h in reg.history()] == [
+        ("promote", v3),
+        ("rollback", v2),
+        ("rollback", BASE),
+    ]
+    with pytest.raises(RegistryError):
+        reg.activate("v0099")  # no such version: the pointer stays
+    assert reg.active() == BASE
+
+
 @pytest.mark.parametrize(
     "name", ["../v0002", "v2", "v0002/..", "V0002", "v0002 ", "", "demo2", "/tmp", None, 7]
 )
