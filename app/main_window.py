@@ -39,6 +39,7 @@ from strokelens.app.layers_panel import LayersPanel
 from strokelens.app.menus import Menus
 from strokelens.app.mismatch_panel import MismatchPanel
 from strokelens.app.model import UNITS, Model, RecentList
+from strokelens.app.model_actions import ModelActions
 from strokelens.app.montage_view import MontageView
 from strokelens.app.project_actions import ProjectActions
 from strokelens.app.project_session import ProjectSession
@@ -52,9 +53,6 @@ from strokelens.app.tasks import Tasks
 from strokelens.core.case import CHANNELS
 
 if TYPE_CHECKING:
-    from strokelens.app.retrain_dialog import RetrainDialog
-    from strokelens.app.retrain_runner import Retraining
-    from strokelens.app.versions_dialog import VersionsDialog
     from strokelens.core.prediction_store import PredictionCache
 
 #: The mismatch dock shows at least its numbers and verdict (the criteria may scroll).
@@ -146,9 +144,7 @@ class MainWindow(QMainWindow):
                 allow_external_members,
             ),
         )  # fmt: skip
-        self.retraining: Retraining | None = None  # with the dialog (its imports are heavy)
-        self.retrain_dialog: RetrainDialog | None = None  # AI ▸ Retrain, built when asked
-        self.versions_dialog: VersionsDialog | None = None  # AI ▸ Model versions, likewise
+        self.models = ModelActions(self)  # AI ▸ Retrain, AI ▸ Model versions
         self.cases = CaseLoader(
             model, self.tasks, self.browser.neighbour, self.browser.visible_indices
         )
@@ -221,8 +217,7 @@ class MainWindow(QMainWindow):
         self.project.close_now()  # what is unsaved is saved before anything else stops
         self.series.closed = True  # the docks hide as the window goes: no series to read
         self.ai.close()
-        if self.retraining is not None:
-            self.retraining.close()
+        self.models.close()
         for timer in (self.compare.timer, self.series.timer):
             timer.stop()
         self.tasks.close()
@@ -339,35 +334,6 @@ class MainWindow(QMainWindow):
             )
         else:
             self.tasks.spawn(self.cases.show_case(index))
-
-    def _retraining(self) -> Retraining:
-        """The fine-tuning and registry controller, built on first use (heavy imports)."""
-        if self.retraining is None:
-            from strokelens.app.retrain_runner import Retraining
-
-            self.retraining = Retraining(self.model, self.project, self.ai, self.tasks)
-            self.retraining.status.connect(self.show_status)
-        return self.retraining
-
-    def show_retrain(self) -> None:
-        """AI ▸ Retrain with corrections: the one (non-modal) dialog, its plan read again."""
-        if self.retrain_dialog is None:
-            from strokelens.app.retrain_dialog import RetrainDialog  # built on first use
-
-            self.retrain_dialog = RetrainDialog(self._retraining(), self)
-        self.retrain_dialog.refresh()
-        self.retrain_dialog.show()
-        self.retrain_dialog.raise_()
-
-    def show_versions(self) -> None:
-        """AI ▸ Model versions: the one (non-modal) dialog, the registry read again."""
-        if self.versions_dialog is None:
-            from strokelens.app.versions_dialog import VersionsDialog  # built on first use
-
-            self.versions_dialog = VersionsDialog(self._retraining(), self)
-        self.versions_dialog.refresh()
-        self.versions_dialog.show()
-        self.versions_dialog.raise_()
 
     def set_mouse_preset(self, preset: str) -> None:
         """StrokeLens's mouse and keys, or ITK-SNAP's (``slice_view``); remembered."""

@@ -188,8 +188,8 @@ class Menus:
         self.action(menu, "Choose &ensemble…", window.choose_ensemble)
         self._ranking(menu.addMenu("Rank cases &by"))
         menu.addSeparator()
-        self.action(menu, "&Retrain with corrections…", window.show_retrain)
-        self.action(menu, "Model &versions…", window.show_versions)
+        self.action(menu, "&Retrain with corrections…", window.models.show_retrain)
+        self.action(menu, "Model &versions…", window.models.show_versions)
 
     def _ranking(self, menu: QMenu) -> None:
         """One checkable action per doubt score (``core.ranking``), the one in use checked."""

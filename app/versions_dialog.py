@@ -29,6 +29,7 @@ from strokelens.core.errors import StrokeLensError
 from strokelens.core.registry import ENSEMBLE, VersionInfo, promotion_check, version_number
 
 COLUMNS = ("", "Version", "Parent", "Created", "Trained on", "Judged on", "Held-out DSC", "Advice")
+ADVICE = COLUMNS.index("Advice")  # its tooltip holds the figures behind it
 ACTIVE_MARK = "●"
 
 
@@ -165,7 +166,7 @@ class VersionsDialog(QDialog):
                 word,
             )
             for column, text in enumerate(cells):
-                self.table.setItem(row, column, _item(text, why if column == 7 else ""))
+                self.table.setItem(row, column, _item(text, why if column == ADVICE else ""))
         self.table.resizeColumnsToContents()
         active = next((r for r, info in enumerate(versions) if info.active), None)
         if active is not None:

@@ -92,7 +92,7 @@ def open_dialog(loop, window, dataset) -> RetrainDialog:
     action = next(a for a in window.menus.in_order if a.text() == "&Retrain with corrections…")
     action.trigger()
     run(loop, window.tasks.idle())
-    dialog = window.retrain_dialog
+    dialog = window.models.retrain_dialog
     assert dialog is not None and dialog.isVisible() and not dialog.isModal()
     return dialog
 
@@ -123,7 +123,7 @@ def test_the_dialog_lists_approved_cases_per_patient_and_needs_one(
     window.project.reviewer = "Dr Test"
     window.project_actions.approve()
     run(loop, window.tasks.idle())
-    window.show_retrain()
+    window.models.show_retrain()
     run(loop, window.tasks.idle())
     listed = rows(dialog)
     assert listed["A"] == ("1: training/case_1", "2", False)  # trains on it

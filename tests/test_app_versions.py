@@ -89,7 +89,7 @@ def test_versions_list_and_switching_asks_then_run_ai_follows(
     action = next(a for a in window.menus.in_order if a.text() == "Model &versions…")
     action.trigger()
     run(loop, window.tasks.idle())
-    dialog = window.versions_dialog
+    dialog = window.models.versions_dialog
     assert dialog is not None and dialog.isVisible() and not dialog.isModal()
 
     rows = cells(dialog)
@@ -134,8 +134,8 @@ def test_an_unreadable_registry_is_said_not_raised(qtbot, loop, tmp_path, regist
     settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
     window = MainWindow(Model(), settings, loop, project=tmp_path / "project")
     qtbot.addWidget(window)
-    window.show_versions()
+    window.models.show_versions()
     run(loop, window.tasks.idle())
-    dialog = window.versions_dialog
+    dialog = window.models.versions_dialog
     assert "cannot be read" in dialog.about.text() and "version.json" in dialog.about.text()
     assert dialog.table.rowCount() == 0 and not dialog.activate_button.isEnabled()
