@@ -8,6 +8,7 @@ import resource
 import signal
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import nibabel as nib
@@ -15,9 +16,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from strokelens.core.manifest import Manifest, Member
+from strokelens.core.manifest import Manifest, Member, read_manifest
 from strokelens.core.models import build_model
-from strokelens.core.preprocessing import load_scaling
+from strokelens.core.preprocessing import RELATIVE_CHANNELS, load_scaling
 from strokelens.core.weights import save_weights
 
 #: ISLES dtypes per modality token
@@ -152,11 +153,6 @@ def make_ensemble(folder, losses=("focal", "focal", "ce", "ce"), config=TINY):
 def relative_copy(manifest: Path, name: str, reference: float = 20.0) -> Path:
     """``manifest`` saved beside itself as ``name``, reading CBF and CBV relative to the brain
     (both scaled to ``reference``)."""
-    from dataclasses import replace
-
-    from strokelens.core.manifest import read_manifest
-    from strokelens.core.preprocessing import RELATIVE_CHANNELS
-
     read = read_manifest(manifest)
     scaling = {
         c: replace(r, reference=reference if c in RELATIVE_CHANNELS else None)
